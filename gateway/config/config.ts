@@ -1,0 +1,59 @@
+export interface MqttConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly wsPort: number | null;
+  readonly maxPayloadBytes: number;
+  readonly allowAnonymous: boolean;
+  readonly credentialsFile: string | null;
+}
+export interface HttpConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly maxQueryRows: number;
+}
+export interface IngestConfig {
+  readonly maxFutureSkewMs: number;
+  readonly maxPastAgeMs: number;
+  readonly seqWindow: number;
+  readonly maxDevices: number;
+}
+export interface LogConfig {
+  readonly dir: string;
+  readonly segmentMaxBytes: number;
+  readonly groupCommitIntervalMs: number;
+  readonly groupCommitMaxBytes: number;
+  readonly checkpointIntervalMs: number;
+  readonly retentionMs: number;
+  readonly retentionSchedule: string;
+  readonly diskHighWaterBytes: number | null;
+  readonly skipCorrupt: boolean;
+}
+export interface WindowConfig {
+  readonly defaultSizesMs: readonly number[];
+  readonly sizesMs: Readonly<Record<string, readonly number[]>>;
+  readonly allowedLatenessMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxOpenWindowsPerKey: number;
+}
+export interface SinksConfig {
+  readonly influxUrl: string | null;
+  readonly rawRetention: string;
+  readonly windowRetention: string;
+  readonly writeRawReadings: boolean;
+  readonly batchMaxPoints: number;
+  readonly flushIntervalMs: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  readonly healthIntervalMs: number;
+  readonly embeddedPath: string;
+}
+export interface GatewayConfig {
+  readonly dataDir: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly mqtt: MqttConfig;
+  readonly http: HttpConfig;
+  readonly ingest: IngestConfig;
+  readonly log: LogConfig;
+  readonly window: WindowConfig;
+  readonly sinks: SinksConfig;
+}

@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { GatewayError } from '../errors.js';
+import type { GatewayConfig } from './config.js';
+import { configSchema } from './schema.js';
+
+/** Environment overrides: the only place process.env is read. Values are parsed per type. */
+export const ENV_OVERRIDES = {
+  PULSEGATE_MQTT_PORT: { path: ['mqtt', 'port'], type: 'int' },
+  PULSEGATE_WS_PORT: { path: ['mqtt', 'wsPort'], type: 'int' },
+  PULSEGATE_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
+  PULSEGATE_DATA_DIR: { path: ['dataDir'], type: 'string' },
+  PULSEGATE_ALLOW_ANONYMOUS: { path: ['mqtt', 'allowAnonymous'], type: 'bool' },
+  PULSEGATE_CREDENTIALS_FILE: { path: ['mqtt', 'credentialsFile'], type: 'string' },
+  PULSEGATE_INFLUX_URL: { path: ['sinks', 'influxUrl'], type: 'string' },
+  PULSEGATE_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
+} as const satisfies Record<string, { path: readonly string[]; type: 'int' | 'string' | 'bool' }>;
+
+export interface LoadConfigOptions {
+  /** Path of a YAML or JSON file; omitted = defaults only. */
+  file?: string;
+  /** Defaults to process.env. */
+  env?: Record<string, string | undefined>;
+  /** Applied after the file and before env (used by the demo and by tests). */
+  overrides?: Record<string, unknown>;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validate = ajv.compile(configSchema);
+
+/** Loads, validates (listing every problem) and deep-freezes the configuration. */
+export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  if (options.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (cause) {
+      throw new GatewayError('GW_ERR_CONFIG_READ', `cannot read config file ${options.file}: ${(cause as Error).message}`, { cause });
+    }
+    try {
+      const parsed: unknown = options.file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+      if (parsed === null || parsed === undefined) raw = {};
+      else if (typeof parsed !== 'object' || Array.isArray(parsed)) problems.push('(root): must be an object');
+      else raw = parsed as Record<string, unknown>;
+    } catch (cause) {
+      throw new GatewayError('GW_ERR_CONFIG_READ', `cannot parse config file ${options.file}: ${(cause as Error).message}`, { cause });
+    }
+  }
+  if (options.overrides) deepMerge(raw, options.overrides);
+  applyEnv(raw, options.env ?? process.env, problems);
+
+  if (!validate(raw)) problems.push(...(validate.errors ?? []).map(formatAjvError));
+  if (problems.length > 0) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
+      details: { problems },
+    });
+  }
+  const config = raw as unknown as Mutable<GatewayConfig>;
+  const base = options.file !== undefined ? resolve(options.file, '..') : process.cwd();
+  config.dataDir = absolute(base, config.dataDir);
+  config.log.dir = config.log.dir === null ? resolve(config.dataDir, 'log') : absolute(base, config.log.dir);
+  config.sinks.embeddedPath = config.sinks.embeddedPath === null ? resolve(config.dataDir, 'store.sqlite') : absolute(base, config.sinks.embeddedPath);
+  if (config.mqtt.credentialsFile !== null) config.mqtt.credentialsFile = absolute(base, config.mqtt.credentialsFile);
+  return deepFreeze(config);
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };
+
+function absolute(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, problems: string[]): void {
+  for (const [name, spec] of Object.entries(ENV_OVERRIDES)) {
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    let value: unknown = text;
+    if (spec.type === 'int') {
+      if (!/^[0-9]+$/.test(text)) {
+        problems.push(`${name}: must be a non-negative integer, got "${text}"`);
+        continue;
+      }
+      value = Number(text);
+    } else if (spec.type === 'bool') {
+      if (text !== 'true' && text !== 'false') {
+        problems.push(`${name}: must be "true" or "false", got "${text}"`);
+        continue;
+      }
+      value = text === 'true';
+    }
+    let node = raw;
+    for (const key of spec.path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[spec.path[spec.path.length - 1]!] = value;
+  }
+}
+
+function formatAjvError(e: ErrorObject): string {
+  const where = e.instancePath === '' ? '(root)' : e.instancePath.slice(1).replaceAll('/', '.');
+  if (e.keyword === 'additionalProperties') return `${where}: unknown key "${String(e.params['additionalProperty'])}"`;
+  if (e.keyword === 'enum') return `${where}: must be one of ${JSON.stringify(e.params['allowedValues'])}`;
+  return `${where}: ${e.message ?? 'is invalid'}`;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(source)) {
+    const cur = target[k];
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && cur !== null && typeof cur === 'object' && !Array.isArray(cur)) {
+      deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
+    } else target[k] = v;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,114 @@
+/**
+ * The one configuration schema (JSON Schema, validated with ajv, additionalProperties: false,
+ * defaults filled in). README.md "Configuration reference" documents every key; a unit test
+ * checks that it does.
+ */
+const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const positiveMs = { type: 'integer', minimum: 1 } as const;
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    dataDir: { type: 'string', minLength: 1, default: './data' },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    mqtt: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { ...port, default: 1883 },
+        /** MQTT over WebSocket; null disables it. */
+        wsPort: { anyOf: [port, { type: 'null' }], default: null },
+        maxPayloadBytes: { type: 'integer', minimum: 64, maximum: 268_435_455, default: 262_144 },
+        allowAnonymous: { type: 'boolean', default: false },
+        /** YAML/JSON file of device credentials (see README "Devices and credentials"). */
+        credentialsFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+      },
+    },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { ...port, default: 8080 },
+        maxQueryRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
+      },
+    },
+    ingest: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** A reading's event time may be at most this far ahead of the gateway's clock. */
+        maxFutureSkewMs: { ...positiveMs, default: 300_000 },
+        /** ...and at most this far behind it (reconnect backlogs are allowed). */
+        maxPastAgeMs: { ...positiveMs, default: 7 * 86_400_000 },
+        /** Out-of-order tolerance of the (device, seq) dedup, in sequence numbers. */
+        seqWindow: { type: 'integer', minimum: 32, maximum: 4096, multipleOf: 32, default: 256 },
+        /** Devices tracked for dedup; the least recently seen is evicted past this. */
+        maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
+      },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Defaults to <dataDir>/log. */
+        dir: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        segmentMaxBytes: { type: 'integer', minimum: 4096, default: 64 * 1024 * 1024 },
+        groupCommitIntervalMs: { type: 'integer', minimum: 0, maximum: 1000, default: 2 },
+        groupCommitMaxBytes: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+        checkpointIntervalMs: { ...positiveMs, default: 10_000 },
+        retentionMs: { ...positiveMs, default: 7 * 86_400_000 },
+        /** node-cron expression for the retention job. */
+        retentionSchedule: { type: 'string', minLength: 9, default: '*/5 * * * *' },
+        /** Above this many bytes of log on disk, ingest withholds acks (backpressure); null = off. */
+        diskHighWaterBytes: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }], default: null },
+        /** Skip over mid-log corruption at startup instead of refusing to start. */
+        skipCorrupt: { type: 'boolean', default: false },
+      },
+    },
+    window: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Tumbling window sizes per kind; kinds not listed use `defaultSizesMs`. */
+        defaultSizesMs: { type: 'array', items: positiveMs, minItems: 1, default: [10_000, 60_000] },
+        sizesMs: {
+          type: 'object',
+          additionalProperties: { type: 'array', items: positiveMs, minItems: 1 },
+          default: {},
+        },
+        allowedLatenessMs: { type: 'integer', minimum: 0, default: 30_000 },
+        /** A key with no new readings for this long (by the clock) has its windows emitted. */
+        idleTimeoutMs: { ...positiveMs, default: 60_000 },
+        maxOpenWindowsPerKey: { type: 'integer', minimum: 1, default: 64 },
+      },
+    },
+    sinks: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** InfluxDB URL with the database in the path, e.g. http://127.0.0.1:8086/pulsegate; null = embedded store. */
+        influxUrl: { anyOf: [{ type: 'string', pattern: '^https?://' }, { type: 'null' }], default: null },
+        rawRetention: { type: 'string', pattern: '^(INF|[0-9]+[hdw])$', default: '7d' },
+        windowRetention: { type: 'string', pattern: '^(INF|[0-9]+[hdw])$', default: '520w' },
+        writeRawReadings: { type: 'boolean', default: true },
+        batchMaxPoints: { type: 'integer', minimum: 1, default: 5000 },
+        flushIntervalMs: { ...positiveMs, default: 1000 },
+        retryInitialMs: { ...positiveMs, default: 200 },
+        retryMaxMs: { ...positiveMs, default: 30_000 },
+        healthIntervalMs: { ...positiveMs, default: 5000 },
+        /** Embedded store file; defaults to <dataDir>/store.sqlite. */
+        embeddedPath: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,49 @@
+/**
+ * One catalog of error codes. Every code is documented in README.md ("Error codes"), and a unit
+ * test checks that it stays so.
+ */
+export const ERROR_CODES = {
+  GW_ERR_CONFIG_INVALID: 'The configuration failed validation; every problem is listed.',
+  GW_ERR_CONFIG_READ: 'The configuration file could not be read or parsed.',
+  GW_ERR_CREDENTIALS_INVALID: 'The device credentials file could not be read or is malformed.',
+  GW_ERR_DECODE: 'A payload could not be decoded as protobuf or JSON.',
+  GW_ERR_INVALID_READING: 'A decoded reading failed validation (range, type, timestamp).',
+  GW_ERR_UNKNOWN_KIND: 'The topic names a sensor kind the gateway does not know.',
+  GW_ERR_TOO_LARGE: 'A payload is larger than mqtt.maxPayloadBytes.',
+  GW_ERR_UNAUTHORIZED: 'A client published or subscribed outside what its credentials allow.',
+  GW_ERR_LOG_CORRUPT: 'A log segment is corrupt in the middle (not a torn tail).',
+  GW_ERR_LOG_IO: 'A log read, write or fsync failed.',
+  GW_ERR_LOG_CLOSED: 'The log was closed before the operation completed.',
+  GW_ERR_CHECKPOINT: 'A checkpoint could not be written or read.',
+  GW_ERR_SINK_WRITE: 'A time-series store write failed.',
+  GW_ERR_SINK_UNAVAILABLE: 'The time-series store cannot be reached.',
+  GW_ERR_QUERY_INVALID: 'A query parameter to the HTTP API is invalid.',
+  GW_ERR_SHUTTING_DOWN: 'The gateway is shutting down and refuses new work.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** Whether retrying the same operation later can succeed (backoff and retry vs dead-letter). */
+  retryable?: boolean;
+  details?: Record<string, unknown>;
+}
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+}
+
+export function isGatewayError(err: unknown, code?: ErrorCode): err is GatewayError {
+  return err instanceof GatewayError && (code === undefined || err.code === code);
+}

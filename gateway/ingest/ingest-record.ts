@@ -1,0 +1,79 @@
+/**
+ * Payload layouts of the log records ingest writes (receiver-based logging). The raw MQTT payload
+ * is kept as received, so replay decodes and validates exactly as the live path did (validation
+ * uses `receivedAt`, not the replay's clock).
+ *
+ *   ingest:      u8 version=1 | f64 receivedAt | u16 topicLength | topic utf8 | payload
+ *   dead letter: u8 version=1 | f64 at | u8 reasonLength | reason | u16 topicLength | topic
+ *                | u32 detailLength | detail utf8 | payload
+ */
+const VERSION = 1;
+
+export interface IngestRecord {
+  readonly receivedAt: number;
+  readonly topic: string;
+  readonly payload: Buffer;
+}
+
+export function encodeIngestRecord(receivedAt: number, topic: string, payload: Buffer): Buffer {
+  const topicLen = Buffer.byteLength(topic);
+  const buf = Buffer.allocUnsafe(1 + 8 + 2 + topicLen + payload.length);
+  buf[0] = VERSION;
+  buf.writeDoubleLE(receivedAt, 1);
+  buf.writeUInt16LE(topicLen, 9);
+  buf.write(topic, 11, topicLen, 'utf8');
+  payload.copy(buf, 11 + topicLen);
+  return buf;
+}
+
+export function decodeIngestRecord(buf: Buffer): IngestRecord {
+  if (buf[0] !== VERSION) throw new Error(`unknown ingest record version ${String(buf[0])}`);
+  const receivedAt = buf.readDoubleLE(1);
+  const topicLen = buf.readUInt16LE(9);
+  return { receivedAt, topic: buf.toString('utf8', 11, 11 + topicLen), payload: buf.subarray(11 + topicLen) };
+}
+
+export interface DeadLetterRecord {
+  readonly at: number;
+  readonly reason: string;
+  readonly topic: string;
+  readonly detail: string;
+  readonly payload: Buffer;
+}
+
+export function encodeDeadLetter(d: DeadLetterRecord): Buffer {
+  const reason = Buffer.from(d.reason.slice(0, 255), 'utf8');
+  const topic = Buffer.from(d.topic, 'utf8').subarray(0, 65535);
+  const detail = Buffer.from(d.detail, 'utf8');
+  const buf = Buffer.allocUnsafe(1 + 8 + 1 + reason.length + 2 + topic.length + 4 + detail.length + d.payload.length);
+  let o = 0;
+  buf[o++] = VERSION;
+  o = buf.writeDoubleLE(d.at, o);
+  o = buf.writeUInt8(reason.length, o);
+  o += reason.copy(buf, o);
+  o = buf.writeUInt16LE(topic.length, o);
+  o += topic.copy(buf, o);
+  o = buf.writeUInt32LE(detail.length, o);
+  o += detail.copy(buf, o);
+  d.payload.copy(buf, o);
+  return buf;
+}
+
+export function decodeDeadLetter(buf: Buffer): DeadLetterRecord {
+  if (buf[0] !== VERSION) throw new Error(`unknown dead-letter record version ${String(buf[0])}`);
+  let o = 1;
+  const at = buf.readDoubleLE(o);
+  o += 8;
+  const rl = buf.readUInt8(o++);
+  const reason = buf.toString('utf8', o, o + rl);
+  o += rl;
+  const tl = buf.readUInt16LE(o);
+  o += 2;
+  const topic = buf.toString('utf8', o, o + tl);
+  o += tl;
+  const dl = buf.readUInt32LE(o);
+  o += 4;
+  const detail = buf.toString('utf8', o, o + dl);
+  o += dl;
+  return { at, reason, topic, detail, payload: buf.subarray(o) };
+}

@@ -1,0 +1,266 @@
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { MqttConfig } from '../config/config.js';
+import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import { RECORD_TYPES, type MessageLog } from '../log/types.js';
+import type { IngestMetrics } from '../metrics.js';
+import type { CredentialStore } from './credentials.js';
+import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
+import type { PayloadDecoder } from './payload-decoder.js';
+import type { RejectReason } from './reject-reasons.js';
+import { parseSensorTopic } from './topic.js';
+
+/** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
+const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
+
+export interface MqttIngestOptions {
+  readonly config: MqttConfig;
+  readonly kinds: KindRegistry;
+  readonly decoder: PayloadDecoder;
+  readonly credentials: CredentialStore | null;
+  readonly log: MessageLog;
+  readonly clock: Clock;
+  readonly metrics: IngestMetrics;
+  readonly logger: Logger;
+  /**
+   * Receives the readings of each accepted publish once its ingest record is durable, in log
+   * order, with the record's offset. This is the only way readings leave ingest.
+   */
+  readonly onDurable: (readings: readonly Reading[], offset: number) => void;
+}
+
+export interface MqttIngest {
+  start(): Promise<void>;
+  /** Bound ports (useful when configured as 0). */
+  readonly ports: { mqtt: number; ws: number | null };
+  readonly broker: Aedes;
+  /** Resolves once every publish taken in has become durable (or failed). */
+  drain(): Promise<void>;
+  /** Idempotent: stops accepting connections, closes clients and the broker. */
+  close(): Promise<void>;
+}
+
+export async function createMqttIngest(options: MqttIngestOptions): Promise<MqttIngest> {
+  const { config, kinds, decoder, credentials, log, clock, metrics, logger } = options;
+  const identities = new WeakMap<Client, string>();
+  let inFlight = 0;
+  let drainWaiters: (() => void)[] = [];
+  let closed = false;
+
+  const settle = (): void => {
+    inFlight--;
+    if (inFlight === 0 && drainWaiters.length > 0) {
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  };
+
+  const broker = await Aedes.createBroker({
+    // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids; keep aedes' default.
+    authenticate(client: Client, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+      if (username === undefined || username === '') {
+        if (config.allowAnonymous) return done(null, true);
+        return done(authError('anonymous access is disabled', 4), false);
+      }
+      if (credentials === null) {
+        if (config.allowAnonymous) return done(null, true);
+        return done(authError('no credentials configured', 4), false);
+      }
+      credentials.verify(username, password === undefined ? Buffer.alloc(0) : Buffer.from(password)).then(
+        (ok) => {
+          if (!ok) return done(authError('bad username or password', 4), false);
+          identities.set(client, username);
+          return done(null, true);
+        },
+        (err: unknown) => done(authError(`credential check failed: ${(err as Error).message}`, 3), false),
+      );
+    },
+
+    authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
+      if (client === null) return done(null); // the gateway's own publishes (alerts)
+      metrics.publishes.labels(String(packet.qos)).inc();
+      const topic = packet.topic;
+      const payload = packet.payload as Buffer;
+      const receivedAt = clock.now();
+      // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH has no way to tell the client;
+      // it either acknowledges it positively or closes the connection. We acknowledge it (once the
+      // dead letter is durable) and keep the connection, so one bad message costs one message.
+      const reject = (reason: RejectReason, detail: string, count = 1): void => {
+        metrics.rejected(reason, count);
+        packet.topic = REJECTED_TOPIC_PREFIX + reason;
+        if (closed) return done(null);
+        inFlight++;
+        log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }), (err) => {
+          settle();
+          if (err) logger.error({ err }, 'dead-letter append failed');
+          if (packet.qos > 0) done(err ? new Error('log unavailable') : null);
+        });
+        if (packet.qos === 0) done(null);
+      };
+
+      const sensor = parseSensorTopic(topic);
+      if (sensor === null) return reject('bad_topic', 'expected sensors/<kind>/<deviceId>');
+      const identity = identities.get(client);
+      if (identity !== undefined && identity !== sensor.deviceId) {
+        return reject('unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
+      }
+      if (payload.length > config.maxPayloadBytes) return reject('too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
+      const kind = kinds.get(sensor.kind);
+      if (kind === undefined) return reject('unknown_kind', `unknown sensor kind "${sensor.kind}"`);
+
+      const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
+      if (result.readings.length === 0) {
+        const first = result.rejected[0] ?? { reason: 'invalid' as const, detail: 'no readings' };
+        for (let i = 1; i < result.rejected.length; i++) metrics.rejected(result.rejected[i]!.reason, 1);
+        return reject(first.reason, first.detail);
+      }
+      // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
+      // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
+      for (const r of result.rejected) metrics.rejected(r.reason, 1);
+      metrics.received(kind.name, result.readings.length);
+      if (closed) return done(new Error('gateway shutting down'));
+
+      inFlight++;
+      const append = (): void => {
+        log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
+          settle();
+          if (err) {
+            logger.error({ err, topic }, 'ingest append failed; publish not acknowledged');
+            // Closing the connection withholds the PUBACK; the client resends (QoS 1).
+            return done(new Error('log unavailable'));
+          }
+          // A QoS 1 PUBACK goes out when this callback runs: only now is the reading durable.
+          if (packet.qos > 0) done(null);
+          options.onDurable(result.readings, offset);
+        });
+        // QoS 0 is best effort: acknowledged at once (there is nothing to send), still logged.
+        if (packet.qos === 0) done(null);
+      };
+      if (log.backpressured) waitForDisk(append);
+      else append();
+      return undefined;
+    },
+
+    authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
+      const identity = client === null ? undefined : identities.get(client);
+      if (sub.topic.startsWith(REJECTED_TOPIC_PREFIX.slice(0, -1)) && identity !== undefined) return done(new Error('not allowed'));
+      if (identity === undefined || credentials === null) return done(null, sub);
+      const allowed = credentials.subscribeFilters(identity).some((f) => filterCovers(f, sub.topic));
+      // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here).
+      return done(null, allowed ? sub : null);
+    },
+
+    authorizeForward(_client: Client, packet) {
+      return packet.topic.startsWith(REJECTED_TOPIC_PREFIX) ? null : packet;
+    },
+  });
+
+  // Backpressure: while the log is over its disk high-water mark, publishes wait before being
+  // appended, which withholds their PUBACK and (through aedes' serial handling) slows the socket.
+  const diskWaiters: (() => void)[] = [];
+  let diskTimer: NodeJS.Timeout | null = null;
+  function waitForDisk(fn: () => void): void {
+    diskWaiters.push(fn);
+    if (diskTimer !== null) return;
+    logger.warn('log over its disk high-water mark: withholding acks');
+    diskTimer = setInterval(() => {
+      if (log.backpressured && !closed) return;
+      clearInterval(diskTimer!);
+      diskTimer = null;
+      for (const w of diskWaiters.splice(0)) w();
+    }, 50);
+  }
+
+  broker.on('client', () => metrics.connectedClients.inc());
+  broker.on('clientDisconnect', () => metrics.connectedClients.dec());
+  broker.on('clientError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
+  broker.on('connectionError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'connection error'));
+
+  // noDelay: Nagle's algorithm holds small PUBACKs back and cuts QoS 1 throughput several-fold.
+  const tcp: NetServer = createNetServer({ noDelay: true }, (socket) => broker.handle(socket));
+  let httpForWs: HttpServer | null = null;
+  let wss: WebSocketServer | null = null;
+  const ports = { mqtt: 0, ws: null as number | null };
+
+  return {
+    broker,
+    ports,
+    async start() {
+      await listen(tcp, config.port, config.host);
+      ports.mqtt = (tcp.address() as AddressInfo).port;
+      if (config.wsPort !== null) {
+        httpForWs = createHttpServer((_req, res) => {
+          res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
+        });
+        wss = new WebSocketServer({ server: httpForWs });
+        wss.on('connection', (ws) => {
+          const stream = createWebSocketStream(ws);
+          stream.on('error', () => stream.destroy());
+          broker.handle(stream as never);
+        });
+        await listen(httpForWs, config.wsPort, config.host);
+        ports.ws = (httpForWs.address() as AddressInfo).port;
+      }
+    },
+    drain() {
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise((resolve) => drainWaiters.push(resolve));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (diskTimer !== null) {
+        clearInterval(diskTimer);
+        diskTimer = null;
+      }
+      const closeServer = (s: NetServer | HttpServer | null): Promise<void> => new Promise((resolve) => (s === null || !s.listening ? resolve() : s.close(() => resolve())));
+      const tcpClosed = closeServer(tcp);
+      const wsClosed = closeServer(httpForWs);
+      wss?.clients.forEach((c) => c.terminate());
+      wss?.close();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await Promise.all([tcpClosed, wsClosed]);
+    },
+  };
+}
+
+function authError(message: string, returnCode: number): AuthenticateError {
+  const err = new Error(message) as AuthenticateError;
+  // [MQTT-3.2.2.3] CONNACK 4 = bad user name or password, 3 = server unavailable, 5 = not authorized.
+  err.returnCode = returnCode;
+  return err;
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Whether subscription filter `filter` covers everything `topic` (itself a filter) matches [MQTT-4.7.1]. */
+export function filterCovers(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const fs = f[i]!;
+    if (fs === '#') return true;
+    const ts = t[i];
+    if (ts === undefined) return false;
+    if (fs === '+') {
+      if (ts === '#') return false;
+      continue;
+    }
+    if (fs !== ts) return false;
+  }
+  return f.length === t.length;
+}

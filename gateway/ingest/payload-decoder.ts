@@ -1,0 +1,190 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import type { IngestConfig } from '../config/config.js';
+import type { FieldSpec, KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import type { RejectReason } from './reject-reasons.js';
+
+/** proto/ sits at the package root: two levels up from source, three from dist/. */
+export const PROTO_FILE = [new URL('../../proto/pulsegate.proto', import.meta.url), new URL('../../../proto/pulsegate.proto', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? 'proto/pulsegate.proto';
+
+export interface RejectedReading {
+  readonly reason: RejectReason;
+  readonly detail: string;
+}
+
+/** Outcome of decoding one publish: the valid readings and one entry per rejected reading. */
+export interface DecodeResult {
+  readonly readings: Reading[];
+  readonly rejected: RejectedReading[];
+}
+
+interface CompiledKind {
+  readonly kind: KindDescriptor;
+  readonly readingType: protobuf.Type;
+  readonly batchType: protobuf.Type;
+  readonly fields: readonly (readonly [string, FieldSpec])[];
+  /** Enum fields: protobuf number -> name. */
+  readonly enumNames: ReadonlyMap<string, readonly string[]>;
+}
+
+/** First byte of every batch: field 1, wire type 2 (see the framing rule in proto/pulsegate.proto). */
+const BATCH_TAG = 0x0a;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+
+export interface PayloadDecoder {
+  /**
+   * Decodes and validates one publish of `kind` from `deviceId`. `receivedAt` is the time the
+   * gateway received it (stored in the log), so that replaying the log validates identically.
+   */
+  decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult;
+}
+
+export function createPayloadDecoder(kinds: KindRegistry, config: IngestConfig, protoFile = PROTO_FILE): PayloadDecoder {
+  const root = protobuf.loadSync(protoFile);
+  const compiled = new Map<string, CompiledKind>();
+  for (const kind of kinds.values()) {
+    const readingType = root.lookupType(kind.proto.reading);
+    const enumNames = new Map<string, readonly string[]>();
+    for (const [name, spec] of Object.entries(kind.fields)) {
+      if (spec.type !== 'enum') continue;
+      const field = readingType.fields[name];
+      const resolved = field?.resolve().resolvedType;
+      if (!(resolved instanceof protobuf.Enum)) throw new Error(`kind ${kind.name}: field ${name} is not a protobuf enum`);
+      const byId: string[] = [];
+      for (const [label, id] of Object.entries(resolved.values)) byId[id] = label;
+      enumNames.set(name, byId);
+    }
+    compiled.set(kind.name, {
+      kind,
+      readingType,
+      batchType: root.lookupType(kind.proto.batch),
+      fields: Object.entries(kind.fields),
+      enumNames,
+    });
+  }
+
+  function decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult {
+    const c = compiled.get(kind.name);
+    if (c === undefined) return { readings: [], rejected: [{ reason: 'unknown_kind', detail: kind.name }] };
+    const out: DecodeResult = { readings: [], rejected: [] };
+    const minTs = receivedAt - config.maxPastAgeMs;
+    const maxTs = receivedAt + config.maxFutureSkewMs;
+    const first = firstNonSpace(payload);
+
+    if (first === OPEN_BRACE || first === OPEN_BRACKET) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(payload.toString('utf8'));
+      } catch (err) {
+        out.rejected.push({ reason: 'decode_error', detail: `JSON: ${(err as Error).message}` });
+        return out;
+      }
+      const items = Array.isArray(parsed) ? parsed : [parsed];
+      if (items.length === 0) out.rejected.push({ reason: 'invalid', detail: 'empty batch' });
+      for (const item of items) {
+        if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+          out.rejected.push({ reason: 'invalid', detail: 'reading is not a JSON object' });
+          continue;
+        }
+        accept(c, deviceId, item as Record<string, unknown>, false, minTs, maxTs, out);
+      }
+      return out;
+    }
+
+    let messages: Record<string, unknown>[];
+    try {
+      if (payload.length > 0 && payload[0] === BATCH_TAG) {
+        const batch = c.batchType.decode(payload) as unknown as Record<string, unknown>;
+        messages = (batch[kind.proto.batchField] as Record<string, unknown>[] | undefined) ?? [];
+        if (messages.length === 0) out.rejected.push({ reason: 'invalid', detail: 'empty batch' });
+      } else {
+        messages = [c.readingType.decode(payload) as unknown as Record<string, unknown>];
+      }
+    } catch (err) {
+      out.rejected.push({ reason: 'decode_error', detail: `protobuf: ${(err as Error).message}` });
+      return out;
+    }
+    for (const m of messages) accept(c, deviceId, m, true, minTs, maxTs, out);
+    return out;
+  }
+
+  return { decode };
+}
+
+/**
+ * First significant byte. 0x0a (a protobuf batch tag) is returned as is: a batch's length byte may
+ * well be '{' or '[', so a JSON payload must not start with a newline (spaces, tabs and CR are fine).
+ */
+function firstNonSpace(buf: Buffer): number {
+  for (let i = 0; i < buf.length && i < 64; i++) {
+    const b = buf[i]!;
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return b;
+  }
+  return -1;
+}
+
+/** protobufjs decodes 64-bit integers to Long objects; JSON gives numbers. */
+function toNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v !== null && typeof v === 'object' && 'toNumber' in v) return (v as { toNumber(): number }).toNumber();
+  return Number.NaN;
+}
+
+function accept(
+  c: CompiledKind,
+  deviceId: string,
+  msg: Record<string, unknown>,
+  fromProtobuf: boolean,
+  minTs: number,
+  maxTs: number,
+  out: DecodeResult,
+): void {
+  const seq = toNumber(msg['seq']);
+  if (!Number.isSafeInteger(seq) || seq < 1) {
+    out.rejected.push({ reason: 'invalid', detail: `seq must be an integer >= 1, got ${String(msg['seq'])}` });
+    return;
+  }
+  const ts = toNumber(msg['ts']);
+  if (!Number.isSafeInteger(ts)) {
+    out.rejected.push({ reason: 'invalid', detail: `ts must be an integer (ms since epoch), got ${String(msg['ts'])}` });
+    return;
+  }
+  if (ts < minTs || ts > maxTs) {
+    out.rejected.push({ reason: 'timestamp_out_of_range', detail: `ts ${ts} outside [${minTs}, ${maxTs}]` });
+    return;
+  }
+  const values: Record<string, number | string> = {};
+  for (const [name, spec] of c.fields) {
+    // proto3 scalars have no presence: only `optional` fields are absent when unset.
+    const present = fromProtobuf ? spec.required || Object.hasOwn(msg, name) : msg[name] !== undefined && msg[name] !== null;
+    if (!present) {
+      if (spec.required) {
+        out.rejected.push({ reason: 'invalid', detail: `missing field ${name}` });
+        return;
+      }
+      continue;
+    }
+    const raw = msg[name];
+    if (spec.type === 'enum') {
+      const label = typeof raw === 'number' && fromProtobuf ? c.enumNames.get(name)?.[raw] : raw;
+      if (typeof label !== 'string' || !spec.values.includes(label)) {
+        out.rejected.push({ reason: 'invalid', detail: `${name} must be one of ${spec.values.join('|')}, got ${String(raw)}` });
+        return;
+      }
+      values[name] = label;
+    } else {
+      const n = toNumber(raw);
+      if (!Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
+        out.rejected.push({ reason: 'invalid', detail: `${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${String(raw)}` });
+        return;
+      }
+      values[name] = n;
+    }
+  }
+  out.readings.push({ kind: c.kind.name, deviceId, seq, ts, values });
+}

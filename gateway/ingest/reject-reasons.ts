@@ -1,0 +1,12 @@
+/** Why a publish or a reading was rejected; the `reason` label of pulsegate_readings_rejected_total. */
+export const REJECT_REASONS = [
+  'decode_error',
+  'invalid',
+  'timestamp_out_of_range',
+  'unknown_kind',
+  'bad_topic',
+  'too_large',
+  'unauthorized',
+  'seq_out_of_window',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -1,0 +1,123 @@
+/**
+ * Dedup by (device, seq) and sequence-gap accounting, in bounded memory.
+ *
+ * Per device: the highest seq seen and a ring bitmap of the last `window` seqs (the anti-replay
+ * window of RFC 4303 section 3.4.3). A seq inside the window is a duplicate when its bit is set;
+ * a jump forward counts the skipped seqs as a gap (loss in transit) at once, and a skipped seq
+ * that arrives later, still inside the window, counts as a gap fill (so net loss = gaps - fills).
+ * A seq more than `window` below the highest is read as a device restart (its counter reset):
+ * the device's state starts over and the restart is counted.
+ * At most `maxDevices` devices are tracked; the least recently seen is evicted (policy
+ * "evict-lru", counted), after which its next reading starts a fresh state.
+ */
+export type SeqVerdict = 'new' | 'duplicate';
+
+export interface SequenceStats {
+  gaps: number;
+  gapFills: number;
+  resets: number;
+  evictions: number;
+}
+
+interface DeviceSeq {
+  high: number;
+  bits: Uint32Array;
+}
+
+export interface SequenceTrackerSnapshot {
+  readonly window: number;
+  readonly devices: readonly (readonly [string, number, string])[];
+}
+
+export class SequenceTracker {
+  private readonly devices = new Map<string, DeviceSeq>();
+  private readonly words: number;
+  readonly stats: SequenceStats = { gaps: 0, gapFills: 0, resets: 0, evictions: 0 };
+
+  constructor(
+    private readonly window: number,
+    private readonly maxDevices: number,
+  ) {
+    if (window % 32 !== 0) throw new Error('seqWindow must be a multiple of 32');
+    this.words = window / 32;
+  }
+
+  get size(): number {
+    return this.devices.size;
+  }
+
+  observe(key: string, seq: number): SeqVerdict {
+    let d = this.devices.get(key);
+    if (d === undefined) {
+      d = { high: seq, bits: new Uint32Array(this.words) };
+      this.setBit(d, seq);
+      this.devices.set(key, d);
+      if (this.devices.size > this.maxDevices) this.evictOldest();
+      return 'new';
+    }
+    // Move to the back of the Map's insertion order: the front is the least recently seen.
+    this.devices.delete(key);
+    this.devices.set(key, d);
+
+    if (seq > d.high) {
+      const jump = seq - d.high;
+      if (jump >= this.window) d.bits.fill(0);
+      else for (let s = d.high + 1; s < seq; s++) this.clearBit(d, s);
+      this.stats.gaps += jump - 1;
+      d.high = seq;
+      this.setBit(d, seq);
+      return 'new';
+    }
+    if (d.high - seq >= this.window) {
+      // Far behind the window: the device restarted its counter.
+      this.stats.resets++;
+      d.high = seq;
+      d.bits.fill(0);
+      this.setBit(d, seq);
+      return 'new';
+    }
+    if (this.testBit(d, seq)) return 'duplicate';
+    this.setBit(d, seq);
+    this.stats.gapFills++;
+    return 'new';
+  }
+
+  snapshot(): SequenceTrackerSnapshot {
+    const devices: (readonly [string, number, string])[] = [];
+    for (const [key, d] of this.devices) devices.push([key, d.high, Buffer.from(d.bits.buffer, d.bits.byteOffset, d.bits.byteLength).toString('base64')]);
+    return { window: this.window, devices };
+  }
+
+  restore(snap: SequenceTrackerSnapshot): void {
+    this.devices.clear();
+    if (snap.window !== this.window) return; // a different window size cannot reuse the bitmaps
+    for (const [key, high, bits] of snap.devices) {
+      const buf = Buffer.from(bits, 'base64');
+      const words = new Uint32Array(this.words);
+      // Copy bytewise: a decoded Buffer may sit at an offset not aligned for a Uint32Array view.
+      new Uint8Array(words.buffer).set(buf.subarray(0, this.words * 4));
+      this.devices.set(key, { high, bits: words });
+    }
+  }
+
+  private evictOldest(): void {
+    const oldest = this.devices.keys().next();
+    if (!oldest.done) {
+      this.devices.delete(oldest.value);
+      this.stats.evictions++;
+    }
+  }
+
+  private setBit(d: DeviceSeq, seq: number): void {
+    const i = seq % this.window;
+    d.bits[i >>> 5]! |= 1 << (i & 31);
+  }
+  private clearBit(d: DeviceSeq, seq: number): void {
+    const i = seq % this.window;
+    d.bits[i >>> 5]! &= ~(1 << (i & 31));
+  }
+  private testBit(d: DeviceSeq, seq: number): boolean {
+    const i = seq % this.window;
+    return (d.bits[i >>> 5]! & (1 << (i & 31))) !== 0;
+  }
+}

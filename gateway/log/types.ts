@@ -1,0 +1,50 @@
+/**
+ * Contract of the hybrid message log (HML). Receiver-based: every accepted publish is appended
+ * BEFORE it is processed. Sender-based: every outgoing batch is appended BEFORE it is sent and an
+ * ack record is appended after the receiver confirmed. One store for both.
+ */
+export const RECORD_TYPES = {
+  /** A publish accepted by ingest: see encodeIngestRecord in gateway/ingest/ingest-record.ts. */
+  ingest: 1,
+  /** A rejected publish kept for inspection: reason + topic + payload (dead letter). */
+  deadLetter: 2,
+  /** An outgoing batch for a destination (sender-based logging). */
+  outgoing: 3,
+  /** Acknowledgement of an outgoing record by its destination. */
+  outgoingAck: 4,
+} as const;
+export type RecordType = (typeof RECORD_TYPES)[keyof typeof RECORD_TYPES];
+
+export interface LogRecord {
+  /** Monotonic offset, unique for the life of the log (survives restarts and retention). */
+  readonly offset: number;
+  readonly type: RecordType;
+  /** Wall-clock time of the append, ms since epoch. */
+  readonly timestamp: number;
+  readonly payload: Buffer;
+}
+
+/** Called once the record is durable (fdatasync'd), or with the error that prevented it. */
+export type DurableCallback = (err: Error | null, offset: number) => void;
+
+export interface MessageLog {
+  /** Open, recover (truncate a torn tail, refuse mid-log corruption) and start group commit. */
+  start(): Promise<void>;
+  /**
+   * Appends a record and returns its offset at once. `onDurable` runs when the group commit
+   * that covers it has been fdatasync'd. Never blocks the event loop on disk.
+   */
+  append(type: RecordType, payload: Uint8Array, onDurable?: DurableCallback): number;
+  /** Promise form of append. */
+  appendDurable(type: RecordType, payload: Uint8Array): Promise<number>;
+  /** Offset the next append will get. */
+  readonly nextOffset: number;
+  /** First offset still present on disk (after retention). */
+  readonly firstOffset: number;
+  /** Reads records [from, to) in order from disk; `to` defaults to the end at call time. */
+  read(from: number, to?: number): AsyncIterable<LogRecord>;
+  /** True while the disk high-water mark is exceeded: ingest must withhold acks. */
+  readonly backpressured: boolean;
+  /** Idempotent: flushes, fsyncs and closes segments. */
+  close(): Promise<void>;
+}

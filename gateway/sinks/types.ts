@@ -1,0 +1,47 @@
+import type { Reading } from '../kinds/kind-descriptor.js';
+import type { WindowResult } from '../window/types.js';
+
+/** A health sample of the gateway itself, written every few seconds so Grafana can chart it. */
+export interface HealthSample {
+  readonly ts: number;
+  readonly values: Readonly<Record<string, number>>;
+}
+
+/** What the gateway hands a sink in one write. Any part may be empty. */
+export interface SinkBatch {
+  readonly readings: readonly Reading[];
+  readonly windows: readonly WindowResult[];
+  readonly health: readonly HealthSample[];
+}
+
+export interface WindowQuery {
+  readonly kind: string;
+  readonly deviceId?: string;
+  readonly sizeMs?: number;
+  readonly from: number;
+  readonly to: number;
+  readonly limit: number;
+}
+
+export interface ReadingQuery {
+  readonly kind: string;
+  readonly deviceId?: string;
+  readonly from: number;
+  readonly to: number;
+  readonly limit: number;
+}
+
+/**
+ * Stage contract for a time-series store. `write` resolves only when the store has the batch
+ * durably; it rejects with a GatewayError whose `retryable` says whether backing off can help.
+ * Writes are idempotent: the same reading/window identity overwrites, never duplicates.
+ */
+export interface Sink {
+  readonly name: string;
+  start(): Promise<void>;
+  write(batch: SinkBatch): Promise<void>;
+  queryWindows(query: WindowQuery): Promise<WindowResult[]>;
+  queryReadings(query: ReadingQuery): Promise<Reading[]>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,35 @@
+import type { Reading } from '../kinds/kind-descriptor.js';
+
+/** One emitted window: identity (kind, deviceId, sizeMs, start, group) + aggregates. */
+export interface WindowResult {
+  readonly kind: string;
+  readonly deviceId: string;
+  /** Window length; for sliding windows `slideMs` says how often one starts. */
+  readonly sizeMs: number;
+  readonly slideMs: number;
+  /** Inclusive start / exclusive end, event time, ms since epoch, aligned to UTC. */
+  readonly start: number;
+  readonly end: number;
+  /** Values of the kind's window.groupBy fields, as strings (e.g. { vehicleClass: 'TRUCK', lane: '2' }). */
+  readonly group: Readonly<Record<string, string>>;
+  /** Aggregate columns named by aggregateColumn(), e.g. { count: 12 } or { bpm_min: 61, ... }. */
+  readonly values: Readonly<Record<string, number>>;
+  /** 0 for the first emission, +1 for every correction by late data (same identity: overwrite). */
+  readonly revision: number;
+}
+
+export interface WindowEngine {
+  /** Adds one accepted, deduplicated reading (in arrival order). */
+  add(reading: Reading): void;
+  /** Lets idle windows close by the injected clock; called on a timer and after replay. */
+  tick(): void;
+  /** Emits every open window (shutdown); nothing half-filled is lost. */
+  flush(): void;
+  /** JSON-serializable state for checkpoints; restore(snapshot()) gives identical future output. */
+  snapshot(): unknown;
+  restore(state: unknown): void;
+  /** Receives every emitted window (first emission and corrections). */
+  onEmit(listener: (window: WindowResult) => void): void;
+  /** Receives readings later than allowed lateness (to be dead-lettered and counted). */
+  onLate(listener: (reading: Reading, sizeMs: number) => void): void;
+}

@@ -1,0 +1,66 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../gateway/config/load-config.js';
+import { isGatewayError } from '../../../gateway/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pg-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('config loader', () => {
+  it('should fill in defaults and freeze the result', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.mqtt.port).toBe(1883);
+    expect(c.http.port).toBe(8080);
+    expect(c.mqtt.allowAnonymous).toBe(false);
+    expect(c.log.dir.endsWith('/data/log')).toBe(true);
+    expect(Object.isFrozen(c.mqtt)).toBe(true);
+  });
+
+  it('should list every problem of a bad file at once', () => {
+    const f = file('bad.yaml', 'mqtt:\n  port: 70000\n  colour: blue\nhttp:\n  port: "x"\nwindow:\n  allowedLatenessMs: -1\nbogus: 1\n');
+    try {
+      loadConfig({ file: f, env: {} });
+      expect.unreachable();
+    } catch (err) {
+      expect(isGatewayError(err, 'GW_ERR_CONFIG_INVALID')).toBe(true);
+      const problems = (err as { details: { problems: string[] } }).details.problems;
+      expect(problems).toEqual(
+        expect.arrayContaining([
+          'mqtt.port: must be <= 65535',
+          'mqtt: unknown key "colour"',
+          'http.port: must be integer',
+          'window.allowedLatenessMs: must be >= 0',
+          '(root): unknown key "bogus"',
+        ]),
+      );
+    }
+  });
+
+  it('should apply PULSEGATE_* environment overrides over the file', () => {
+    const f = file('ok.json', JSON.stringify({ mqtt: { port: 1999 }, dataDir: 'rel' }));
+    const c = loadConfig({
+      file: f,
+      env: { PULSEGATE_MQTT_PORT: '0', PULSEGATE_HTTP_PORT: '0', PULSEGATE_WS_PORT: '9001', PULSEGATE_ALLOW_ANONYMOUS: 'true', PULSEGATE_INFLUX_URL: 'http://127.0.0.1:8086/db' },
+    });
+    expect(c.mqtt.port).toBe(0);
+    expect(c.mqtt.wsPort).toBe(9001);
+    expect(c.mqtt.allowAnonymous).toBe(true);
+    expect(c.sinks.influxUrl).toBe('http://127.0.0.1:8086/db');
+    expect(c.dataDir).toBe(join(dir, 'rel'));
+  });
+
+  it('should reject malformed environment values with the variable named', () => {
+    expect(() => loadConfig({ env: { PULSEGATE_MQTT_PORT: 'abc', PULSEGATE_ALLOW_ANONYMOUS: 'yes' } })).toThrow(/PULSEGATE_MQTT_PORT[\s\S]*PULSEGATE_ALLOW_ANONYMOUS/);
+  });
+
+  it('should report an unreadable or unparsable file with GW_ERR_CONFIG_READ', () => {
+    expect(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).toThrow(expect.objectContaining({ code: 'GW_ERR_CONFIG_READ' }));
+    expect(() => loadConfig({ file: file('broken.yaml', 'a: [1,\n'), env: {} })).toThrow(expect.objectContaining({ code: 'GW_ERR_CONFIG_READ' }));
+  });
+});
