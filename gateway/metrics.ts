@@ -11,6 +11,8 @@ export interface IngestMetrics {
   duplicate(n: number): void;
   readonly publishes: Counter<'qos'>;
   readonly connectedClients: Gauge;
+  /** Plain running totals, read synchronously for the health samples written to the store. */
+  readonly totals: { received: number; rejected: number; duplicates: number };
 }
 
 export function createRegistry(): Registry {
@@ -53,14 +55,19 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   const byKind = new Map(kinds.map((k) => [k, receivedTotal.labels(k)]));
   const byReason = new Map(REJECT_REASONS.map((r) => [r, rejectedTotal.labels(r)]));
   duplicateTotal.inc(0);
+  const totals = { received: 0, rejected: 0, duplicates: 0 };
   return {
+    totals,
     received(kind, n) {
+      totals.received += n;
       (byKind.get(kind) ?? receivedTotal.labels(kind)).inc(n);
     },
     rejected(reason, n) {
+      totals.rejected += n;
       byReason.get(reason)!.inc(n);
     },
     duplicate(n) {
+      totals.duplicates += n;
       duplicateTotal.inc(n);
     },
     publishes,

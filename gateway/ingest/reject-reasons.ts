@@ -7,6 +7,5 @@ export const REJECT_REASONS = [
   'bad_topic',
   'too_large',
   'unauthorized',
-  'seq_out_of_window',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

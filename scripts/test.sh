@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `npm test`: installs the system packages the tests need when they are missing (as root, with
+# apt) or stops at once saying what to install; then runs every test and ends with the line
+# "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing system packages for the tests: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install ${need[*]} failed"; exit 1; }
+  else
+    echo "Missing system packages: ${need[*]}. Install them with: sudo apt-get install -y ${need[*]}"
+    exit 1
+  fi
+fi
+[ -d node_modules ] || npm ci
+
+mkdir -p .test-results
+rm -f .test-results/results.json .test-results/summary.txt
+npx vitest run "$@"
+status=$?
+summary=$(node -e '
+  const fs = require("fs");
+  try {
+    const r = JSON.parse(fs.readFileSync(".test-results/results.json", "utf8"));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    // A failed suite (a file that did not load) counts as a failure even with no test in it.
+    const failedSuites = r.testResults.filter((t) => t.status === "failed" && t.assertionResults.every((a) => a.status !== "failed")).length;
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  } catch (e) { console.log("0 passed, 1 failed"); }
+')
+echo "$summary" > .test-results/summary.txt
+echo "$summary"
+exit $status

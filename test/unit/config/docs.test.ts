@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../../gateway/config/schema.js';
+import { ENV_OVERRIDES } from '../../../gateway/config/load-config.js';
+import { ERROR_CODES } from '../../../gateway/errors.js';
+import { REJECT_REASONS } from '../../../gateway/ingest/reject-reasons.js';
+
+const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+
+function keys(schema: { properties?: Record<string, unknown> }, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(schema.properties ?? {})) {
+    const s = v as { type?: string; properties?: Record<string, unknown> };
+    if (s.type === 'object' && s.properties) out.push(...keys(s, `${prefix}${k}.`));
+    else out.push(prefix + k);
+  }
+  return out;
+}
+
+describe('README', () => {
+  it('should document every error code', () => {
+    for (const code of Object.keys(ERROR_CODES)) expect(readme, code).toContain(`| \`${code}\` |`);
+  });
+
+  it('should document every configuration key and environment override', () => {
+    for (const key of keys(configSchema)) expect(readme, key).toContain(`| \`${key}\` |`);
+    for (const name of Object.keys(ENV_OVERRIDES)) expect(readme, name).toContain(`| \`${name}\` |`);
+  });
+
+  it('should document every rejection reason', () => {
+    for (const reason of REJECT_REASONS) expect(readme, reason).toContain(`| \`${reason}\` |`);
+  });
+});
