@@ -31,6 +31,7 @@ export interface LogConfig {
 export interface WindowConfig {
   readonly defaultSizesMs: readonly number[];
   readonly sizesMs: Readonly<Record<string, readonly number[]>>;
+  readonly outOfOrdernessMs: number;
   readonly allowedLatenessMs: number;
   readonly idleTimeoutMs: number;
   readonly maxOpenWindowsPerKey: number;

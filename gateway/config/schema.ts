@@ -85,6 +85,9 @@ export const configSchema = {
           additionalProperties: { type: 'array', items: positiveMs, minItems: 1 },
           default: {},
         },
+        /** Windows first fire when a device's max event time minus this passes their end. */
+        outOfOrdernessMs: { type: 'integer', minimum: 0, default: 0 },
+        /** After firing, a window still takes readings this late (event time) and is re-emitted corrected. */
         allowedLatenessMs: { type: 'integer', minimum: 0, default: 30_000 },
         /** A key with no new readings for this long (by the clock) has its windows emitted. */
         idleTimeoutMs: { ...positiveMs, default: 60_000 },

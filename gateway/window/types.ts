@@ -30,6 +30,9 @@ export interface WindowEngine {
   restore(state: unknown): void;
   /** Receives every emitted window (first emission and corrections). */
   onEmit(listener: (window: WindowResult) => void): void;
-  /** Receives readings later than allowed lateness (to be dead-lettered and counted). */
-  onLate(listener: (reading: Reading, sizeMs: number) => void): void;
+  /**
+   * Receives readings later than allowed lateness (to be dead-lettered and counted): once per
+   * reading and window definition (sizeMs, slideMs) that took none of it.
+   */
+  onLate(listener: (reading: Reading, sizeMs: number, slideMs: number) => void): void;
 }

@@ -1,0 +1,635 @@
+import type { Clock } from '../clock.js';
+import type { WindowConfig } from '../config/config.js';
+import { GatewayError } from '../errors.js';
+import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import type { WindowEngine, WindowResult } from './types.js';
+import { accumulate, columnValues, compileAggregates, type CompiledAggregates } from './window-aggregates.js';
+
+/**
+ * Event-time windowing engine.
+ *
+ * Time model (per device: one kind + deviceId; all its groups share it)
+ *   maxTs      greatest event time seen from the device.
+ *   watermark  W = maxTs - outOfOrdernessMs (default 0: windows fire as soon as the device
+ *              has moved past them, which is what alert rules want).
+ *   fire       a window [start, end) is emitted (revision 0) once end <= W.
+ *   lateness   its state is kept while end > W - allowedLatenessMs. A reading whose window is
+ *              still kept is applied; if the window was already emitted it is emitted again
+ *              with revision + 1 (same identity, so the store overwrites). Once
+ *              end <= W - allowedLatenessMs the window is closed and its state dropped; a
+ *              reading for it is reported to onLate and not applied. In reading terms, for a
+ *              reading in the last millisecond of its window (ts = end - 1):
+ *              maxTs - outOfOrdernessMs - ts <= allowedLatenessMs is accepted, one ms more is late.
+ *   idle       tick(): a device with no arrival for idleTimeoutMs by the clock has every window
+ *              with unemitted data emitted (silent devices still get their windows); the state
+ *              stays, so a backlog it uploads later still corrects them. After
+ *              idleTimeoutMs + allowedLatenessMs of silence its windows are closed for good: the
+ *              device keeps only a horizon (`lateBefore`), and readings for windows ending at or
+ *              before it are late. That residue is forgotten once clock.now() - maxPastAgeMs
+ *              passes the horizon, since ingest rejects anything older anyway.
+ *   overflow   policy "emit-oldest": a key (kind, deviceId, group) holds at most
+ *              maxOpenWindowsPerKey windows (emitted-but-correctable ones included); one more
+ *              emits the oldest (smallest end) early if it has unemitted data, drops its state
+ *              and makes it final: later readings for it are reported late.
+ *
+ *   sliding    a reading goes to every window [s, s + size) with s a multiple of slideMs; it is
+ *              reported late (once per window definition) only when none of them took it.
+ *
+ * A correction is emitted by the add() that caused it when the window's end is already <= W;
+ * a window emitted early (idle, flush) that gets more data is emitted again when W passes its
+ * end, so a resumed device does not emit one revision per reading. A window closes only after
+ * it fired, so every applied reading reaches an emission. Emission order is deterministic:
+ * tick() and flush() by (end, kind, deviceId, group, sizeMs, slideMs); add() emits an overflow
+ * victim first, then the windows it fired by (end, group, sizeMs, slideMs).
+ */
+
+/** A sliding (hopping) window requested for a kind, e.g. mean bpm over 30 s every 5 s. */
+export interface SlidingWindowSpec {
+  readonly kind: string;
+  readonly sizeMs: number;
+  readonly slideMs: number;
+}
+
+export interface WindowEngineOptions {
+  readonly kinds: KindRegistry;
+  readonly config: WindowConfig;
+  readonly clock: Clock;
+  /** Extra sliding windows; a spec with slideMs === sizeMs is an ordinary tumbling window. */
+  readonly sliding?: readonly SlidingWindowSpec[];
+  /** Event-time slack before a window first fires; 0 (the default) fires at end <= maxTs. */
+  readonly outOfOrdernessMs?: number;
+  /**
+   * Ingest's ingest.maxPastAgeMs: how old a reading's event time may be and still be accepted.
+   * Lets the engine forget silent devices without ever re-opening a window it emitted.
+   * Defaults to 7 days, the schema default of ingest.maxPastAgeMs; pass the configured value.
+   */
+  readonly maxPastAgeMs?: number;
+}
+
+/** Counters (monotonic) and gauges for the metrics registry. */
+export interface WindowEngineStats {
+  /** (reading, window definition) pairs reported to onLate and not applied. */
+  lateDropped: number;
+  /** First emissions (revision 0). */
+  windowsEmitted: number;
+  /** Re-emissions corrected by late data (revision >= 1). */
+  windowsCorrected: number;
+  /** Windows emitted and closed early by the "emit-oldest" overflow policy. */
+  evictions: number;
+  /** Windows emitted by tick() because their device fell silent. */
+  idleEmissions: number;
+  /** Devices whose windows were closed after idleTimeoutMs + allowedLatenessMs of silence. */
+  devicesExpired: number;
+  /** Expired devices forgotten entirely (their horizon older than maxPastAgeMs). */
+  devicesForgotten: number;
+  /** Gauge: windows holding state. */
+  openWindows: number;
+  /** Gauge: devices tracked (including expired ones kept as a horizon). */
+  devices: number;
+}
+
+export interface MeteredWindowEngine extends WindowEngine {
+  readonly stats: Readonly<WindowEngineStats>;
+}
+
+/** What happens when a key would hold more than maxOpenWindowsPerKey windows. */
+export const OPEN_WINDOW_OVERFLOW_POLICY = 'emit-oldest' as const;
+
+const SNAPSHOT_FORMAT = 'pulsegate-window/1';
+const DEFAULT_MAX_PAST_AGE_MS = 7 * 86_400_000;
+/** JSON-safe stand-in for -Infinity (the earliest Date). */
+const NEVER = -8.64e15;
+const GROUP_SEPARATOR = '\u001f';
+
+interface Spec {
+  readonly sizeMs: number;
+  readonly slideMs: number;
+  readonly tumbling: boolean;
+}
+
+interface KindState {
+  readonly name: string;
+  readonly groupBy: readonly string[];
+  readonly agg: CompiledAggregates;
+  /** Sorted by (sizeMs, slideMs); a window's `spec` indexes this. */
+  readonly specs: readonly Spec[];
+  readonly devices: Map<string, DeviceState>;
+}
+
+interface DeviceState {
+  readonly kind: KindState;
+  readonly deviceId: string;
+  maxTs: number;
+  /** Clock time of the last reading (idle detection). */
+  lastArrival: number;
+  /** Windows ending at or before this are final (set when the device expires). */
+  lateBefore: number;
+  readonly groups: Map<string, GroupState>;
+  /** Every window with state, sorted by end (closing order). */
+  windows: Win[];
+  /** Windows with unemitted data, sorted by (end, group key, spec) (emission order). */
+  dirty: Win[];
+}
+
+interface GroupState {
+  readonly device: DeviceState;
+  readonly key: string;
+  readonly values: Readonly<Record<string, string>>;
+  /** Per spec: windows with state, sorted by start. */
+  readonly open: Win[][];
+  /** Per spec: windows ending at or before this were evicted and are final. */
+  readonly horizon: number[];
+  live: number;
+}
+
+interface Win {
+  readonly group: GroupState;
+  readonly spec: number;
+  readonly start: number;
+  readonly end: number;
+  /** Revision of the next emission. */
+  revision: number;
+  dirty: boolean;
+  readonly acc: Float64Array;
+}
+
+export function createWindowEngine(options: WindowEngineOptions): MeteredWindowEngine {
+  const { clock, config } = options;
+  const lateness = config.allowedLatenessMs;
+  const outOfOrderness = options.outOfOrdernessMs ?? 0;
+  const idleTimeout = config.idleTimeoutMs;
+  const maxOpen = config.maxOpenWindowsPerKey;
+  const maxPastAge = options.maxPastAgeMs ?? DEFAULT_MAX_PAST_AGE_MS;
+  const problems: string[] = [];
+  if (!(Number.isInteger(outOfOrderness) && outOfOrderness >= 0)) problems.push('outOfOrdernessMs must be an integer >= 0');
+  if (!(maxOpen >= 1)) problems.push('maxOpenWindowsPerKey must be >= 1');
+
+  const kinds = new Map<string, KindState>();
+  for (const desc of options.kinds.values()) {
+    const specs = new Map<string, Spec>();
+    const addSpec = (sizeMs: number, slideMs: number, origin: string): void => {
+      if (!Number.isInteger(sizeMs) || sizeMs <= 0 || !Number.isInteger(slideMs) || slideMs <= 0 || slideMs > sizeMs) {
+        problems.push(`${origin}: size ${sizeMs} / slide ${slideMs} must be positive integers with slide <= size`);
+        return;
+      }
+      specs.set(`${sizeMs}/${slideMs}`, { sizeMs, slideMs, tumbling: sizeMs === slideMs });
+    };
+    for (const size of config.sizesMs[desc.name] ?? config.defaultSizesMs) addSpec(size, size, `window sizes of ${desc.name}`);
+    for (const s of options.sliding ?? []) if (s.kind === desc.name) addSpec(s.sizeMs, s.slideMs, `sliding window of ${desc.name}`);
+    kinds.set(desc.name, {
+      name: desc.name,
+      groupBy: desc.window.groupBy,
+      agg: compileAggregates(desc),
+      specs: [...specs.values()].sort((a, b) => a.sizeMs - b.sizeMs || a.slideMs - b.slideMs),
+      devices: new Map(),
+    });
+  }
+  for (const s of options.sliding ?? []) if (!kinds.has(s.kind)) problems.push(`sliding window for unknown kind "${s.kind}"`);
+  if (problems.length > 0) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `window engine: ${problems.join('; ')}`, { details: { problems } });
+  }
+
+  const emitListeners: ((w: WindowResult) => void)[] = [];
+  const lateListeners: ((r: Reading, sizeMs: number, slideMs: number) => void)[] = [];
+  const stats: WindowEngineStats = {
+    lateDropped: 0,
+    windowsEmitted: 0,
+    windowsCorrected: 0,
+    evictions: 0,
+    idleEmissions: 0,
+    devicesExpired: 0,
+    devicesForgotten: 0,
+    openWindows: 0,
+    devices: 0,
+  };
+
+  // ---- emission -------------------------------------------------------------------------
+
+  function emit(w: Win): void {
+    // State first, listeners last: a throwing listener cannot leave a window half-emitted.
+    w.dirty = false;
+    const revision = w.revision++;
+    if (revision === 0) stats.windowsEmitted++;
+    else stats.windowsCorrected++;
+    const g = w.group;
+    const kind = g.device.kind;
+    const spec = kind.specs[w.spec]!;
+    const result: WindowResult = {
+      kind: kind.name,
+      deviceId: g.device.deviceId,
+      sizeMs: spec.sizeMs,
+      slideMs: spec.slideMs,
+      start: w.start,
+      end: w.end,
+      group: g.values,
+      values: columnValues(kind.agg, w.acc),
+      revision,
+    };
+    for (const l of emitListeners) l(result);
+  }
+
+  function compareInDevice(a: Win, b: Win): number {
+    return a.end - b.end || compareStrings(a.group.key, b.group.key) || a.spec - b.spec;
+  }
+
+  function compareGlobal(a: Win, b: Win): number {
+    if (a.end !== b.end) return a.end - b.end;
+    const da = a.group.device;
+    const db = b.group.device;
+    if (da !== db) return compareStrings(da.kind.name, db.kind.name) || compareStrings(da.deviceId, db.deviceId);
+    return compareStrings(a.group.key, b.group.key) || a.spec - b.spec;
+  }
+
+  function emitSorted(wins: Win[]): void {
+    wins.sort(compareGlobal);
+    for (const w of wins) emit(w);
+  }
+
+  // ---- state changes --------------------------------------------------------------------
+
+  function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number, lateBefore: number): DeviceState {
+    const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, lateBefore, groups: new Map(), windows: [], dirty: [] };
+    kind.devices.set(deviceId, dev);
+    stats.devices++;
+    return dev;
+  }
+
+  function newGroup(dev: DeviceState, key: string, values: Readonly<Record<string, string>>): GroupState {
+    const n = dev.kind.specs.length;
+    const open: Win[][] = [];
+    for (let i = 0; i < n; i++) open.push([]);
+    const g: GroupState = { device: dev, key, values, open, horizon: new Array<number>(n).fill(NEVER), live: 0 };
+    dev.groups.set(key, g);
+    return g;
+  }
+
+  function groupOf(dev: DeviceState, reading: Reading): GroupState {
+    const by = dev.kind.groupBy;
+    let key = '';
+    for (let i = 0; i < by.length; i++) {
+      const s = groupValue(reading.values[by[i]!]);
+      key = i === 0 ? s : key + GROUP_SEPARATOR + s;
+    }
+    const g = dev.groups.get(key);
+    if (g !== undefined) return g;
+    const values: Record<string, string> = {};
+    for (const f of by) values[f] = groupValue(reading.values[f]);
+    return newGroup(dev, key, Object.freeze(values));
+  }
+
+  function createWin(g: GroupState, spec: number, start: number, end: number, revision: number, acc: Float64Array): Win {
+    const w: Win = { group: g, spec, start, end, revision, dirty: false, acc };
+    const open = g.open[spec]!;
+    let i = open.length;
+    while (i > 0 && open[i - 1]!.start > start) i--;
+    open.splice(i, 0, w);
+    const all = g.device.windows;
+    let j = all.length;
+    while (j > 0 && all[j - 1]!.end > end) j--;
+    all.splice(j, 0, w);
+    g.live++;
+    stats.openWindows++;
+    return w;
+  }
+
+  function markDirty(w: Win): void {
+    w.dirty = true;
+    const list = w.group.device.dirty;
+    let i = list.length;
+    while (i > 0 && compareInDevice(list[i - 1]!, w) > 0) i--;
+    list.splice(i, 0, w);
+  }
+
+  /** Detaches a window from its group (not from the device's lists). */
+  function detach(w: Win): void {
+    const g = w.group;
+    const open = g.open[w.spec]!;
+    if (open[0] === w) open.shift();
+    else open.splice(open.indexOf(w), 1);
+    g.live--;
+    stats.openWindows--;
+  }
+
+  function removeFrom(list: Win[], w: Win): void {
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** "emit-oldest": the window with the smallest end (then spec) goes, emitted if it must be. */
+  function evictOldest(g: GroupState): void {
+    let victim: Win | undefined;
+    for (const open of g.open) {
+      const head = open[0];
+      if (head !== undefined && (victim === undefined || head.end < victim.end)) victim = head;
+    }
+    if (victim === undefined) return;
+    const dev = g.device;
+    detach(victim);
+    removeFrom(dev.windows, victim);
+    g.horizon[victim.spec] = Math.max(g.horizon[victim.spec]!, victim.end);
+    stats.evictions++;
+    if (victim.dirty) {
+      removeFrom(dev.dirty, victim);
+      emit(victim);
+    }
+  }
+
+  /** Applies a reading to one window unless that window is final; returns whether it did. */
+  function applyTo(g: GroupState, spec: number, start: number, end: number, closedThrough: number, reading: Reading): boolean {
+    if (end <= closedThrough || end <= g.device.lateBefore || end <= g.horizon[spec]!) return false;
+    const open = g.open[spec]!;
+    let w: Win | undefined;
+    for (let k = open.length - 1; k >= 0; k--) {
+      const c = open[k]!;
+      if (c.start === start) {
+        w = c;
+        break;
+      }
+      if (c.start < start) break;
+    }
+    if (w === undefined) w = createWin(g, spec, start, end, 0, new Float64Array(g.device.kind.agg.accLength));
+    accumulate(g.device.kind.agg, w.acc, reading);
+    if (!w.dirty) markDirty(w);
+    if (g.live > maxOpen) evictOldest(g);
+    return true;
+  }
+
+  /** Emits every window with unemitted data whose end the watermark has reached. */
+  function fire(dev: DeviceState, watermark: number): void {
+    const list = dev.dirty;
+    let k = 0;
+    while (k < list.length && list[k]!.end <= watermark) k++;
+    if (k === 0) return;
+    const due = list.splice(0, k);
+    for (const w of due) emit(w);
+  }
+
+  /** Drops the state of windows beyond allowed lateness (they fired before, so are clean). */
+  function close(dev: DeviceState, closedThrough: number): void {
+    const list = dev.windows;
+    let k = 0;
+    while (k < list.length && list[k]!.end <= closedThrough) k++;
+    if (k === 0) return;
+    for (const w of list.splice(0, k)) {
+      detach(w);
+      const g = w.group;
+      if (g.live === 0 && g.horizon.every((h) => h <= closedThrough)) dev.groups.delete(g.key);
+    }
+  }
+
+  /** Closes every window of a silent device; only the horizon stays. */
+  function expire(dev: DeviceState): void {
+    let horizon = Math.max(dev.lateBefore, dev.maxTs - outOfOrderness - lateness);
+    for (const g of dev.groups.values()) {
+      for (const h of g.horizon) if (h > horizon) horizon = h;
+    }
+    for (const w of dev.windows) {
+      if (w.end > horizon) horizon = w.end;
+      stats.openWindows--;
+    }
+    dev.lateBefore = horizon;
+    dev.groups.clear();
+    dev.windows = [];
+    stats.devicesExpired++;
+  }
+
+  // ---- public surface -------------------------------------------------------------------
+
+  function add(reading: Reading): void {
+    const kind = kinds.get(reading.kind);
+    if (kind === undefined) throw new GatewayError('GW_ERR_UNKNOWN_KIND', `window engine: unknown kind "${reading.kind}"`);
+    const ts = reading.ts;
+    const now = clock.now();
+    let dev = kind.devices.get(reading.deviceId);
+    if (dev === undefined) dev = newDevice(kind, reading.deviceId, ts, now, NEVER);
+    else {
+      dev.lastArrival = now;
+      if (ts > dev.maxTs) dev.maxTs = ts;
+    }
+    const watermark = dev.maxTs - outOfOrderness;
+    const closedThrough = watermark - lateness;
+    const g = groupOf(dev, reading);
+    const specs = kind.specs;
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!;
+      let applied = false;
+      if (spec.tumbling) {
+        const start = Math.floor(ts / spec.sizeMs) * spec.sizeMs;
+        applied = applyTo(g, i, start, start + spec.sizeMs, closedThrough, reading);
+      } else {
+        // Every window [s, s + size) with s a multiple of slide and s <= ts < s + size, oldest first.
+        const newest = Math.floor(ts / spec.slideMs) * spec.slideMs;
+        let s = newest;
+        while (s - spec.slideMs > ts - spec.sizeMs) s -= spec.slideMs;
+        for (; s <= newest; s += spec.slideMs) {
+          if (applyTo(g, i, s, s + spec.sizeMs, closedThrough, reading)) applied = true;
+        }
+      }
+      if (!applied) {
+        stats.lateDropped++;
+        for (const l of lateListeners) l(reading, spec.sizeMs, spec.slideMs);
+      }
+    }
+    const firstDirty = dev.dirty[0];
+    if (firstDirty !== undefined && firstDirty.end <= watermark) fire(dev, watermark);
+    const firstWin = dev.windows[0];
+    if (firstWin !== undefined && firstWin.end <= closedThrough) close(dev, closedThrough);
+    if (g.live === 0 && dev.groups.get(g.key) === g && g.horizon.every((h) => h <= closedThrough)) {
+      // A group whose only reading was late leaves nothing behind.
+      dev.groups.delete(g.key);
+    }
+  }
+
+  function tick(): void {
+    const now = clock.now();
+    const due: Win[] = [];
+    for (const kind of kinds.values()) {
+      for (const [deviceId, dev] of kind.devices) {
+        const silence = now - dev.lastArrival;
+        if (silence < idleTimeout) continue;
+        if (dev.dirty.length > 0) {
+          stats.idleEmissions += dev.dirty.length;
+          for (const w of dev.dirty) due.push(w);
+          dev.dirty = [];
+        }
+        if (silence >= idleTimeout + lateness) {
+          if (dev.groups.size > 0 || dev.windows.length > 0) expire(dev);
+          else dev.lateBefore = Math.max(dev.lateBefore, dev.maxTs - outOfOrderness - lateness);
+          if (now - maxPastAge >= dev.lateBefore) {
+            kind.devices.delete(deviceId);
+            stats.devices--;
+            stats.devicesForgotten++;
+          }
+        }
+      }
+    }
+    emitSorted(due);
+  }
+
+  function flush(): void {
+    const due: Win[] = [];
+    for (const kind of kinds.values()) {
+      for (const dev of kind.devices.values()) {
+        if (dev.dirty.length === 0) continue;
+        for (const w of dev.dirty) due.push(w);
+        dev.dirty = [];
+      }
+    }
+    emitSorted(due);
+  }
+
+  function snapshot(): WindowSnapshot {
+    const devices: DeviceSnapshot[] = [];
+    for (const kind of kinds.values()) {
+      for (const dev of kind.devices.values()) {
+        const groups: GroupSnapshot[] = [];
+        for (const g of dev.groups.values()) {
+          const horizons: [number, number, number][] = [];
+          const windows: number[][] = [];
+          g.horizon.forEach((h, i) => {
+            const spec = kind.specs[i]!;
+            if (h !== NEVER) horizons.push([spec.sizeMs, spec.slideMs, h]);
+          });
+          g.open.forEach((open, i) => {
+            const spec = kind.specs[i]!;
+            for (const w of open) windows.push([spec.sizeMs, spec.slideMs, w.start, w.revision, w.dirty ? 1 : 0, ...w.acc]);
+          });
+          groups.push({ group: { ...g.values }, horizons, windows });
+        }
+        devices.push({
+          kind: kind.name,
+          deviceId: dev.deviceId,
+          maxTs: dev.maxTs,
+          lastArrival: dev.lastArrival,
+          lateBefore: dev.lateBefore,
+          groups,
+        });
+      }
+    }
+    return { format: SNAPSHOT_FORMAT, devices };
+  }
+
+  function restore(state: unknown): void {
+    if (!isSnapshot(state)) {
+      throw new GatewayError('GW_ERR_CHECKPOINT', `window engine: not a ${SNAPSHOT_FORMAT} snapshot`);
+    }
+    for (const kind of kinds.values()) kind.devices.clear();
+    stats.devices = 0;
+    stats.openWindows = 0;
+    // Windows of a kind, size or group-by no longer configured are dropped: they cannot be emitted
+    // under an identity the current configuration knows.
+    for (const d of state.devices) {
+      const kind = kinds.get(d.kind);
+      if (kind === undefined) continue;
+      const dev = newDevice(kind, d.deviceId, d.maxTs, d.lastArrival, d.lateBefore);
+      for (const gs of d.groups) {
+        const values: Record<string, string> = {};
+        let complete = true;
+        for (const f of kind.groupBy) {
+          const v = gs.group[f];
+          if (typeof v !== 'string') complete = false;
+          else values[f] = v;
+        }
+        if (!complete) continue;
+        const key = kind.groupBy.map((f) => values[f]).join(GROUP_SEPARATOR);
+        const g = newGroup(dev, key, Object.freeze(values));
+        for (const [sizeMs, slideMs, h] of gs.horizons) {
+          const i = specIndex(kind, sizeMs, slideMs);
+          if (i >= 0) g.horizon[i] = h;
+        }
+        for (const row of gs.windows) {
+          const [sizeMs, slideMs, start, revision, dirty] = row as [number, number, number, number, number];
+          const i = specIndex(kind, sizeMs, slideMs);
+          if (i < 0 || row.length !== 5 + kind.agg.accLength) continue;
+          const w = createWin(g, i, start, start + sizeMs, revision, Float64Array.from(row.slice(5)));
+          if (dirty === 1) markDirty(w);
+        }
+      }
+    }
+  }
+
+  return {
+    add,
+    tick,
+    flush,
+    snapshot,
+    restore,
+    onEmit(listener) {
+      emitListeners.push(listener);
+    },
+    onLate(listener) {
+      lateListeners.push(listener);
+    },
+    stats,
+  };
+}
+
+// ---- snapshot format ----------------------------------------------------------------------
+
+interface WindowSnapshot {
+  readonly format: typeof SNAPSHOT_FORMAT;
+  readonly devices: DeviceSnapshot[];
+}
+
+interface DeviceSnapshot {
+  readonly kind: string;
+  readonly deviceId: string;
+  readonly maxTs: number;
+  readonly lastArrival: number;
+  readonly lateBefore: number;
+  readonly groups: GroupSnapshot[];
+}
+
+interface GroupSnapshot {
+  readonly group: Record<string, string>;
+  /** [sizeMs, slideMs, horizon] for specs with an eviction horizon. */
+  readonly horizons: [number, number, number][];
+  /** [sizeMs, slideMs, start, revision, dirty (0|1), ...accumulator]. */
+  readonly windows: number[][];
+}
+
+function isSnapshot(v: unknown): v is WindowSnapshot {
+  if (!isObject(v) || v['format'] !== SNAPSHOT_FORMAT || !Array.isArray(v['devices'])) return false;
+  return v['devices'].every(
+    (d: unknown) =>
+      isObject(d) &&
+      typeof d['kind'] === 'string' &&
+      typeof d['deviceId'] === 'string' &&
+      isNum(d['maxTs']) &&
+      isNum(d['lastArrival']) &&
+      isNum(d['lateBefore']) &&
+      Array.isArray(d['groups']) &&
+      d['groups'].every(
+        (g: unknown) =>
+          isObject(g) &&
+          isObject(g['group']) &&
+          Array.isArray(g['horizons']) &&
+          g['horizons'].every((h: unknown) => Array.isArray(h) && h.length === 3 && h.every(isNum)) &&
+          Array.isArray(g['windows']) &&
+          g['windows'].every((w: unknown) => Array.isArray(w) && w.length >= 5 && w.every(isNum)),
+      ),
+  );
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function specIndex(kind: KindState, sizeMs: number, slideMs: number): number {
+  return kind.specs.findIndex((s) => s.sizeMs === sizeMs && s.slideMs === slideMs);
+}
+
+function groupValue(v: number | string | undefined): string {
+  // A reading without an (optional) group-by field falls in the '' group.
+  return typeof v === 'string' ? v : v === undefined ? '' : String(v);
+}
+
+/** Code-unit order: deterministic and locale-free. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,36 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { WindowEngineStats } from './window-engine.js';
+
+/**
+ * Exposes the engine's live stats. Values are read at scrape time (collect), so the hot path
+ * pays nothing. Late readings are counted by the pipeline (pulsegate_late_readings_dropped_total).
+ */
+export function registerWindowMetrics(registry: Registry, stats: Readonly<WindowEngineStats>): void {
+  const registers = [registry];
+  const counter = (name: string, help: string, read: () => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  counter('pulsegate_window_corrections_total', 'Windows re-emitted corrected by late data (revision >= 1)', () => stats.windowsCorrected);
+  counter('pulsegate_window_overflow_evictions_total', 'Windows emitted and closed early by the "emit-oldest" overflow policy', () => stats.evictions);
+  counter('pulsegate_window_idle_emissions_total', 'Windows emitted because their device fell silent', () => stats.idleEmissions);
+  gauge('pulsegate_window_open', 'Windows currently holding state', () => stats.openWindows);
+  gauge('pulsegate_window_devices', 'Devices with window state', () => stats.devices);
+}
