@@ -1,0 +1,286 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SinksConfig } from '../../../gateway/config/config.js';
+import { isGatewayError } from '../../../gateway/errors.js';
+import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
+import type { Sink, SinkBatch } from '../../../gateway/sinks/types.js';
+import type { WindowResult } from '../../../gateway/window/types.js';
+
+/**
+ * One suite every sink must pass (write, read back, idempotent resends, query filters, close).
+ * A harness creates a fresh, empty store per test.
+ */
+export interface SinkContractHarness {
+  readonly name: string;
+  create(overrides?: Partial<SinksConfig>): Promise<Sink>;
+}
+
+export function baseSinksConfig(overrides: Partial<SinksConfig> = {}): SinksConfig {
+  return {
+    influxUrl: null,
+    rawRetention: '7d',
+    windowRetention: '520w',
+    writeRawReadings: true,
+    batchMaxPoints: 5000,
+    flushIntervalMs: 1000,
+    retryInitialMs: 200,
+    retryMaxMs: 30_000,
+    healthIntervalMs: 5000,
+    embeddedPath: ':memory:',
+    ...overrides,
+  };
+}
+
+/** An hour ago, aligned to the minute: inside every retention policy, and window-aligned. */
+export const BASE_TS = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
+const FOREVER = { from: 0, to: Date.now() + 86_400_000 };
+
+export function heartRateReading(deviceId: string, seq: number, ts: number, bpm: number, rrMs?: number): Reading {
+  return { kind: 'heart-rate', deviceId, seq, ts, values: rrMs === undefined ? { bpm } : { bpm, rrMs } };
+}
+
+export function bridgeReading(deviceId: string, seq: number, ts: number, lane: number, vehicleClass: string, speedKmh: number, weightKg?: number): Reading {
+  return {
+    kind: 'bridge',
+    deviceId,
+    seq,
+    ts,
+    values: { lane, vehicleClass, speedKmh, axles: vehicleClass === 'TRUCK' ? 5 : 2, ...(weightKg === undefined ? {} : { weightKg }) },
+  };
+}
+
+export function heartRateWindow(deviceId: string, start: number, sizeMs: number, bpms: readonly number[], revision = 0): WindowResult {
+  const sum = bpms.reduce((a, b) => a + b, 0);
+  return {
+    kind: 'heart-rate',
+    deviceId,
+    sizeMs,
+    slideMs: sizeMs,
+    start,
+    end: start + sizeMs,
+    group: {},
+    values: {
+      bpm_count: bpms.length,
+      bpm_min: Math.min(...bpms),
+      bpm_max: Math.max(...bpms),
+      bpm_sum: sum,
+      bpm_mean: sum / bpms.length,
+      bpm_last: bpms[bpms.length - 1] ?? 0,
+    },
+    revision,
+  };
+}
+
+export function bridgeWindow(deviceId: string, start: number, sizeMs: number, vehicleClass: string, lane: number, count: number, meanKmh: number, revision = 0): WindowResult {
+  return {
+    kind: 'bridge',
+    deviceId,
+    sizeMs,
+    slideMs: sizeMs,
+    start,
+    end: start + sizeMs,
+    group: { vehicleClass, lane: String(lane) },
+    values: { count, speedKmh_mean: meanKmh, speedKmh_max: meanKmh + 12.5 },
+    revision,
+  };
+}
+
+function batch(parts: Partial<SinkBatch>): SinkBatch {
+  return { readings: parts.readings ?? [], windows: parts.windows ?? [], health: parts.health ?? [] };
+}
+
+const readingKey = (r: Reading): string => `${r.kind}|${r.deviceId}|${String(r.ts).padStart(15, '0')}|${String(r.seq).padStart(12, '0')}`;
+const windowKey = (w: WindowResult): string =>
+  `${w.kind}|${w.deviceId}|${w.sizeMs}|${String(w.start).padStart(15, '0')}|${JSON.stringify(Object.entries(w.group).sort())}`;
+
+function sortedReadings(rs: readonly Reading[]): Reading[] {
+  return [...rs].sort((a, b) => readingKey(a).localeCompare(readingKey(b)));
+}
+function sortedWindows(ws: readonly WindowResult[]): WindowResult[] {
+  return [...ws].sort((a, b) => windowKey(a).localeCompare(windowKey(b)));
+}
+
+function expectTimeOrdered(values: readonly number[]): void {
+  for (let i = 1; i < values.length; i++) expect(values[i]!).toBeGreaterThanOrEqual(values[i - 1]!);
+}
+
+export function runSinkContract(harness: SinkContractHarness): void {
+  describe(`${harness.name} sink (contract)`, () => {
+    const open: Sink[] = [];
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+    });
+    async function fresh(overrides?: Partial<SinksConfig>): Promise<Sink> {
+      const sink = await harness.create(overrides);
+      open.push(sink);
+      await sink.start();
+      return sink;
+    }
+
+    const hrReadings = [
+      heartRateReading('athlete-1', 1, BASE_TS + 200, 71, 845),
+      heartRateReading('athlete-1', 2, BASE_TS + 400, 73),
+      heartRateReading('athlete-2', 1, BASE_TS + 200, 128, 469),
+    ];
+    const bridgeReadings = [
+      bridgeReading('bridge-a', 7, BASE_TS + 1_000, 1, 'CAR', 87.25),
+      bridgeReading('bridge-a', 8, BASE_TS + 1_500, 2, 'TRUCK', 71.5, 32_000.5),
+    ];
+    const windows = [
+      heartRateWindow('athlete-1', BASE_TS, 10_000, [71, 73]),
+      heartRateWindow('athlete-1', BASE_TS, 60_000, [71, 73, 75]),
+      bridgeWindow('bridge-a', BASE_TS, 60_000, 'CAR', 1, 1, 87.25),
+      bridgeWindow('bridge-a', BASE_TS, 60_000, 'TRUCK', 2, 1, 71.5),
+    ];
+
+    it('should read back readings and windows exactly as written', async () => {
+      const sink = await fresh();
+      await sink.write(batch({ readings: [...hrReadings, ...bridgeReadings], windows, health: [{ ts: BASE_TS, values: { readings_per_s: 12.5, heap_mb: 48 } }] }));
+
+      const hr = await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 });
+      expect(sortedReadings(hr)).toEqual(sortedReadings(hrReadings));
+      const br = await sink.queryReadings({ kind: 'bridge', ...FOREVER, limit: 100 });
+      expect(sortedReadings(br)).toEqual(sortedReadings(bridgeReadings));
+      const hw = await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 });
+      expect(sortedWindows(hw)).toEqual(sortedWindows(windows.filter((w) => w.kind === 'heart-rate')));
+      const bw = await sink.queryWindows({ kind: 'bridge', ...FOREVER, limit: 100 });
+      expect(sortedWindows(bw)).toEqual(sortedWindows(windows.filter((w) => w.kind === 'bridge')));
+    });
+
+    it('should keep every reading when several share one millisecond', async () => {
+      const sink = await fresh();
+      // A batch from one strap carries one timestamp; a bridge sees two lanes at once.
+      const same = [0, 1, 2, 3, 4].map((i) => heartRateReading('athlete-1', 100 + i, BASE_TS + 5_000, 80 + i));
+      const lanes = [bridgeReading('bridge-a', 1, BASE_TS + 5_000, 1, 'CAR', 90), bridgeReading('bridge-a', 2, BASE_TS + 5_000, 2, 'CAR', 91)];
+      await sink.write(batch({ readings: [...same, ...lanes] }));
+      expect(sortedReadings(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 }))).toEqual(sortedReadings(same));
+      expect(sortedReadings(await sink.queryReadings({ kind: 'bridge', ...FOREVER, limit: 100 }))).toEqual(sortedReadings(lanes));
+    });
+
+    it('should store nothing twice when the same batch is written again', async () => {
+      const sink = await fresh();
+      const b = batch({ readings: [...hrReadings, ...bridgeReadings], windows });
+      await sink.write(b);
+      await sink.write(b);
+      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toHaveLength(hrReadings.length);
+      expect(await sink.queryReadings({ kind: 'bridge', ...FOREVER, limit: 100 })).toHaveLength(bridgeReadings.length);
+      expect(await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toHaveLength(2);
+      expect(await sink.queryWindows({ kind: 'bridge', ...FOREVER, limit: 100 })).toHaveLength(2);
+    });
+
+    it('should let a window correction overwrite the first emission', async () => {
+      const sink = await fresh();
+      await sink.write(batch({ windows: [heartRateWindow('athlete-1', BASE_TS, 10_000, [70, 72], 0), bridgeWindow('bridge-a', BASE_TS, 60_000, 'TRUCK', 2, 3, 70)] }));
+      const corrected = [heartRateWindow('athlete-1', BASE_TS, 10_000, [70, 72, 90], 1), bridgeWindow('bridge-a', BASE_TS, 60_000, 'TRUCK', 2, 4, 68, 1)];
+      await sink.write(batch({ windows: corrected }));
+      expect(await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([corrected[0]]);
+      expect(await sink.queryWindows({ kind: 'bridge', ...FOREVER, limit: 100 })).toEqual([corrected[1]]);
+    });
+
+    it('should keep windows of different groups and sizes apart', async () => {
+      const sink = await fresh();
+      const ws = [
+        bridgeWindow('bridge-a', BASE_TS, 60_000, 'CAR', 1, 10, 80),
+        bridgeWindow('bridge-a', BASE_TS, 60_000, 'CAR', 2, 11, 81),
+        bridgeWindow('bridge-a', BASE_TS, 60_000, 'TRUCK', 1, 2, 70),
+        bridgeWindow('bridge-a', BASE_TS, 10_000, 'CAR', 1, 3, 82),
+        bridgeWindow('bridge-b', BASE_TS, 60_000, 'CAR', 1, 4, 83),
+      ];
+      await sink.write(batch({ windows: ws }));
+      expect(sortedWindows(await sink.queryWindows({ kind: 'bridge', ...FOREVER, limit: 100 }))).toEqual(sortedWindows(ws));
+    });
+
+    it('should filter windows by device, size, time range and limit', async () => {
+      const sink = await fresh();
+      const ws: WindowResult[] = [];
+      for (let i = 0; i < 6; i++) {
+        ws.push(heartRateWindow('athlete-1', BASE_TS + i * 10_000, 10_000, [70 + i]));
+        ws.push(heartRateWindow('athlete-2', BASE_TS + i * 10_000, 10_000, [90 + i]));
+      }
+      ws.push(heartRateWindow('athlete-1', BASE_TS, 60_000, [70, 71, 72, 73, 74, 75]));
+      await sink.write(batch({ windows: ws }));
+
+      const byDevice = await sink.queryWindows({ kind: 'heart-rate', deviceId: 'athlete-2', ...FOREVER, limit: 100 });
+      expect(sortedWindows(byDevice)).toEqual(sortedWindows(ws.filter((w) => w.deviceId === 'athlete-2')));
+
+      const bySize = await sink.queryWindows({ kind: 'heart-rate', deviceId: 'athlete-1', sizeMs: 60_000, ...FOREVER, limit: 100 });
+      expect(bySize).toEqual([ws[ws.length - 1]]);
+
+      // [from, to): a window starting at `to` is outside.
+      const ranged = await sink.queryWindows({ kind: 'heart-rate', deviceId: 'athlete-1', sizeMs: 10_000, from: BASE_TS + 10_000, to: BASE_TS + 40_000, limit: 100 });
+      expect(ranged.map((w) => w.start)).toEqual([BASE_TS + 10_000, BASE_TS + 20_000, BASE_TS + 30_000]);
+
+      const limited = await sink.queryWindows({ kind: 'heart-rate', deviceId: 'athlete-1', sizeMs: 10_000, ...FOREVER, limit: 2 });
+      expect(limited.map((w) => w.start)).toEqual([BASE_TS, BASE_TS + 10_000]);
+
+      const all = await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 5 });
+      expect(all).toHaveLength(5);
+      expectTimeOrdered(all.map((w) => w.start));
+
+      expect(await sink.queryWindows({ kind: 'bridge', ...FOREVER, limit: 100 })).toEqual([]);
+      expect(await sink.queryWindows({ kind: 'heart-rate', deviceId: 'nobody', ...FOREVER, limit: 100 })).toEqual([]);
+    });
+
+    it('should filter readings by device, time range and limit', async () => {
+      const sink = await fresh();
+      const rs: Reading[] = [];
+      for (let i = 0; i < 10; i++) {
+        rs.push(heartRateReading('athlete-1', i, BASE_TS + i * 200, 70 + i));
+        rs.push(heartRateReading('athlete-2', i, BASE_TS + i * 200 + 1, 100 + i));
+      }
+      await sink.write(batch({ readings: rs }));
+
+      const byDevice = await sink.queryReadings({ kind: 'heart-rate', deviceId: 'athlete-1', ...FOREVER, limit: 100 });
+      expect(byDevice).toEqual(rs.filter((r) => r.deviceId === 'athlete-1'));
+
+      const ranged = await sink.queryReadings({ kind: 'heart-rate', deviceId: 'athlete-2', from: BASE_TS + 401, to: BASE_TS + 1001, limit: 100 });
+      expect(ranged.map((r) => r.seq)).toEqual([2, 3, 4]);
+
+      const limited = await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 3 });
+      expect(limited.map((r) => [r.deviceId, r.seq])).toEqual([
+        ['athlete-1', 0],
+        ['athlete-2', 0],
+        ['athlete-1', 1],
+      ]);
+      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 0 })).toEqual([]);
+    });
+
+    it('should write a batch larger than batchMaxPoints completely', async () => {
+      const sink = await fresh({ batchMaxPoints: 7 });
+      const rs = Array.from({ length: 40 }, (_, i) => heartRateReading('athlete-1', i, BASE_TS + i * 10, 60 + (i % 50)));
+      await sink.write(batch({ readings: rs, windows: [heartRateWindow('athlete-1', BASE_TS, 10_000, [60])] }));
+      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual(rs);
+    });
+
+    it('should leave raw readings out when writeRawReadings is off', async () => {
+      const sink = await fresh({ writeRawReadings: false });
+      await sink.write(batch({ readings: hrReadings, windows: [windows[0]!] }));
+      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([]);
+      expect(await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([windows[0]]);
+    });
+
+    it('should accept an empty batch and a health-only batch', async () => {
+      const sink = await fresh();
+      await sink.write(batch({}));
+      await sink.write(batch({ health: [{ ts: BASE_TS, values: { readings_per_s: 1, sink_lag_ms: 0 } }] }));
+      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([]);
+    });
+
+    it('should refuse a reading of an unknown kind without retrying', async () => {
+      const sink = await fresh();
+      const err = await sink.write(batch({ readings: [{ kind: 'toaster', deviceId: 't', seq: 1, ts: BASE_TS, values: { c: 1 } }] })).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isGatewayError(err, 'GW_ERR_SINK_WRITE')).toBe(true);
+      expect((err as { retryable: boolean }).retryable).toBe(false);
+    });
+
+    it('should close idempotently and refuse writes afterwards', async () => {
+      const sink = await fresh();
+      await sink.write(batch({ readings: hrReadings }));
+      await sink.close();
+      await sink.close();
+      await expect(sink.write(batch({ readings: hrReadings }))).rejects.toSatisfy((e: unknown) => isGatewayError(e, 'GW_ERR_SHUTTING_DOWN'));
+    });
+  });
+}
