@@ -1,0 +1,41 @@
+/** Readings as the simulators produce them, in the JSON (camelCase) spelling of proto/pulsegate.proto. */
+
+export const SENSOR_KINDS = ['heart-rate', 'bridge'] as const;
+export type SensorKind = (typeof SENSOR_KINDS)[number];
+
+/** Same order as enum VehicleClass in proto/pulsegate.proto (index = protobuf enum value). */
+export const VEHICLE_CLASSES = ['UNKNOWN', 'CAR', 'BUS', 'TRUCK', 'MOTORCYCLE', 'VAN'] as const;
+export type VehicleClass = (typeof VEHICLE_CLASSES)[number];
+
+export interface HeartRateReading {
+  /** Per-device sequence number, 1, 2, 3, ... */
+  readonly seq: number;
+  /** Event time, ms since the Unix epoch (UTC). */
+  readonly ts: number;
+  readonly bpm: number;
+  /** RR interval in ms; absent while the signal is flat (bpm 0). */
+  readonly rrMs?: number;
+}
+
+export interface VehicleDetection {
+  readonly seq: number;
+  readonly ts: number;
+  /** 1-based lane number. */
+  readonly lane: number;
+  readonly vehicleClass: VehicleClass;
+  readonly speedKmh: number;
+  readonly axles: number;
+  /** Weigh-in-motion result, when the bridge has it. */
+  readonly weightKg?: number;
+}
+
+export type SimReading = HeartRateReading | VehicleDetection;
+
+/** A model: an endless, deterministic source of one device's readings, in event-time order. */
+export interface ReadingModel<R extends SimReading = SimReading> {
+  next(): R;
+}
+
+export function topicFor(kind: SensorKind, deviceId: string): string {
+  return `sensors/${kind}/${deviceId}`;
+}
