@@ -36,6 +36,7 @@ const engine = createWindowEngine({
   config: {
     defaultSizesMs: SIZES,
     sizesMs: {},
+    outOfOrdernessMs: 0,
     allowedLatenessMs: 5_000,
     idleTimeoutMs: 60_000,
     maxOpenWindowsPerKey: 64,

@@ -46,6 +46,7 @@ export interface SinksConfig {
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;
   readonly healthIntervalMs: number;
+  readonly shutdownDrainMs: number;
   readonly embeddedPath: string;
 }
 export interface GatewayConfig {

@@ -53,7 +53,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (options.overrides) deepMerge(raw, options.overrides);
   applyEnv(raw, options.env ?? process.env, problems);
 
-  if (!validate(raw)) problems.push(...(validate.errors ?? []).map(formatAjvError));
+  if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -100,6 +100,17 @@ function applyEnv(raw: Record<string, unknown>, env: Record<string, string | und
     }
     node[spec.path[spec.path.length - 1]!] = value;
   }
+}
+
+/**
+ * A nullable key is `anyOf: [X, null]`; when it fails, ajv reports X's error, "must be null" and
+ * "must match a schema in anyOf". Only X's error says anything to the operator.
+ */
+function withoutNullBranches(errors: readonly ErrorObject[]): ErrorObject[] {
+  const nullable = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const kept = errors.filter((e) => !(nullable.has(e.instancePath) && (e.keyword === 'anyOf' || (e.keyword === 'type' && e.params['type'] === 'null'))));
+  // Several errors at one path (e.g. an anyOf of two non-null schemas) are kept; duplicates are not.
+  return kept.filter((e, i) => kept.findIndex((o) => o.instancePath === e.instancePath && o.message === e.message) === i);
 }
 
 function formatAjvError(e: ErrorObject): string {

@@ -109,6 +109,8 @@ export const configSchema = {
         retryInitialMs: { ...positiveMs, default: 200 },
         retryMaxMs: { ...positiveMs, default: 30_000 },
         healthIntervalMs: { ...positiveMs, default: 5000 },
+        /** On shutdown, how long to keep delivering pending batches before leaving them in the log. */
+        shutdownDrainMs: { type: 'integer', minimum: 0, default: 10_000 },
         /** Embedded store file; defaults to <dataDir>/store.sqlite. */
         embeddedPath: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
       },

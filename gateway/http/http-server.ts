@@ -51,7 +51,8 @@ export function parseSize(text: string | undefined): number | undefined {
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, registry, kinds, sink } = options;
-  const app = Fastify({ loggerInstance: options.logger.child({ tier: 'http' }) as FastifyBaseLogger, disableRequestLogging: true });
+  // Request logs are at info level; the http tier logs warnings and errors only.
+  const app = Fastify({ loggerInstance: options.logger.child({ tier: 'http' }, { level: 'warn' }) as FastifyBaseLogger });
 
   app.setErrorHandler((err, _req, reply) => {
     if (isGatewayError(err, 'GW_ERR_QUERY_INVALID')) return reply.code(400).send({ error: err.code, message: err.message });

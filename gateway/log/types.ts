@@ -41,7 +41,12 @@ export interface MessageLog {
   readonly nextOffset: number;
   /** First offset still present on disk (after retention). */
   readonly firstOffset: number;
-  /** Reads records [from, to) in order from disk; `to` defaults to the end at call time. */
+  /**
+   * Reads records [from, to) in order from disk; `to` defaults to the end at call time. Only
+   * durable records are handed out (the read waits for the group commit covering `to - 1`), so an
+   * offset seen by a reader is never taken back by a crash. Payloads are views of a read buffer:
+   * copy one to keep it beyond the iteration.
+   */
   read(from: number, to?: number): AsyncIterable<LogRecord>;
   /** True while the disk high-water mark is exceeded: ingest must withhold acks. */
   readonly backpressured: boolean;

@@ -157,7 +157,7 @@ interface Win {
 export function createWindowEngine(options: WindowEngineOptions): MeteredWindowEngine {
   const { clock, config } = options;
   const lateness = config.allowedLatenessMs;
-  const outOfOrderness = options.outOfOrdernessMs ?? 0;
+  const outOfOrderness = options.outOfOrdernessMs ?? options.config.outOfOrdernessMs;
   const idleTimeout = config.idleTimeoutMs;
   const maxOpen = config.maxOpenWindowsPerKey;
   const maxPastAge = options.maxPastAgeMs ?? DEFAULT_MAX_PAST_AGE_MS;

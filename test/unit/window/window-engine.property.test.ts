@@ -43,6 +43,7 @@ function generate(seed: number, stress: boolean): Case {
   const config: WindowConfig = {
     defaultSizesMs: pick([[1_000], [1_000, 5_000], [2_000, 3_000]]),
     sizesMs: { bridge: pick([[2_000], [1_000, 4_000]]) },
+    outOfOrdernessMs: 0,
     allowedLatenessMs: pick([0, 500, 1_000, 3_000]),
     idleTimeoutMs: pick([2_000, 5_000]),
     maxOpenWindowsPerKey: stress ? pick([1, 2, 3, 8]) : 1_000,

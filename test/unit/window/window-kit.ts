@@ -31,6 +31,7 @@ export function windowConfig(overrides: Partial<WindowConfig> = {}): WindowConfi
   return {
     defaultSizesMs: [10_000],
     sizesMs: {},
+    outOfOrdernessMs: 0,
     allowedLatenessMs: 5_000,
     idleTimeoutMs: 60_000,
     maxOpenWindowsPerKey: 64,

@@ -1,0 +1,274 @@
+/**
+ * Composition root: builds each tier from its config slice, wires them in data-flow order,
+ * recovers from the log, and shuts down in reverse order. No tier logic lives here.
+ */
+import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { systemClock, type Clock } from './clock.js';
+import type { GatewayConfig } from './config/config.js';
+import { loadCredentials } from './ingest/credentials.js';
+import { decodeIngestRecord, encodeDeadLetter } from './ingest/ingest-record.js';
+import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
+import { createPayloadDecoder } from './ingest/payload-decoder.js';
+import { SequenceTracker } from './ingest/sequence-tracker.js';
+import { parseSensorTopic } from './ingest/topic.js';
+import { createHttpServer } from './http/http-server.js';
+import { createKindRegistry } from './kinds/registry.js';
+import type { Reading } from './kinds/kind-descriptor.js';
+import { createCheckpointStore } from './log/checkpoint-store.js';
+import { createMessageLog } from './log/message-log.js';
+import { createOutbox } from './log/outbox.js';
+import { startRetentionJob } from './jobs/retention-job.js';
+import { RECORD_TYPES } from './log/types.js';
+import { createIngestMetrics, createRegistry } from './metrics.js';
+import { ReadingPipeline, type PipelineState } from './pipeline/reading-pipeline.js';
+import { SinkBatcher } from './pipeline/sink-batcher.js';
+import { decodeBatch, encodeBatch } from './sinks/batch-codec.js';
+import { createSink } from './sinks/create-sink.js';
+import { createWindowEngine } from './window/window-engine.js';
+import { registerWindowMetrics } from './window/window-metrics.js';
+
+
+export interface GatewayHandle {
+  readonly config: GatewayConfig;
+  readonly ports: { readonly mqtt: number; readonly ws: number | null; readonly http: number };
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** Idempotent graceful shutdown: drain, checkpoint, flush, close. */
+  close(): Promise<void>;
+}
+
+export interface GatewayDeps {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayHandle> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'pulsegate' } });
+  const kinds = createKindRegistry();
+  const registry = createRegistry();
+  const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
+  const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
+  if (!config.mqtt.allowAnonymous && credentials === null) {
+    logger.warn('mqtt.allowAnonymous is false and no mqtt.credentialsFile is set: no device can connect');
+  }
+  const decoder = createPayloadDecoder(kinds, config.ingest);
+  let phase: 'starting' | 'replaying' | 'ready' | 'stopping' = 'starting';
+
+  // log tier
+  const log = await createMessageLog({ ...config.log, registry, logger: logger.child({ tier: 'log' }), clock });
+  await log.start();
+  const checkpoints = createCheckpointStore({ dir: config.log.dir });
+
+  // sink tier, behind the sender-based side of the log
+  const sink = createSink({ config: config.sinks, kinds, registry, logger: logger.child({ tier: 'sinks' }) });
+  const outbox = createOutbox({
+    log,
+    destination: sink.name,
+    send: (payload: Buffer) => sink.write(decodeBatch(payload)),
+    retry: { initialMs: config.sinks.retryInitialMs, maxMs: config.sinks.retryMaxMs },
+    stateDir: config.log.dir,
+    clock,
+    registry,
+    logger: logger.child({ tier: 'outbox' }),
+  });
+
+  // pipeline: dedup -> windows -> batches
+  const tracker = new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices);
+  const windows = createWindowEngine({
+    kinds,
+    config: config.window,
+    clock,
+    maxPastAgeMs: config.ingest.maxPastAgeMs,
+  });
+  registerWindowMetrics(registry, windows.stats);
+  const batcher = new SinkBatcher({
+    maxPoints: config.sinks.batchMaxPoints,
+    flushIntervalMs: config.sinks.flushIntervalMs,
+    enqueue: (batch) => outbox.enqueue(encodeBatch(batch)),
+    logger,
+  });
+  const pipeline = new ReadingPipeline({
+    kinds,
+    tracker,
+    windows,
+    batcher,
+    metrics: ingestMetrics,
+    registry,
+    writeRawReadings: config.sinks.writeRawReadings,
+    onLate(reading: Reading, sizeMs: number, replaying: boolean) {
+      // Dead-lettered once, on the live path; a replay sees the same reading late again.
+      if (replaying) return;
+      log.append(
+        RECORD_TYPES.deadLetter,
+        encodeDeadLetter({ at: clock.now(), reason: 'late', topic: `sensors/${reading.kind}/${reading.deviceId}`, detail: `window size ${sizeMs} ms`, payload: Buffer.from(JSON.stringify(reading)) }),
+      );
+    },
+  });
+
+  // recovery: latest checkpoint, then replay every ingest record after it
+  phase = 'replaying';
+  const checkpoint = await checkpoints.readLatest();
+  let from = log.firstOffset;
+  if (checkpoint !== null) {
+    pipeline.restore(checkpoint.data as PipelineState);
+    from = Math.max(checkpoint.offset, log.firstOffset);
+    pipeline.processedUpTo = checkpoint.offset;
+  }
+  pipeline.replaying = true;
+  let replayed = 0;
+  const replayStart = Date.now();
+  for await (const record of log.read(from)) {
+    if (record.type !== RECORD_TYPES.ingest) continue;
+    pipeline.process(readingsOf(record.payload), record.offset);
+    replayed++;
+  }
+  pipeline.replaying = false;
+  windows.tick();
+  if (replayed > 0 || checkpoint !== null) {
+    logger.info({ checkpointOffset: checkpoint?.offset ?? null, replayedRecords: replayed, ms: Date.now() - replayStart }, 'recovered from the log');
+  }
+  function readingsOf(payload: Buffer): readonly Reading[] {
+    const rec = decodeIngestRecord(payload);
+    const topic = parseSensorTopic(rec.topic);
+    const kind = topic === null ? undefined : kinds.get(topic.kind);
+    if (topic === null || kind === undefined) return [];
+    return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
+  }
+
+  await sink.start().catch((err: unknown) => logger.warn({ err }, 'store not reachable at startup; batches wait in the log'));
+  await outbox.start();
+  batcher.start();
+
+  // ingest
+  const ingest: MqttIngest = await createMqttIngest({
+    config: config.mqtt,
+    kinds,
+    decoder,
+    credentials,
+    log,
+    clock,
+    metrics: ingestMetrics,
+    logger: logger.child({ tier: 'ingest' }),
+    onDurable: (readings, offset) => pipeline.process(readings, offset),
+  });
+  await ingest.start();
+
+  // periodic work: idle windows, checkpoints, health samples, retention
+  let checkpointing: Promise<void> | null = null;
+  async function writeCheckpoint(): Promise<void> {
+    // Batch contents and state are captured in the same synchronous step, so the checkpoint
+    // covers exactly the readings below `offset`; it is written once those batches are durable.
+    const durable = batcher.flush();
+    const state = { offset: pipeline.processedUpTo, data: pipeline.snapshot() };
+    await durable;
+    await checkpoints.write(state);
+  }
+  const runCheckpoint = (): void => {
+    if (checkpointing !== null) return;
+    checkpointing = writeCheckpoint()
+      .catch((err: unknown) => logger.error({ err }, 'checkpoint failed'))
+      .finally(() => {
+        checkpointing = null;
+      });
+  };
+  let last = { ...ingestMetrics.totals, at: clock.now() };
+  const sampleHealth = (): void => {
+    const now = clock.now();
+    const t = ingestMetrics.totals;
+    const secs = Math.max((now - last.at) / 1000, 0.001);
+    batcher.addHealth({
+      ts: now,
+      values: {
+        readings_per_s: (t.received - last.received) / secs,
+        rejected_per_s: (t.rejected - last.rejected) / secs,
+        duplicates_per_s: (t.duplicates - last.duplicates) / secs,
+        log_backlog_records: outbox.pending,
+        sink_lag_ms: outbox.oldestUnackedAgeMs,
+        heap_mb: process.memoryUsage().heapUsed / 1_048_576,
+      },
+    });
+    last = { ...t, at: now };
+  };
+  const timers = [
+    setInterval(() => windows.tick(), Math.min(1000, config.window.idleTimeoutMs)),
+    setInterval(runCheckpoint, config.log.checkpointIntervalMs),
+    setInterval(sampleHealth, config.sinks.healthIntervalMs),
+  ];
+  const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], config: config.log, logger: logger.child({ tier: 'retention' }) });
+
+  // http
+  const http = createHttpServer({
+    config: config.http,
+    registry,
+    kinds,
+    sink,
+    logger,
+    notReadyReason: () => (phase !== 'ready' ? phase : log.backpressured ? 'log over its disk high-water mark' : null),
+  });
+  const httpPort = await http.start();
+  phase = 'ready';
+  logger.info({ mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort, store: sink.name, dataDir: config.dataDir }, 'pulsegate ready');
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    registry,
+    logger,
+    ports: { mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort },
+    close() {
+      closing ??= (async () => {
+        phase = 'stopping';
+        for (const t of timers) clearInterval(t);
+        retention.stop();
+        await ingest.close();
+        await ingest.drain();
+        await checkpointing;
+        // Checkpoint the state before handing back half-filled windows: after a restart they
+        // continue from the checkpoint, and the early emission is overwritten (same identity).
+        const durable = batcher.flush();
+        const state = { offset: pipeline.processedUpTo, data: pipeline.snapshot() };
+        windows.flush();
+        await batcher.close();
+        await durable;
+        await checkpoints.write(state);
+        // Deliver what is pending while the store answers; whatever is left stays in the log.
+        const drainUntil = Date.now() + config.sinks.shutdownDrainMs;
+        while (outbox.pending > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
+        if (outbox.pending > 0) logger.warn({ pending: outbox.pending }, 'store batches left in the log; they are resent at the next start');
+        await outbox.close({ graceMs: 2000 });
+        await sink.close();
+        await log.close();
+        await http.close();
+        logger.info('pulsegate stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
+export async function runGateway(config: GatewayConfig): Promise<number> {
+  const gw = await startGateway(config);
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        gw.logger.warn(`${signal} again: exiting without a clean shutdown`);
+        process.exit(1);
+      }
+      stopping = true;
+      gw.logger.info(`${signal}: shutting down`);
+      gw.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          gw.logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,225 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../gateway/clock.js';
+import { GatewayError } from '../../../gateway/errors.js';
+import { decodeDeadLetter } from '../../../gateway/ingest/ingest-record.js';
+import type { FileMessageLog } from '../../../gateway/log/message-log.js';
+import { createOutbox, decodeOutgoingAck, type Outbox, type OutboxOptions } from '../../../gateway/log/outbox.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { openLog, readAll, tempDir, until } from './log-test-helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+const open: { close(): Promise<void> }[] = [];
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir('pulsegate-outbox-'));
+});
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+  await cleanup();
+});
+
+async function logAt(extra: Parameters<typeof openLog>[1] = {}): Promise<FileMessageLog> {
+  const log = await openLog(`${dir}/log`, extra);
+  open.push(log);
+  return log;
+}
+
+async function outboxOn(log: FileMessageLog, send: OutboxOptions['send'], extra: Partial<OutboxOptions> = {}): Promise<Outbox> {
+  const outbox = await createOutbox({ log, destination: 'influx', send, retry: { initialMs: 1, maxMs: 5 }, ...extra });
+  open.push(outbox);
+  await outbox.start();
+  return outbox;
+}
+
+const text = (b: Buffer): string => b.toString('utf8');
+
+describe('outbox', () => {
+  it('outbox should deliver enqueued records in order and ack each in the log', async () => {
+    const log = await logAt();
+    const got: string[] = [];
+    const outbox = await outboxOn(log, async (p) => {
+      got.push(text(p));
+    });
+    const offsets: number[] = [];
+    for (let i = 0; i < 20; i++) offsets.push(await outbox.enqueue(Buffer.from(`batch-${i}`)));
+    await until(() => outbox.delivered === 20);
+    expect(got).toEqual([...Array(20).keys()].map((i) => `batch-${i}`));
+    expect(outbox.pending).toBe(0);
+    expect(outbox.lastAckedOffset).toBe(offsets[19]);
+    await until(() => log.durableOffset === log.nextOffset);
+    const acks = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.outgoingAck).map((r) => decodeOutgoingAck(r.payload));
+    expect(acks.map((a) => a.offset)).toEqual(offsets);
+    expect(acks.every((a) => a.destination === 'influx' && a.outcome === 0)).toBe(true);
+  });
+
+  it('outbox should resend every un-acked record in order after close and reopen', async () => {
+    let log = await logAt();
+    let allow = 4;
+    const first: string[] = [];
+    let outbox = await outboxOn(log, async (p) => {
+      if (allow-- <= 0) throw new Error('store down');
+      first.push(text(p));
+    });
+    for (let i = 0; i < 10; i++) {
+      await outbox.enqueue(Buffer.from(`batch-${i}`));
+      // Unrelated traffic interleaved with the outgoing records.
+      log.append(RECORD_TYPES.ingest, Buffer.from(`reading-${i}`));
+    }
+    await until(() => first.length === 4 && outbox.retries > 2);
+    expect(outbox.pending).toBe(6);
+    await outbox.close();
+    await log.close();
+
+    log = await logAt();
+    const second: string[] = [];
+    // Tracking only two offsets makes the restarted sender scan the log for the rest.
+    outbox = await outboxOn(
+      log,
+      async (p) => {
+        second.push(text(p));
+      },
+      { maxTrackedOffsets: 2 },
+    );
+    await until(() => second.length >= 6);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(second).toEqual([4, 5, 6, 7, 8, 9].map((i) => `batch-${i}`));
+    expect(outbox.pending).toBe(0);
+
+    // A third start finds nothing left to send.
+    await outbox.close();
+    await log.close();
+    log = await logAt();
+    const third: string[] = [];
+    outbox = await outboxOn(log, async (p) => {
+      third.push(text(p));
+    });
+    expect(outbox.pending).toBe(0);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(third).toEqual([]);
+  });
+
+  it('outbox should resume from its persisted cursor after a restart', async () => {
+    let log = await logAt();
+    let outbox = await outboxOn(log, async () => {}, { stateDir: `${dir}/state`, cursorPersistIntervalMs: 0 });
+    for (let i = 0; i < 5; i++) await outbox.enqueue(Buffer.from(`a-${i}`));
+    await until(() => outbox.delivered === 5);
+    let down = true;
+    const sent: string[] = [];
+    await outbox.close();
+    outbox = await outboxOn(
+      log,
+      async (p) => {
+        if (down) throw new Error('down');
+        sent.push(text(p));
+      },
+      { stateDir: `${dir}/state` },
+    );
+    for (let i = 0; i < 3; i++) await outbox.enqueue(Buffer.from(`b-${i}`));
+    await outbox.close();
+    await log.close();
+    log = await logAt();
+    down = false;
+    outbox = await outboxOn(log, async (p) => {
+      sent.push(text(p));
+    }, { stateDir: `${dir}/state` });
+    expect(outbox.pending).toBe(3);
+    await until(() => sent.length === 3);
+    expect(sent).toEqual(['b-0', 'b-1', 'b-2']);
+  });
+
+  it('outbox should retry a record that fails N times and keep the order', async () => {
+    const log = await logAt();
+    const attempts = new Map<string, number>();
+    const got: string[] = [];
+    const outbox = await outboxOn(log, async (p, ctx) => {
+      const k = text(p);
+      attempts.set(k, ctx.attempt);
+      if (k === 'batch-1' && ctx.attempt <= 3) throw new GatewayError('GW_ERR_SINK_UNAVAILABLE', 'down', { retryable: true });
+      got.push(k);
+    });
+    for (let i = 0; i < 4; i++) await outbox.enqueue(Buffer.from(`batch-${i}`));
+    await until(() => outbox.delivered === 4);
+    expect(got).toEqual(['batch-0', 'batch-1', 'batch-2', 'batch-3']);
+    expect(attempts.get('batch-1')).toBe(4);
+    expect(outbox.retries).toBe(3);
+  });
+
+  it('outbox should dead-letter a record refused for good and go on with the next', async () => {
+    const log = await logAt();
+    const got: string[] = [];
+    const dead: number[] = [];
+    const outbox = await outboxOn(
+      log,
+      async (p) => {
+        if (text(p) === 'poison') throw new GatewayError('GW_ERR_SINK_WRITE', 'field type conflict', { retryable: false });
+        got.push(text(p));
+      },
+      { onDeadLetter: (offset) => dead.push(offset) },
+    );
+    await outbox.enqueue(Buffer.from('ok-1'));
+    const poison = await outbox.enqueue(Buffer.from('poison'));
+    await outbox.enqueue(Buffer.from('ok-2'));
+    await until(() => outbox.delivered === 2 && outbox.deadLettered === 1);
+    expect(got).toEqual(['ok-1', 'ok-2']);
+    expect(dead).toEqual([poison]);
+    expect(outbox.pending).toBe(0);
+    await until(() => log.durableOffset === log.nextOffset);
+    const records = await readAll(log);
+    const dl = records.filter((r) => r.type === RECORD_TYPES.deadLetter).map((r) => decodeDeadLetter(r.payload));
+    expect(dl).toHaveLength(1);
+    expect(dl[0]!.topic).toBe('outbox/influx');
+    expect(dl[0]!.detail).toContain('GW_ERR_SINK_WRITE');
+    expect(dl[0]!.payload.toString()).toBe('poison');
+    const acks = records.filter((r) => r.type === RECORD_TYPES.outgoingAck).map((r) => decodeOutgoingAck(r.payload));
+    expect(acks.find((a) => a.offset === poison)?.outcome).toBe(1);
+  });
+
+  it('outbox should deliver a long backlog in order from disk when it tracks only a few offsets', async () => {
+    const log = await logAt();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const got: string[] = [];
+    const outbox = await outboxOn(
+      log,
+      async (p) => {
+        await gate;
+        got.push(text(p));
+      },
+      { maxTrackedOffsets: 3, readAheadRecords: 2 },
+    );
+    for (let i = 0; i < 60; i++) {
+      await outbox.enqueue(Buffer.from(`batch-${i}`));
+      log.append(RECORD_TYPES.ingest, Buffer.from(`noise-${i}`));
+    }
+    expect(outbox.pending).toBe(60);
+    release();
+    await until(() => outbox.delivered === 60);
+    expect(got).toEqual([...Array(60).keys()].map((i) => `batch-${i}`));
+  });
+
+  it('outbox should report the oldest un-acked offset and age for retention and metrics', async () => {
+    const clock = new ManualClock(1_000_000);
+    const log = await logAt({ clock });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const outbox = await outboxOn(log, async () => gate, { clock });
+    log.append(RECORD_TYPES.ingest, Buffer.from('before'));
+    expect(outbox.oldestUnackedAgeMs).toBe(0);
+    const first = await outbox.enqueue(Buffer.from('one'));
+    await outbox.enqueue(Buffer.from('two'));
+    clock.advance(5000);
+    expect(outbox.oldestUnackedOffset).toBe(first);
+    await until(() => outbox.oldestUnackedAgeMs === 5000);
+    release();
+    await until(() => outbox.delivered === 2);
+    expect(outbox.oldestUnackedAgeMs).toBe(0);
+    expect(outbox.oldestUnackedOffset).toBe(log.nextOffset);
+  });
+
+  it('outbox should refuse enqueue after close', async () => {
+    const log = await logAt();
+    const outbox = await outboxOn(log, async () => {});
+    await outbox.close();
+    await expect(outbox.enqueue(Buffer.from('x'))).rejects.toMatchObject({ code: 'GW_ERR_LOG_CLOSED' });
+  });
+});
