@@ -19,6 +19,7 @@ import { createCheckpointStore } from './log/checkpoint-store.js';
 import { createMessageLog } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
 import { startRetentionJob } from './jobs/retention-job.js';
+import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createIngestMetrics, createRegistry } from './metrics.js';
 import { ReadingPipeline, type PipelineState } from './pipeline/reading-pipeline.js';
@@ -197,6 +198,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     setInterval(sampleHealth, config.sinks.healthIntervalMs),
   ];
   const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], config: config.log, logger: logger.child({ tier: 'retention' }) });
+  const storeRetention = startStoreRetentionJob({ sink, schedule: config.log.retentionSchedule, clock, logger: logger.child({ tier: 'retention' }) });
 
   // http
   const http = createHttpServer({
@@ -222,6 +224,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         phase = 'stopping';
         for (const t of timers) clearInterval(t);
         retention.stop();
+        storeRetention?.stop();
         await ingest.close();
         await ingest.drain();
         await checkpointing;

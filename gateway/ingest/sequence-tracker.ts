@@ -5,8 +5,10 @@
  * window of RFC 4303 section 3.4.3). A seq inside the window is a duplicate when its bit is set;
  * a jump forward counts the skipped seqs as a gap (loss in transit) at once, and a skipped seq
  * that arrives later, still inside the window, counts as a gap fill (so net loss = gaps - fills).
- * A seq more than `window` below the highest is read as a device restart (its counter reset):
- * the device's state starts over and the restart is counted.
+ * A device restart (its counter reset) is recognised two ways: seq 1 arriving after a higher seq
+ * (a rebooted device starts over at 1), or a seq more than `window` below the highest. The
+ * device's state then starts over and the restart is counted. The price: a resend of a device's
+ * very first reading after it has moved on counts once more.
  * At most `maxDevices` devices are tracked; the least recently seen is evicted (policy
  * "evict-lru", counted), after which its next reading starts a fresh state.
  */
@@ -68,8 +70,8 @@ export class SequenceTracker {
       this.setBit(d, seq);
       return 'new';
     }
-    if (d.high - seq >= this.window) {
-      // Far behind the window: the device restarted its counter.
+    if (d.high - seq >= this.window || (seq === 1 && d.high > 1)) {
+      // The device restarted its counter.
       this.stats.resets++;
       d.high = seq;
       d.bits.fill(0);

@@ -25,6 +25,7 @@ export function baseSinksConfig(overrides: Partial<SinksConfig> = {}): SinksConf
     retryInitialMs: 200,
     retryMaxMs: 30_000,
     healthIntervalMs: 5000,
+    shutdownDrainMs: 10_000,
     embeddedPath: ':memory:',
     ...overrides,
   };

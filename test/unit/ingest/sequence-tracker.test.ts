@@ -34,6 +34,15 @@ describe('sequence tracker', () => {
     expect(t.observe('a', 1)).toBe('duplicate');
   });
 
+  it('should treat seq 1 after a higher seq as a rebooted device, not a duplicate', () => {
+    const t = new SequenceTracker(256, 100);
+    for (let s = 1; s <= 10; s++) t.observe('a', s);
+    expect(t.observe('a', 1)).toBe('new');
+    expect(t.observe('a', 2)).toBe('new');
+    expect(t.observe('a', 2)).toBe('duplicate');
+    expect(t.stats.resets).toBe(1);
+  });
+
   it('should evict the least recently seen device beyond maxDevices', () => {
     const t = new SequenceTracker(32, 2);
     t.observe('a', 1);
