@@ -26,6 +26,7 @@ import { ReadingPipeline, type PipelineState } from './pipeline/reading-pipeline
 import { SinkBatcher } from './pipeline/sink-batcher.js';
 import { decodeBatch, encodeBatch } from './sinks/batch-codec.js';
 import { createSink } from './sinks/create-sink.js';
+import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createWindowEngine } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
 
@@ -63,7 +64,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const checkpoints = createCheckpointStore({ dir: config.log.dir });
 
   // sink tier, behind the sender-based side of the log
-  const sink = createSink({ config: config.sinks, kinds, registry, logger: logger.child({ tier: 'sinks' }) });
+  const sinkMetrics = createSinkMetrics(registry);
+  const sink = createSink({ config: config.sinks, kinds, registry, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
   const outbox = createOutbox({
     log,
     destination: sink.name,
@@ -175,8 +177,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
       });
   };
   let last = { ...ingestMetrics.totals, at: clock.now() };
+  let lastRetries = 0;
   const sampleHealth = (): void => {
     const now = clock.now();
+    sinkMetrics.setPendingBatches(outbox.pending);
+    if (outbox.retries > lastRetries) for (let i = lastRetries; i < outbox.retries; i++) sinkMetrics.retried(sink.name);
+    lastRetries = outbox.retries;
     const t = ingestMetrics.totals;
     const secs = Math.max((now - last.at) / 1000, 0.001);
     batcher.addHealth({
