@@ -4,8 +4,8 @@ export const SENSOR_KINDS = ['heart-rate', 'bridge'] as const;
 export type SensorKind = (typeof SENSOR_KINDS)[number];
 
 /** Same order as enum VehicleClass in proto/pulsegate.proto (index = protobuf enum value). */
-export const VEHICLE_CLASSES = ['UNKNOWN', 'CAR', 'BUS', 'TRUCK', 'MOTORCYCLE', 'VAN'] as const;
-export type VehicleClass = (typeof VEHICLE_CLASSES)[number];
+export { VEHICLE_CLASSES, type VehicleClass } from '../gateway/kinds/bridge.js';
+import type { VehicleClass } from '../gateway/kinds/bridge.js';
 
 export interface HeartRateReading {
   /** Per-device sequence number, 1, 2, 3, ... */

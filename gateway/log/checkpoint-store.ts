@@ -39,7 +39,8 @@ export interface CheckpointStore<T = unknown> {
 
 const FORMAT_VERSION = 1;
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsync a directory, so a file created or renamed in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
     await fh.sync();

@@ -19,6 +19,7 @@ import {
   segmentFileName,
 } from './record-format.js';
 import { createLogMetrics } from './log-metrics.js';
+import { fsyncDir } from './checkpoint-store.js';
 import type { DurableCallback, LogRecord, MessageLog, RecordType } from './types.js';
 
 export interface MessageLogOptions {
@@ -168,14 +169,6 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /**
  * Creates the hybrid message log over the segment files in `options.dir`. The log is usable once
