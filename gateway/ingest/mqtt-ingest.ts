@@ -142,7 +142,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         // QoS 0 is best effort: acknowledged at once (there is nothing to send), still logged.
         if (packet.qos === 0) done(null);
       };
-      if (log.backpressured) waitForDisk(append);
+      if (log.backpressured) waitForDisk(append, settle);
       else append();
       return undefined;
     },
@@ -163,17 +163,19 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   // Backpressure: while the log is over its disk high-water mark, publishes wait before being
   // appended, which withholds their PUBACK and (through aedes' serial handling) slows the socket.
-  const diskWaiters: (() => void)[] = [];
+  // On shutdown, a held-back publish is abandoned unacknowledged: the client resends it (QoS 1).
+  const diskWaiters: { resume: () => void; abandon: () => void }[] = [];
   let diskTimer: NodeJS.Timeout | null = null;
-  function waitForDisk(fn: () => void): void {
-    diskWaiters.push(fn);
+  function waitForDisk(resume: () => void, abandon: () => void): void {
+    diskWaiters.push({ resume, abandon });
     if (diskTimer !== null) return;
     logger.warn('log over its disk high-water mark: withholding acks');
     diskTimer = setInterval(() => {
-      if (log.backpressured && !closed) return;
+      if (log.backpressured) return;
       clearInterval(diskTimer!);
       diskTimer = null;
-      for (const w of diskWaiters.splice(0)) w();
+      logger.info('log back under its disk high-water mark');
+      for (const w of diskWaiters.splice(0)) w.resume();
     }, 50);
   }
 
@@ -219,6 +221,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         clearInterval(diskTimer);
         diskTimer = null;
       }
+      for (const w of diskWaiters.splice(0)) w.abandon();
       const closeServer = (s: NetServer | HttpServer | null): Promise<void> => new Promise((resolve) => (s === null || !s.listening ? resolve() : s.close(() => resolve())));
       const tcpClosed = closeServer(tcp);
       const wsClosed = closeServer(httpForWs);

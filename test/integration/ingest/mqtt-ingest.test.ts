@@ -149,3 +149,35 @@ describe('mqtt ingest (device credentials and ACL)', () => {
     await eventually(() => received(gw, 'bridge'), (n) => n === 1);
   });
 });
+
+describe('mqtt ingest (disk high-water mark)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ log: { diskHighWaterBytes: 4096 } });
+  });
+  afterAll(async () => gw?.dispose());
+
+  it('should withhold PUBACKs and report not ready while the log is over its high-water mark, and still shut down', async () => {
+    const c = await connect(gw.ports.mqtt);
+    const t = now();
+    let seq = 0;
+    // Fill the log past 4 KiB; each publish is acknowledged while the log is still under the mark.
+    for (let i = 0; i < 80; i++) {
+      const acked = await Promise.race([
+        c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+      ]);
+      if (!acked) break;
+    }
+    expect(seq).toBeLessThan(80);
+    const held = await Promise.race([
+      c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => 'acked'),
+      new Promise<string>((r) => setTimeout(() => r('held'), 1500)),
+    ]);
+    expect(held).toBe('held');
+    const ready = await fetch(`http://127.0.0.1:${gw.ports.http}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reason: string }).reason).toContain('high-water');
+    c.end(true);
+  });
+});
