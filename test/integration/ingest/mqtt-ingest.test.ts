@@ -181,3 +181,22 @@ describe('mqtt ingest (disk high-water mark)', () => {
     c.end(true);
   });
 });
+
+describe('mqtt ingest (WebSocket)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ mqtt: { wsPort: 0 } });
+  });
+  afterAll(async () => gw?.dispose());
+
+  it('should take readings over MQTT on WebSocket exactly as over TCP', async () => {
+    expect(gw.ports.ws).toBeGreaterThan(0);
+    const c = await mqtt.connectAsync(`ws://127.0.0.1:${gw.ports.ws}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    await c.publishAsync('sensors/heart-rate/ws-1', JSON.stringify({ seq: 1, ts: now(), bpm: 75 }), { qos: 1 });
+    await c.publishAsync('sensors/heart-rate/ws-1', Buffer.from([0xff, 0x00]), { qos: 1 });
+    await eventually(() => received(gw, 'heart-rate'), (n) => n === 1);
+    expect(await rejected(gw, 'decode_error')).toBe(1);
+    expect(c.connected).toBe(true);
+    await c.endAsync();
+  });
+});
