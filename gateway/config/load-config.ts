@@ -50,7 +50,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
       throw new GatewayError('GW_ERR_CONFIG_READ', `cannot parse config file ${options.file}: ${(cause as Error).message}`, { cause });
     }
   }
-  if (options.overrides) deepMerge(raw, options.overrides);
+  // Copied: validation fills defaults in and the result is frozen; the caller's object stays theirs.
+  if (options.overrides) deepMerge(raw, structuredClone(options.overrides));
   applyEnv(raw, options.env ?? process.env, problems);
 
   if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));

@@ -507,7 +507,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
         });
       }
     }
-    return { format: SNAPSHOT_FORMAT, devices };
+    return { format: SNAPSHOT_FORMAT, takenAt: clock.now(), devices };
   }
 
   function restore(state: unknown): void {
@@ -515,6 +515,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
       throw new GatewayError('GW_ERR_CHECKPOINT', `window engine: not a ${SNAPSHOT_FORMAT} snapshot`);
     }
     for (const kind of kinds.values()) kind.devices.clear();
+    const downtime = state.takenAt === undefined ? 0 : Math.max(0, clock.now() - state.takenAt);
     stats.devices = 0;
     stats.openWindows = 0;
     // Windows of a kind, size or group-by no longer configured are dropped: they cannot be emitted
@@ -522,7 +523,9 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     for (const d of state.devices) {
       const kind = kinds.get(d.kind);
       if (kind === undefined) continue;
-      const dev = newDevice(kind, d.deviceId, d.maxTs, d.lastArrival, d.lateBefore);
+      // The time the gateway was down is not device silence: arrival times move forward by it, or
+      // a restart after idleTimeoutMs + allowedLatenessMs would close every half-filled window.
+      const dev = newDevice(kind, d.deviceId, d.maxTs, d.lastArrival + downtime, d.lateBefore);
       for (const gs of d.groups) {
         const values: Record<string, string> = {};
         let complete = true;
@@ -569,6 +572,8 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
 interface WindowSnapshot {
   readonly format: typeof SNAPSHOT_FORMAT;
+  /** Clock time of the snapshot: what passes between it and restore() is downtime, not silence. */
+  readonly takenAt?: number;
   readonly devices: DeviceSnapshot[];
 }
 
@@ -591,6 +596,7 @@ interface GroupSnapshot {
 
 function isSnapshot(v: unknown): v is WindowSnapshot {
   if (!isObject(v) || v['format'] !== SNAPSHOT_FORMAT || !Array.isArray(v['devices'])) return false;
+  if (v['takenAt'] !== undefined && !isNum(v['takenAt'])) return false;
   return v['devices'].every(
     (d: unknown) =>
       isObject(d) &&

@@ -1,6 +1,6 @@
 import type { Sink } from '../../gateway/sinks/types.js';
 import { runSimulator, type Summary } from '../../simulators/index.js';
-import { bridgeWindowMismatches, heartRateWindowMismatches, readingMismatches, runProblems, storedReadings, storedWindows } from './oracle.js';
+import { bridgeWindowMismatches, heartRateWindowMismatches, mergeSummaries, readingMismatches, runProblems, storedReadings, storedWindows } from './oracle.js';
 
 /**
  * The fleet of the oracle tests: seeded heart-rate and bridge runs in protobuf batches, JSON
@@ -20,13 +20,18 @@ export interface Fleet {
 
 export const FLEET_SPAN_S = 300;
 
-export async function runFleet(mqttPort: number, startTs = Math.floor((Date.now() - 12 * 60_000) / 60_000) * 60_000): Promise<Fleet> {
+/** The default start of a fleet run: a minute boundary, twelve minutes ago. */
+export function fleetStartTs(now = Date.now()): number {
+  return Math.floor((now - 12 * 60_000) / 60_000) * 60_000;
+}
+
+export async function runFleet(mqttPort: number, startTs = fleetStartTs(), spanS = FLEET_SPAN_S): Promise<Fleet> {
   const common = {
     url: `mqtt://127.0.0.1:${mqttPort}`,
     qos: 1 as const,
     realtime: false,
     startTs,
-    durationS: FLEET_SPAN_S,
+    durationS: spanS,
     outOfOrder: 0.03,
     duplicates: 0.02,
   };
@@ -93,6 +98,14 @@ export async function compareStore(sink: Sink, fleet: Fleet): Promise<StoreCompa
     bridgeReadings: readingMismatches(fleet.bridge, brReadings),
     bridgeClasses,
     stats: { readings: hrReadings.length + brReadings.length, windows: windows.length, corrected: windows.filter((w) => w.revision > 0).length },
+  };
+}
+
+/** Two consecutive runs of the same fleet as one oracle. */
+export function mergeFleets(a: Fleet, b: Fleet): Fleet {
+  return {
+    heartRate: a.heartRate.map((s, i) => mergeSummaries(s, b.heartRate[i]!)),
+    bridge: a.bridge.map((s, i) => mergeSummaries(s, b.bridge[i]!)),
   };
 }
 

@@ -202,7 +202,7 @@ export function bridgeWindowMismatches(summaries: readonly Summary[], windows: r
 
 /**
  * Raw readings against the summaries: per device, as many stored readings as acknowledged unique
- * readings, no (device, seq) stored twice, and the same seq and event-time range.
+ * readings, none stored twice, and the same seq and event-time range.
  */
 export function readingMismatches(summaries: readonly Summary[], readings: readonly Reading[]): string[] {
   const problems: string[] = [];
@@ -220,9 +220,10 @@ export function readingMismatches(summaries: readonly Summary[], readings: reado
   for (const [deviceId, summary] of devices) {
     const want = summary.byDevice[deviceId]!;
     const got = byDevice.get(deviceId) ?? [];
-    const seqs = new Set(got.map((r) => r.seq));
+    // A reading's identity is (seq, ts): a device that restarted its counter reuses seqs.
+    const ids = new Set(got.map((r) => `${r.seq}@${r.ts}`));
     if (got.length !== want.readings) problems.push(`${deviceId}: ${got.length} readings stored, summary ${want.readings}`);
-    if (seqs.size !== got.length) problems.push(`${deviceId}: ${got.length - seqs.size} readings stored twice (same seq)`);
+    if (ids.size !== got.length) problems.push(`${deviceId}: ${got.length - ids.size} readings stored twice (same seq and ts)`);
     if (got.length === 0) continue;
     let minSeq = Infinity;
     let maxSeq = -Infinity;
@@ -257,4 +258,66 @@ export function runProblems(summary: Summary): string[] {
     if (d.missingSeqs !== 0) problems.push(`${id}: ${d.missingSeqs} seqs missing in the summary`);
   }
   return problems;
+}
+
+function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
+}
+
+function addNested(into: Record<string, Record<string, number>>, from: Record<string, Record<string, number>>): void {
+  for (const [k, counts] of Object.entries(from)) addCounts((into[k] ??= {}), counts);
+}
+
+/**
+ * One oracle for two consecutive runs of the same devices (e.g. before and after a gateway
+ * restart; the second run's devices restart their seqs at 1): per-device totals, per-class totals
+ * and every window count and bpm stat combined. Timing fields are the first run's.
+ */
+export function mergeSummaries(a: Summary, b: Summary): Summary {
+  if (a.kind !== b.kind) throw new Error(`cannot merge a ${a.kind} summary with a ${b.kind} one`);
+  const m = structuredClone(a);
+  m.totals.readings += b.totals.readings;
+  m.totals.publishes += b.totals.publishes;
+  m.totals.readingsSent += b.totals.readingsSent;
+  m.totals.publishesSent += b.totals.publishesSent;
+  m.totals.readingsFailed += b.totals.readingsFailed;
+  m.totals.publishesFailed += b.totals.publishesFailed;
+  m.totals.duplicatesInjected += b.totals.duplicatesInjected;
+  m.totals.outOfOrderInjected += b.totals.outOfOrderInjected;
+  if (b.stopped !== 'completed') m.stopped = b.stopped;
+  const lo = (x: number | null, y: number | null): number | null => (x === null ? y : y === null ? x : Math.min(x, y));
+  const hi = (x: number | null, y: number | null): number | null => (x === null ? y : y === null ? x : Math.max(x, y));
+  for (const [id, d] of Object.entries(b.byDevice)) {
+    const t = m.byDevice[id];
+    if (t === undefined) {
+      m.byDevice[id] = structuredClone(d);
+      continue;
+    }
+    t.readings += d.readings;
+    t.missingSeqs += d.missingSeqs;
+    t.minSeq = lo(t.minSeq, d.minSeq);
+    t.maxSeq = hi(t.maxSeq, d.maxSeq);
+    t.minTs = lo(t.minTs, d.minTs);
+    t.maxTs = hi(t.maxTs, d.maxTs);
+    if (d.byClass !== undefined) addCounts((t.byClass ??= {}) as Record<string, number>, d.byClass as Record<string, number>);
+  }
+  if (b.byClass !== undefined) addCounts((m.byClass ??= {}) as Record<string, number>, b.byClass as Record<string, number>);
+  for (const name of WINDOW_NAMES) {
+    const into = m.windows[name];
+    const from = b.windows[name];
+    addCounts(into.total, from.total);
+    addNested(into.byDevice, from.byDevice);
+    if (from.byClass !== undefined) addNested((into.byClass ??= {}), from.byClass);
+    for (const [id, classes] of Object.entries(from.byDeviceClass ?? {})) addNested(((into.byDeviceClass ??= {})[id] ??= {}), classes);
+    for (const [id, groups] of Object.entries(from.byDeviceClassLane ?? {})) addNested(((into.byDeviceClassLane ??= {})[id] ??= {}), groups);
+    for (const [id, windows] of Object.entries(from.bpmByDevice ?? {})) {
+      const target = ((into.bpmByDevice ??= {})[id] ??= {});
+      for (const [start, stats] of Object.entries(windows)) {
+        const t = target[start];
+        if (t === undefined) target[start] = { ...stats };
+        else target[start] = { min: Math.min(t.min, stats.min), max: Math.max(t.max, stats.max), sum: t.sum + stats.sum };
+      }
+    }
+  }
+  return m;
 }

@@ -55,6 +55,16 @@ describe('config loader', () => {
     expect(c.dataDir).toBe(join(dir, 'rel'));
   });
 
+  it('should leave the caller\'s overrides object untouched, so it can be used twice', () => {
+    const overrides = { dataDir: join(dir, 'o1'), mqtt: { port: 0 }, sinks: {} };
+    const a = loadConfig({ env: {}, overrides });
+    expect(overrides).toEqual({ dataDir: join(dir, 'o1'), mqtt: { port: 0 }, sinks: {} });
+    expect(Object.isFrozen(overrides.mqtt)).toBe(false);
+    overrides.dataDir = join(dir, 'o2');
+    const b = loadConfig({ env: {}, overrides });
+    expect(b.sinks.embeddedPath).not.toBe(a.sinks.embeddedPath);
+  });
+
   it('should reject malformed environment values with the variable named', () => {
     expect(() => loadConfig({ env: { PULSEGATE_MQTT_PORT: 'abc', PULSEGATE_ALLOW_ANONYMOUS: 'yes' } })).toThrow(/PULSEGATE_MQTT_PORT[\s\S]*PULSEGATE_ALLOW_ANONYMOUS/);
   });

@@ -395,6 +395,20 @@ describe('window engine', () => {
       }
     });
 
+    it('should not count the time between snapshot and restore (gateway downtime) as device silence', () => {
+      const config = { defaultSizesMs: [60_000], allowedLatenessMs: 5_000, idleTimeoutMs: 500 };
+      const before = harness(config, {}, new ManualClock(1_000_000));
+      before.engine.add(hr('d', 1_000, 70));
+      const saved = JSON.stringify(before.engine.snapshot());
+      const after = harness(config, {}, new ManualClock(1_000_000 + 120_000)); // down for two minutes
+      after.engine.restore(JSON.parse(saved));
+      after.engine.tick();
+      after.engine.add(hr('d', 2_000, 80));
+      after.engine.flush();
+      expect(after.late).toEqual([]);
+      expect(after.emitted.at(-1)?.values['bpm_count']).toBe(2);
+    });
+
     it('should survive a JSON round trip of a fresh engine and of one with data', () => {
       const { engine } = harness();
       expect(JSON.parse(JSON.stringify(engine.snapshot()))).toEqual(engine.snapshot());
