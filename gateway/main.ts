@@ -147,6 +147,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   // ingest
   const ingest: MqttIngest = await createMqttIngest({
     config: config.mqtt,
+    maxInFlightReadings: config.ingest.maxInFlightReadings,
     kinds,
     decoder,
     credentials,

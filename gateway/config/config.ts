@@ -15,6 +15,7 @@ export interface IngestConfig {
   readonly maxFutureSkewMs: number;
   readonly maxPastAgeMs: number;
   readonly seqWindow: number;
+  readonly maxInFlightReadings: number;
   readonly maxDevices: number;
 }
 export interface LogConfig {

@@ -20,6 +20,12 @@ const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
 
 export interface MqttIngestOptions {
   readonly config: MqttConfig;
+  /**
+   * Bound on readings taken in but not yet durable and processed. Past it, QoS 0 publishes too
+   * wait for durability before aedes reads the next packet of their connection, so a fast
+   * publisher meets TCP backpressure instead of filling the heap (policy "block").
+   */
+  readonly maxInFlightReadings: number;
   readonly kinds: KindRegistry;
   readonly decoder: PayloadDecoder;
   readonly credentials: CredentialStore | null;
@@ -49,6 +55,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   const { config, kinds, decoder, credentials, log, clock, metrics, logger } = options;
   const identities = new WeakMap<Client, string>();
   let inFlight = 0;
+  let inFlightReadings = 0;
   let drainWaiters: (() => void)[] = [];
   let closed = false;
 
@@ -127,20 +134,26 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       if (closed) return done(new Error('gateway shutting down'));
 
       inFlight++;
+      const n = result.readings.length;
+      inFlightReadings += n;
       const append = (): void => {
+        // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
+        // past the in-flight bound it waits like QoS 1, which stops reading its connection.
+        const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
         log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
           settle();
+          inFlightReadings -= n;
           if (err) {
             logger.error({ err, topic }, 'ingest append failed; publish not acknowledged');
             // Closing the connection withholds the PUBACK; the client resends (QoS 1).
-            return done(new Error('log unavailable'));
+            return waitForDurable ? done(new Error('log unavailable')) : undefined;
           }
-          // A QoS 1 PUBACK goes out when this callback runs: only now is the reading durable.
-          if (packet.qos > 0) done(null);
+          // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
+          // when done() runs: only now is the reading durable.
           options.onDurable(result.readings, offset);
+          if (waitForDurable) done(null);
         });
-        // QoS 0 is best effort: acknowledged at once (there is nothing to send), still logged.
-        if (packet.qos === 0) done(null);
+        if (!waitForDurable) done(null);
       };
       if (log.backpressured) waitForDisk(append, settle);
       else append();
