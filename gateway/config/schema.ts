@@ -50,7 +50,7 @@ export const configSchema = {
         /** Out-of-order tolerance of the (device, seq) dedup, in sequence numbers. */
         seqWindow: { type: 'integer', minimum: 32, maximum: 4096, multipleOf: 32, default: 256 },
         /** Readings taken in but not yet durable and processed; past it QoS 0 waits too (backpressure). */
-        maxInFlightReadings: { type: 'integer', minimum: 1, default: 50_000 },
+        maxInFlightReadings: { type: 'integer', minimum: 1, default: 10_000 },
         /** Devices tracked for dedup; the least recently seen is evicted past this. */
         maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
       },

@@ -91,7 +91,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
       if (client === null) return done(null); // the gateway's own publishes (alerts)
-      metrics.publishes.labels(String(packet.qos)).inc();
+      metrics.published(packet.qos);
       const topic = packet.topic;
       const payload = packet.payload as Buffer;
       const receivedAt = clock.now();

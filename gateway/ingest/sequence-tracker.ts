@@ -24,6 +24,8 @@ export interface SequenceStats {
 interface DeviceSeq {
   high: number;
   bits: Uint32Array;
+  /** Value of the tracker's observation counter when the device was last moved to the back. */
+  touched: number;
 }
 
 export interface SequenceTrackerSnapshot {
@@ -34,6 +36,8 @@ export interface SequenceTrackerSnapshot {
 export class SequenceTracker {
   private readonly devices = new Map<string, DeviceSeq>();
   private readonly words: number;
+  private observations = 0;
+  private readonly refreshEvery: number;
   readonly stats: SequenceStats = { gaps: 0, gapFills: 0, resets: 0, evictions: 0 };
 
   constructor(
@@ -42,6 +46,7 @@ export class SequenceTracker {
   ) {
     if (window % 32 !== 0) throw new Error('seqWindow must be a multiple of 32');
     this.words = window / 32;
+    this.refreshEvery = Math.max(1, Math.floor(maxDevices / 2));
   }
 
   get size(): number {
@@ -49,17 +54,24 @@ export class SequenceTracker {
   }
 
   observe(key: string, seq: number): SeqVerdict {
+    const now = ++this.observations;
     let d = this.devices.get(key);
     if (d === undefined) {
-      d = { high: seq, bits: new Uint32Array(this.words) };
+      d = { high: seq, bits: new Uint32Array(this.words), touched: now };
       this.setBit(d, seq);
       this.devices.set(key, d);
       if (this.devices.size > this.maxDevices) this.evictOldest();
       return 'new';
     }
-    // Move to the back of the Map's insertion order: the front is the least recently seen.
-    this.devices.delete(key);
-    this.devices.set(key, d);
+    // The Map's insertion order is the LRU order (front = least recently seen). Moving a device
+    // to the back on every reading costs a delete and an insert; doing it once per maxDevices/2
+    // observations is enough: fewer than maxDevices insertions can have happened behind a device
+    // seen since, so a device is never evicted within maxDevices/2 observations of its last reading.
+    if (now - d.touched >= this.refreshEvery) {
+      d.touched = now;
+      this.devices.delete(key);
+      this.devices.set(key, d);
+    }
 
     if (seq > d.high) {
       const jump = seq - d.high;
@@ -98,7 +110,7 @@ export class SequenceTracker {
       const words = new Uint32Array(this.words);
       // Copy bytewise: a decoded Buffer may sit at an offset not aligned for a Uint32Array view.
       new Uint8Array(words.buffer).set(buf.subarray(0, this.words * 4));
-      this.devices.set(key, { high, bits: words });
+      this.devices.set(key, { high, bits: words, touched: this.observations });
     }
   }
 

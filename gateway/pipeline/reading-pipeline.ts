@@ -64,8 +64,15 @@ export class ReadingPipeline {
   process(readings: readonly Reading[], offset: number): void {
     const { tracker, windows, batcher, metrics, writeRawReadings } = this.options;
     let duplicates = 0;
+    // The readings of one publish share kind and device (one topic): one dedup key for all.
+    let key = '';
+    let keyOf: Reading | null = null;
     for (const r of readings) {
-      if (tracker.observe(r.kind + '\u0000' + r.deviceId, r.seq) === 'duplicate') {
+      if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
+        key = r.kind + '\u0000' + r.deviceId;
+        keyOf = r;
+      }
+      if (tracker.observe(key, r.seq) === 'duplicate') {
         duplicates++;
         continue;
       }
