@@ -4,8 +4,7 @@ import { createInfluxSink } from '../../gateway/sinks/influx-sink.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startInfluxd, type InfluxdHandle } from '../helpers/influxd.js';
 import { sample, scrape } from '../helpers/metrics.js';
-import { firstLines } from '../helpers/oracle.js';
-import { compareStore, fleetProblems, fleetReadings, runFleet } from '../helpers/oracle-scenario.js';
+import { expectStoreEqualsFleet, fleetProblems, fleetReadings, runFleet } from '../helpers/oracle-scenario.js';
 
 /**
  * The windows oracle against a real InfluxDB 1.x: the same seeded fleet (oracle-scenario.ts)
@@ -61,13 +60,7 @@ describe('influx oracle', () => {
     const sink = createInfluxSink({ config: gw.config.sinks, kinds: createKindRegistry() });
     await sink.start();
     try {
-      const result = await compareStore(sink, fleet);
-      expect(firstLines(result.heartRateWindows), 'heart-rate windows').toBe('');
-      expect(firstLines(result.bridgeWindows), 'bridge windows').toBe('');
-      expect(firstLines(result.heartRateReadings), 'heart-rate readings').toBe('');
-      expect(firstLines(result.bridgeReadings), 'bridge readings').toBe('');
-      expect(result.bridgeClasses, 'bridge readings per class').toEqual([]);
-      expect(result.stats.readings).toBe(fleetReadings(fleet));
+      const result = await expectStoreEqualsFleet(sink, fleet);
 
       // Plain InfluxQL, every device at once: one point per window (a correction overwrote its
       // first emission), and as many raw points as acknowledged readings.

@@ -27,7 +27,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): { ch
 
 /** Starts the gateway CLI on free ports and waits for its "pulsegate ready" log line. */
 export async function startChildGateway(dataDir: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ChildGateway> {
-  const { child, output, exited } = spawnCli(['start'], {
+  const spawned = spawnCli(['start'], {
     PULSEGATE_MQTT_PORT: '0',
     PULSEGATE_HTTP_PORT: '0',
     PULSEGATE_DATA_DIR: dataDir,
@@ -35,6 +35,12 @@ export async function startChildGateway(dataDir: string, env: Record<string, str
     PULSEGATE_LOG_LEVEL: 'info',
     ...env,
   });
+  return waitUntilReady(spawned, timeoutMs);
+}
+
+/** Waits for a spawned gateway's "pulsegate ready" log line and reads its bound ports from it. */
+export async function waitUntilReady(spawned: ReturnType<typeof spawnCli>, timeoutMs: number): Promise<ChildGateway> {
+  const { child, output, exited } = spawned;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const line of output) {

@@ -1,6 +1,7 @@
+import { expect } from 'vitest';
 import type { Sink } from '../../gateway/sinks/types.js';
 import { runSimulator, type Summary } from '../../simulators/index.js';
-import { bridgeWindowMismatches, heartRateWindowMismatches, mergeSummaries, readingMismatches, runProblems, storedReadings, storedWindows } from './oracle.js';
+import { bridgeWindowMismatches, firstLines, heartRateWindowMismatches, mergeSummaries, readingMismatches, runProblems, storedReadings, storedWindows } from './oracle.js';
 
 /**
  * The fleet of the oracle tests: seeded heart-rate and bridge runs in protobuf batches, JSON
@@ -111,4 +112,16 @@ export function mergeFleets(a: Fleet, b: Fleet): Fleet {
 
 export function fleetReadings(fleet: Fleet): number {
   return [...fleet.heartRate, ...fleet.bridge].reduce((n, s) => n + s.totals.readings, 0);
+}
+
+/** Asserts that the store holds exactly the fleet's acknowledged readings and their windows. */
+export async function expectStoreEqualsFleet(sink: Sink, fleet: Fleet): Promise<StoreComparison> {
+  const result = await compareStore(sink, fleet);
+  expect(firstLines(result.heartRateWindows), 'heart-rate windows').toBe('');
+  expect(firstLines(result.bridgeWindows), 'bridge windows').toBe('');
+  expect(firstLines(result.heartRateReadings), 'heart-rate readings').toBe('');
+  expect(firstLines(result.bridgeReadings), 'bridge readings').toBe('');
+  expect(result.bridgeClasses, 'bridge readings per class').toEqual([]);
+  expect(result.stats.readings).toBe(fleetReadings(fleet));
+  return result;
 }
