@@ -61,17 +61,10 @@ export interface SummaryTotals {
   publishesPerSecond: number;
 }
 
-export interface Summary {
+export interface Summary extends SummaryContext {
   version: 1;
-  kind: SensorKind;
   /** "acknowledged": QoS 1, counts are PUBACKed readings; "sent": QoS 0, counts are readings written. */
   counts: 'acknowledged' | 'sent';
-  qos: 0 | 1;
-  format: 'protobuf' | 'json';
-  batch: number;
-  seed: number;
-  startTs: number;
-  realtime: boolean;
   startedAt: string;
   finishedAt: string;
   elapsedMs: number;
