@@ -161,11 +161,15 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
   // periodic work: idle windows, checkpoints, health samples, retention
   let checkpointing: Promise<void> | null = null;
-  async function writeCheckpoint(): Promise<void> {
-    // Batch contents and state are captured in the same synchronous step, so the checkpoint
-    // covers exactly the readings below `offset`; it is written once those batches are durable.
+  /**
+   * Batch contents and state are captured in the same synchronous step, so the checkpoint covers
+   * exactly the readings below `offset`; it is written once those batches are durable.
+   * `afterCapture` runs between the two (shutdown emits half-filled windows there).
+   */
+  async function writeCheckpoint(afterCapture?: () => Promise<unknown>): Promise<void> {
     const durable = batcher.flush();
     const state = { offset: pipeline.processedUpTo, data: pipeline.snapshot() };
+    await afterCapture?.();
     await durable;
     await checkpoints.write(state);
   }
@@ -182,7 +186,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const sampleHealth = (): void => {
     const now = clock.now();
     sinkMetrics.setPendingBatches(outbox.pending);
-    if (outbox.retries > lastRetries) for (let i = lastRetries; i < outbox.retries; i++) sinkMetrics.retried(sink.name);
+    if (outbox.retries > lastRetries) sinkMetrics.retries.labels(sink.name).inc(outbox.retries - lastRetries);
     lastRetries = outbox.retries;
     const t = ingestMetrics.totals;
     const secs = Math.max((now - last.at) / 1000, 0.001);
@@ -237,12 +241,10 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         await checkpointing;
         // Checkpoint the state before handing back half-filled windows: after a restart they
         // continue from the checkpoint, and the early emission is overwritten (same identity).
-        const durable = batcher.flush();
-        const state = { offset: pipeline.processedUpTo, data: pipeline.snapshot() };
-        windows.flush();
-        await batcher.close();
-        await durable;
-        await checkpoints.write(state);
+        await writeCheckpoint(() => {
+          windows.flush();
+          return batcher.close();
+        });
         // Deliver what is pending while the store answers; whatever is left stays in the log.
         const drainUntil = Date.now() + config.sinks.shutdownDrainMs;
         while (outbox.pending > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));

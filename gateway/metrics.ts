@@ -21,6 +21,19 @@ export function createRegistry(): Registry {
   return registry;
 }
 
+/** A counter whose value is read from `read()` when /metrics is scraped: nothing on the hot path. */
+export function collectedCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /**
  * Counts are kept in plain numbers on the hot path (a prom-client label lookup per publish cost
  * several percent of ingest) and copied into the counters when /metrics is scraped. Every label
@@ -48,15 +61,7 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   labelled('pulsegate_readings_received_total', 'Readings received, decoded and valid, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
   labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
   labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
-  new Counter({
-    name: 'pulsegate_readings_duplicate_total',
-    help: 'Readings dropped as duplicates by (device, seq)',
-    registers,
-    collect() {
-      this.reset();
-      this.inc(totals.duplicates);
-    },
-  });
+  collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',

@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { collectedCounter } from '../metrics.js';
 import type { WindowEngineStats } from './window-engine.js';
 
 /**
@@ -7,17 +8,7 @@ import type { WindowEngineStats } from './window-engine.js';
  */
 export function registerWindowMetrics(registry: Registry, stats: Readonly<WindowEngineStats>): void {
   const registers = [registry];
-  const counter = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
+  const counter = (name: string, help: string, read: () => number): void => collectedCounter(registry, name, help, read);
   const gauge = (name: string, help: string, read: () => number): void => {
     new Gauge({
       name,
