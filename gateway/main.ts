@@ -24,8 +24,8 @@ import { RECORD_TYPES } from './log/types.js';
 import { createIngestMetrics, createRegistry } from './metrics.js';
 import { ReadingPipeline, type PipelineState } from './pipeline/reading-pipeline.js';
 import { SinkBatcher } from './pipeline/sink-batcher.js';
-import { decodeBatch, encodeBatch } from './sinks/batch-codec.js';
-import { createSink } from './sinks/create-sink.js';
+import { encodeBatch } from './sinks/batch-codec.js';
+import { createThreadedSink } from './sinks/sink-thread.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createWindowEngine } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
@@ -65,11 +65,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
   // sink tier, behind the sender-based side of the log
   const sinkMetrics = createSinkMetrics(registry);
-  const sink = createSink({ config: config.sinks, kinds, registry, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
+  const sink = createThreadedSink({ config: config.sinks, kinds, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
   const outbox = createOutbox({
     log,
     destination: sink.name,
-    send: (payload: Buffer) => sink.write(decodeBatch(payload)),
+    send: (payload: Buffer) => sink.writeEncoded(payload),
     retry: { initialMs: config.sinks.retryInitialMs, maxMs: config.sinks.retryMaxMs },
     stateDir: config.log.dir,
     clock,

@@ -3,9 +3,14 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Sink } from '../sinks/types.js';
 
-/** A sink that ages out its own data (the embedded store); InfluxDB does this with retention policies. */
+type RetentionResult = { readings: number; windows: number; health: number };
+
+/**
+ * A sink that can age out its own data: the embedded store (InfluxDB does this with retention
+ * policies; on the sink thread the answer is null for it).
+ */
 interface RetainingSink extends Sink {
-  applyRetention(nowMs: number): { readings: number; windows: number; health: number };
+  applyRetention(nowMs: number): RetentionResult | null | Promise<RetentionResult | null>;
 }
 
 function retains(sink: Sink): sink is RetainingSink {
@@ -19,10 +24,10 @@ function retains(sink: Sink): sink is RetainingSink {
 export function startStoreRetentionJob(options: { sink: Sink; schedule: string; clock: Clock; logger: Logger }): { stop(): void } | null {
   const { sink, clock, logger } = options;
   if (!retains(sink)) return null;
-  const task: ScheduledTask = cron.schedule(options.schedule, () => {
+  const task: ScheduledTask = cron.schedule(options.schedule, async () => {
     try {
-      const removed = sink.applyRetention(clock.now());
-      if (removed.readings + removed.windows + removed.health > 0) logger.info(removed, 'store retention removed rows');
+      const removed = await sink.applyRetention(clock.now());
+      if (removed !== null && removed.readings + removed.windows + removed.health > 0) logger.info(removed, 'store retention removed rows');
     } catch (err) {
       logger.error({ err }, 'store retention failed');
     }

@@ -4,7 +4,7 @@ import type { SinksConfig } from '../config/config.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { createEmbeddedSink } from './embedded-sink.js';
 import { createInfluxSink } from './influx-sink.js';
-import { createSinkMetrics, type SinkMetrics } from './sink-metrics.js';
+import { createSinkMetrics, type SinkWriteObserver } from './sink-metrics.js';
 import type { Sink } from './types.js';
 
 export interface CreateSinkOptions {
@@ -12,7 +12,7 @@ export interface CreateSinkOptions {
   readonly kinds: KindRegistry;
   readonly logger?: Logger;
   /** Metrics to record into; created on `registry` when omitted. */
-  readonly metrics?: SinkMetrics;
+  readonly metrics?: SinkWriteObserver;
   readonly registry?: Registry;
 }
 

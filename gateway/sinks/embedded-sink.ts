@@ -7,14 +7,14 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowResult } from '../window/types.js';
-import type { SinkMetrics } from './sink-metrics.js';
+import type { SinkWriteObserver } from './sink-metrics.js';
 import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
 
 export interface EmbeddedSinkOptions {
   readonly config: SinksConfig;
   readonly kinds: KindRegistry;
   readonly logger?: Logger;
-  readonly metrics?: SinkMetrics;
+  readonly metrics?: SinkWriteObserver;
 }
 
 /** Rows deleted by one retention pass. */

@@ -16,14 +16,14 @@ import {
   WINDOW_RETENTION_POLICY,
   type InfluxRow,
 } from './influx-points.js';
-import type { SinkMetrics } from './sink-metrics.js';
+import type { SinkWriteObserver } from './sink-metrics.js';
 import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
 
 export interface InfluxSinkOptions {
   readonly config: SinksConfig;
   readonly kinds: KindRegistry;
   readonly logger?: Logger;
-  readonly metrics?: SinkMetrics;
+  readonly metrics?: SinkWriteObserver;
   /** Timeout of one HTTP request to InfluxDB; default 10 s. */
   readonly requestTimeoutMs?: number;
 }

@@ -5,9 +5,13 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  * Sinks call `written`/`failed` around every write; the outbox that retries calls `retried` and
  * keeps `setPendingBatches` at the number of outgoing batches not yet acknowledged.
  */
-export interface SinkMetrics {
+/** What a sink reports about its own writes. */
+export interface SinkWriteObserver {
   written(sink: string, points: number, seconds: number): void;
   failed(sink: string, seconds: number): void;
+}
+
+export interface SinkMetrics extends SinkWriteObserver {
   retried(sink: string): void;
   setPendingBatches(n: number): void;
   readonly pointsWritten: Counter<'sink'>;

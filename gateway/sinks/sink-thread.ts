@@ -1,0 +1,182 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { SinksConfig } from '../config/config.js';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import type { WindowResult } from '../window/types.js';
+import { encodeBatch } from './batch-codec.js';
+import { EMBEDDED_SINK_NAME, type EmbeddedRetentionResult } from './embedded-sink.js';
+import { INFLUX_SINK_NAME } from './influx-sink.js';
+import type { SinkWriteObserver } from './sink-metrics.js';
+import type { SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
+import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
+
+/**
+ * The configured sink (InfluxDB or the embedded store) on a thread of its own. The gateway's
+ * thread only copies each encoded batch across; decoding it, building points or rows, and the
+ * store's own work (SQLite inserts are synchronous) use the second core instead of holding the
+ * thread that runs MQTT ingest.
+ */
+export interface ThreadedSink extends Sink {
+  /** Writes one batch in batch-codec form, as the outbox reads it from the log. */
+  writeEncoded(payload: Uint8Array): Promise<void>;
+  /** Ages out the embedded store's rows; null for a sink that keeps its own retention. */
+  applyRetention(nowMs: number): Promise<EmbeddedRetentionResult | null>;
+}
+
+export interface ThreadedSinkOptions {
+  readonly config: SinksConfig;
+  readonly kinds: KindRegistry;
+  /** Receives the sink thread's log lines. */
+  readonly logger: Logger;
+  readonly metrics?: SinkWriteObserver;
+}
+
+const LEVEL_METHODS: Readonly<Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'>> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
+
+type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+type RequestBody = SinkThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+
+export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
+  const { config, logger, metrics } = options;
+  const name = config.influxUrl !== null ? INFLUX_SINK_NAME : EMBEDDED_SINK_NAME;
+  const data: SinkThreadData = { config, kinds: [...options.kinds.values()], logLevel: logger.level };
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let worker: Worker | null = null;
+  let started = false;
+  let closed = false;
+
+  function spawn(): Worker {
+    const w = startSinkWorker(data);
+    w.unref();
+    w.on('message', (message: SinkThreadReply) => {
+      if (message.type === 'reply') {
+        const p = pending.get(message.id);
+        if (p === undefined) return;
+        pending.delete(message.id);
+        if (pending.size === 0) w.unref();
+        if (message.ok) p.resolve(message.value);
+        else p.reject(deserialize(message.error));
+      } else if (message.type === 'metric') {
+        if (message.outcome === 'ok') metrics?.written(message.sink, message.points, message.seconds);
+        else metrics?.failed(message.sink, message.seconds);
+      } else {
+        relayLog(logger, message.line);
+      }
+    });
+    w.on('error', (err) => logger.error({ err }, 'sink thread failed'));
+    w.on('exit', (code) => {
+      if (worker === w) worker = null;
+      const failure = new GatewayError('GW_ERR_SINK_UNAVAILABLE', `the sink thread exited (code ${code})`, { retryable: true });
+      for (const p of pending.values()) p.reject(failure);
+      pending.clear();
+      if (!closed) logger.warn({ code }, 'sink thread exited; it restarts with the next write');
+    });
+    return w;
+  }
+
+  function call(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (closed && body.op !== 'close') {
+      return Promise.reject(new GatewayError('GW_ERR_SHUTTING_DOWN', `the ${name} sink is closed`, { retryable: false }));
+    }
+    if (worker === null) {
+      worker = spawn();
+      // A restarted thread opens its store again before anything else.
+      if (started && body.op !== 'start') void call({ op: 'start' }).catch(() => undefined);
+    }
+    const w = worker;
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      if (pending.size === 1) w.ref();
+      w.postMessage({ ...body, id }, transfer);
+    });
+  }
+
+  function writeEncoded(payload: Uint8Array): Promise<void> {
+    // A copy with its own ArrayBuffer, moved (not cloned) to the sink thread: the payload may be a
+    // view into a larger read buffer, and cloning a view clones its whole buffer.
+    const own = new Uint8Array(payload);
+    return call({ op: 'write', payload: own }, [own.buffer]) as Promise<void>;
+  }
+
+  return {
+    name,
+    async start() {
+      started = true;
+      await call({ op: 'start' });
+    },
+    write(batch: SinkBatch) {
+      return writeEncoded(encodeBatch(batch));
+    },
+    writeEncoded,
+    queryWindows(query: WindowQuery) {
+      return call({ op: 'queryWindows', query }) as Promise<WindowResult[]>;
+    },
+    queryReadings(query: ReadingQuery) {
+      return call({ op: 'queryReadings', query }) as Promise<Reading[]>;
+    },
+    applyRetention(nowMs: number) {
+      return call({ op: 'applyRetention', nowMs }) as Promise<EmbeddedRetentionResult | null>;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const w = worker;
+      if (w === null) return;
+      try {
+        await call({ op: 'close' });
+      } finally {
+        await w.terminate();
+      }
+    },
+  };
+}
+
+/**
+ * The worker runs the compiled `sink-worker.js` next to this module (dist/, the bench build);
+ * from the TypeScript sources (tsx, vitest) it registers tsx's loader first.
+ */
+function startSinkWorker(data: SinkThreadData): Worker {
+  const compiled = new URL('./sink-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData: data });
+  const source = new URL('./sink-worker.ts', import.meta.url).href;
+  // tsx's ESM entry (its CommonJS twin cannot register the loader from a worker).
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { (m.register ?? m.default.register)(); return import(${JSON.stringify(source)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}
+
+function deserialize(e: SerializedError): Error {
+  if (e.gateway) {
+    return new GatewayError(e.code as ErrorCode, e.message, { retryable: e.retryable, ...(e.details !== null ? { details: e.details } : {}) });
+  }
+  const err = new Error(e.message) as Error & { code?: string };
+  if (e.code !== null) err.code = e.code;
+  return err;
+}
+
+function relayLog(logger: Logger, line: string): void {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    logger.warn({ line }, 'unreadable log line from the sink thread');
+    return;
+  }
+  const { level, msg, ...fields } = entry;
+  const method = LEVEL_METHODS[typeof level === 'number' ? level : 30] ?? 'info';
+  logger[method](fields, typeof msg === 'string' ? msg : '');
+}

@@ -1,0 +1,89 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKindRegistry } from '../../../gateway/kinds/registry.js';
+import { createSinkMetrics } from '../../../gateway/sinks/sink-metrics.js';
+import { createThreadedSink } from '../../../gateway/sinks/sink-thread.js';
+import { baseSinksConfig, BASE_TS, heartRateReading, heartRateWindow, runSinkContract } from './sink-contract.js';
+
+let dir = '';
+let n = 0;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pulsegate-threaded-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const silent = pino({ level: 'silent' });
+
+runSinkContract({
+  name: 'embedded on the sink thread',
+  async create(overrides) {
+    return createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, `store-${++n}.sqlite`), ...overrides }), kinds: createKindRegistry(), logger: silent });
+  },
+});
+
+describe('sink thread', () => {
+  it("should record the thread's writes in the gateway's registry and relay its log lines", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
+    const registry = new Registry();
+    const path = join(dir, 'metrics.sqlite');
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: path }), kinds: createKindRegistry(), logger, metrics: createSinkMetrics(registry) });
+    await sink.start();
+    await sink.write({ readings: [heartRateReading('a', 1, BASE_TS, 70), heartRateReading('a', 2, BASE_TS + 200, 71)], windows: [], health: [] });
+    await sink.close();
+    expect(await registry.metrics()).toContain('pulsegate_sink_points_written_total{sink="embedded"} 2');
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'embedded store ready', path, level: 30 }));
+  });
+
+  it('should age out rows on the sink thread and answer null for a store without its own retention', async () => {
+    const sink = createThreadedSink({
+      config: baseSinksConfig({ embeddedPath: join(dir, 'retention.sqlite'), rawRetention: '1h', windowRetention: '1d' }),
+      kinds: createKindRegistry(),
+      logger: silent,
+    });
+    await sink.start();
+    const now = BASE_TS + 2 * 3_600_000;
+    await sink.write({
+      readings: [heartRateReading('a', 1, now - 7_200_000, 70), heartRateReading('a', 2, now - 60_000, 71)],
+      windows: [heartRateWindow('a', now - 2 * 86_400_000, 10_000, [70]), heartRateWindow('a', now - 7_200_000, 10_000, [70])],
+      health: [{ ts: now - 2 * 86_400_000, values: { heap_mb: 1 } }],
+    });
+    expect(await sink.applyRetention(now)).toEqual({ readings: 1, windows: 1, health: 1 });
+    expect((await sink.queryReadings({ kind: 'heart-rate', from: 0, to: now, limit: 10 })).map((r) => r.seq)).toEqual([2]);
+    await sink.close();
+
+    const influx = createThreadedSink({ config: baseSinksConfig({ influxUrl: 'http://127.0.0.1:1/pulsegate' }), kinds: createKindRegistry(), logger: silent });
+    expect(influx.name).toBe('influx');
+    expect(await influx.applyRetention(now)).toBeNull();
+    await influx.close();
+  });
+
+  it('should take a batch that is a view into a larger buffer without the rest of it', async () => {
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'view.sqlite') }), kinds: createKindRegistry(), logger: silent });
+    await sink.start();
+    const { encodeBatch } = await import('../../../gateway/sinks/batch-codec.js');
+    const encoded = encodeBatch({ readings: [heartRateReading('v', 1, BASE_TS, 80)], windows: [], health: [] });
+    const big = Buffer.alloc(encoded.length + 100, 0xff);
+    encoded.copy(big, 50);
+    const view = big.subarray(50, 50 + encoded.length);
+    await sink.writeEncoded(view);
+    expect(big[0]).toBe(0xff); // the caller's buffer is neither detached nor changed
+    expect(await sink.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 1, limit: 10 })).toEqual([heartRateReading('v', 1, BASE_TS, 80)]);
+    await sink.close();
+  });
+});
