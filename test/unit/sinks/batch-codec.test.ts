@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
@@ -61,5 +62,141 @@ describe('batch codec', () => {
       caught = err;
     }
     expect(isGatewayError(caught, 'GW_ERR_LOG_CORRUPT')).toBe(true);
+  });
+});
+
+/** mulberry32: a small seeded PRNG, so the golden batches are the same on every run. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** Numbers at every boundary of the wire format: varint lengths, the uint/float split, specials. */
+const EDGE_NUMBERS = [
+  0, -0, 1, -1, 127, 128, 16_383, 16_384, 2 ** 21 - 1, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32,
+  2 ** 35, 2 ** 42 + 5, 2 ** 49 - 1, 2 ** 49, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, 2 ** 60, -(2 ** 31), -(2 ** 53),
+  0.5, 0.1 + 0.2, -1.5, 1e-300, Number.MIN_VALUE, Number.MAX_VALUE, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY,
+  1_717_171_717_171, 1_717_171_717_171.5,
+];
+const EDGE_STRINGS = ['', 'TRUCK', 'brücke-7', 'µs', '心拍数', '🫀❤️‍🔥', 'x'.repeat(127), 'y'.repeat(128), 'ü'.repeat(70), 'z'.repeat(20_000)];
+
+function makeBatch(seed: number, sizes: { readings: number; windows: number; health: number }): SinkBatch {
+  const random = seededRandom(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const number = (): number => {
+    const r = random();
+    if (r < 0.3) return pick(EDGE_NUMBERS);
+    if (r < 0.6) return Math.floor(random() * 200);
+    if (r < 0.8) return Math.floor(random() * 2 ** 45);
+    return (random() - 0.5) * 10 ** Math.floor(random() * 12);
+  };
+  const name = (): string => (random() < 0.8 ? pick(['bpm', 'rrMs', 'lane', 'speedKmh', '0', '10', 'ключ', 'a.b']) : `k${Math.floor(random() * 300)}`);
+  const text = (): string => (random() < 0.5 ? pick(EDGE_STRINGS) : `s${Math.floor(random() * 400)}`);
+  const record = <T>(count: number, value: () => T): Record<string, T> => {
+    const out: Record<string, T> = {};
+    // Past 127 keys the count takes two varint bytes; draw distinct names so it gets there.
+    for (let i = 0; i < count; i++) out[count > 127 ? `f${i}` : name()] = value();
+    return out;
+  };
+  const count = (): number => (random() < 0.05 ? 0 : random() < 0.97 ? 1 + Math.floor(random() * 5) : 130 + Math.floor(random() * 40));
+  const readings = Array.from({ length: sizes.readings }, () => ({
+    kind: pick(['heart-rate', 'bridge', 'Brücke']),
+    deviceId: random() < 0.9 ? `device-${Math.floor(random() * 200)}` : text(),
+    seq: number(),
+    ts: number(),
+    values: record(count(), () => (random() < 0.2 ? text() : number())),
+  }));
+  const windows = Array.from({ length: sizes.windows }, () => ({
+    kind: pick(['heart-rate', 'bridge']),
+    deviceId: `device-${Math.floor(random() * 50)}`,
+    sizeMs: number(),
+    slideMs: number(),
+    start: number(),
+    end: number(),
+    group: record(Math.floor(random() * 3), text),
+    values: record(count(), number),
+    revision: number(),
+  }));
+  const health = Array.from({ length: sizes.health }, () => ({ ts: number(), values: record(count(), number) }));
+  return { readings, windows, health };
+}
+
+function heartRateBatch(length: number): SinkBatch {
+  const readings = Array.from({ length }, (_, i) => ({
+    kind: 'heart-rate',
+    deviceId: `athlete-${i % 500}`,
+    seq: 1_000_000 + i,
+    ts: 1_717_171_717_000 + i * 200,
+    values: { bpm: 60 + (i % 80), rrMs: 700 + (i % 300) },
+  }));
+  return { readings, windows: [], health: [] };
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/*
+ * The wire format is frozen: records already in users' message logs must decode, and a
+ * re-encoded batch must give the same bytes. These hashes were recorded from the original
+ * (pre-optimisation) encoder; a change here is a format change, not a test to update.
+ */
+const GOLDEN: ReadonlyArray<{ name: string; batch: () => SinkBatch; sha256: string }> = [
+  { name: 'empty', batch: () => ({ readings: [], windows: [], health: [] }), sha256: '21453c5f8c00857e9a536eb18982cad269edacd2ed694d522790b9eccefec452' },
+  { name: 'the example batch', batch: () => batch, sha256: '0c07360f0c4630496c21b72de0b3be67b82a5e55c7bc58ac12021f9bb3e02817' },
+  { name: 'readings only', batch: () => makeBatch(1, { readings: 40, windows: 0, health: 0 }), sha256: '25fa56aa842a816922488d79afbe91477c550a2f99fcfc382800170c21f7e2f8' },
+  { name: 'windows only', batch: () => makeBatch(2, { readings: 0, windows: 40, health: 0 }), sha256: 'f9e3fb3f472f438daf9349347d8b8363e1d135fde03a40d3b8ee931db44741cb' },
+  { name: 'health only', batch: () => makeBatch(3, { readings: 0, windows: 0, health: 40 }), sha256: '8758c8b98b605962ba183b06ea5a69b06437cb2ae68287f2eb802fe9de26c002' },
+  { name: 'mixed, small', batch: () => makeBatch(4, { readings: 7, windows: 3, health: 2 }), sha256: '7f50a02847f5d7930a339ad2cfb11bf0d08f279a8d9b7a77788fcc06fb84bc6f' },
+  { name: 'mixed, large (> 64 KiB, > 128 strings)', batch: () => makeBatch(5, { readings: 3000, windows: 300, health: 50 }), sha256: '69cfdefd92e5bed9ccea81755d01af0361194815d38c3eb9e3613c87ab7ababe' },
+  { name: 'heart-rate, 5000 readings', batch: () => heartRateBatch(5000), sha256: 'dab59006b10bade550bec1c9a752852231e5efb9eae1f645e47913f71c26a6b6' },
+];
+
+describe('batch codec wire format', () => {
+  for (const golden of GOLDEN) {
+    it(`should encode "${golden.name}" to the recorded bytes and decode it back`, () => {
+      const b = golden.batch();
+      const encoded = encodeBatch(b);
+      expect(sha256(encoded)).toBe(golden.sha256);
+      expect(decodeBatch(encoded)).toStrictEqual(b);
+    });
+  }
+
+  it('should encode a lone surrogate as U+FFFD, as Buffer.from does', () => {
+    const encoded = encodeBatch({ readings: [{ kind: 'k', deviceId: 'd\ud800', seq: 0, ts: 0, values: { v: '\udc00x' } }], windows: [], health: [] });
+    expect(sha256(encoded)).toBe('eabb4de07ca229c9ce61d081dce42872e16e91002e90bc5a2bcff283e03c790d');
+    expect(decodeBatch(encoded).readings[0]).toStrictEqual({ kind: 'k', deviceId: 'd\ufffd', seq: 0, ts: 0, values: { v: '\ufffdx' } });
+  });
+});
+
+describe('batch codec encoder', () => {
+  it('should return bytes that later encodings do not overwrite, whatever the batch size', () => {
+    const small = makeBatch(6, { readings: 5, windows: 1, health: 1 });
+    const first = encodeBatch(small);
+    const copy = Buffer.from(first);
+    // Past 1 MiB the reused encode buffer is dropped after use; below, it is kept.
+    const huge = heartRateBatch(50_000);
+    const hugeEncoded = encodeBatch(huge);
+    expect(hugeEncoded.length).toBeGreaterThan(1024 * 1024);
+    encodeBatch(makeBatch(7, { readings: 500, windows: 0, health: 0 }));
+    expect(first).toEqual(copy);
+    expect(encodeBatch(small)).toEqual(copy);
+    expect(decodeBatch(hugeEncoded)).toStrictEqual(huge);
+  });
+
+  it('should encode only own properties, as Object.entries sees them', () => {
+    const values = Object.create({ inherited: 1 }) as Record<string, number>;
+    values['bpm'] = 72;
+    Object.defineProperty(values, 'hidden', { value: 5, enumerable: false });
+    values['rrMs'] = 830;
+    const reading = { kind: 'heart-rate', deviceId: 'athlete-1', seq: 1, ts: 2, values };
+    const plain = { ...reading, values: { bpm: 72, rrMs: 830 } };
+    expect(encodeBatch({ readings: [reading], windows: [], health: [] })).toEqual(encodeBatch({ readings: [plain], windows: [], health: [] }));
   });
 });
