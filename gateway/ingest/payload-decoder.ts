@@ -4,6 +4,7 @@ import protobuf from 'protobufjs';
 import type { IngestConfig } from '../config/config.js';
 import type { FieldSpec, KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
+import { createFastProtoDecoder, type FastProtoDecoder } from './proto-fast-decode.js';
 import type { RejectReason } from './reject-reasons.js';
 
 /** proto/ sits at the package root: two levels up from source, three from dist/. */
@@ -16,7 +17,10 @@ export interface RejectedReading {
   readonly detail: string;
 }
 
-/** Outcome of decoding one publish: the valid readings and one entry per rejected reading. */
+/**
+ * Outcome of decoding one publish: the valid readings and one entry per rejected reading. Treat
+ * both arrays as read-only: a `rejected` that is empty may be shared between results.
+ */
 export interface DecodeResult {
   readonly readings: Reading[];
   readonly rejected: RejectedReading[];
@@ -29,6 +33,8 @@ interface CompiledKind {
   readonly fields: readonly (readonly [string, FieldSpec])[];
   /** Enum fields: protobuf number -> name. */
   readonly enumNames: ReadonlyMap<string, readonly string[]>;
+  /** Wire-format decoder straight to readings; null when the kind's messages need protobufjs. */
+  readonly fast: FastProtoDecoder | null;
 }
 
 /** First byte of every batch: field 1, wire type 2 (see the framing rule in proto/pulsegate.proto). */
@@ -44,7 +50,22 @@ export interface PayloadDecoder {
   decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult;
 }
 
-export function createPayloadDecoder(kinds: KindRegistry, config: IngestConfig, protoFile = PROTO_FILE): PayloadDecoder {
+export interface PayloadDecoderOptions {
+  /**
+   * Decode protobuf with the wire-format fast path (proto-fast-decode.ts), which falls back to
+   * protobufjs on anything unusual. `false` keeps protobufjs alone, the reference the fast path is
+   * tested against. Default true.
+   */
+  readonly fast?: boolean;
+}
+
+export function createPayloadDecoder(
+  kinds: KindRegistry,
+  config: IngestConfig,
+  protoFile = PROTO_FILE,
+  options: PayloadDecoderOptions = {},
+): PayloadDecoder {
+  const useFast = options.fast ?? true;
   const root = protobuf.loadSync(protoFile);
   const compiled = new Map<string, CompiledKind>();
   for (const kind of kinds.values()) {
@@ -59,24 +80,26 @@ export function createPayloadDecoder(kinds: KindRegistry, config: IngestConfig, 
       for (const [label, id] of Object.entries(resolved.values)) byId[id] = label;
       enumNames.set(name, byId);
     }
+    const batchType = root.lookupType(kind.proto.batch);
     compiled.set(kind.name, {
       kind,
       readingType,
-      batchType: root.lookupType(kind.proto.batch),
+      batchType,
       fields: Object.entries(kind.fields),
       enumNames,
+      fast: useFast ? createFastProtoDecoder(kind, readingType, batchType, enumNames) : null,
     });
   }
 
   function decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult {
     const c = compiled.get(kind.name);
     if (c === undefined) return { readings: [], rejected: [{ reason: 'unknown_kind', detail: kind.name }] };
-    const out: DecodeResult = { readings: [], rejected: [] };
     const minTs = receivedAt - config.maxPastAgeMs;
     const maxTs = receivedAt + config.maxFutureSkewMs;
     const first = firstNonSpace(payload);
 
     if (first === OPEN_BRACE || first === OPEN_BRACKET) {
+      const out: DecodeResult = { readings: [], rejected: [] };
       let parsed: unknown;
       try {
         parsed = JSON.parse(payload.toString('utf8'));
@@ -96,6 +119,11 @@ export function createPayloadDecoder(kinds: KindRegistry, config: IngestConfig, 
       return out;
     }
 
+    if (c.fast !== null) {
+      const fast = c.fast.decode(deviceId, payload, minTs, maxTs);
+      if (fast !== undefined) return fast;
+    }
+    const out: DecodeResult = { readings: [], rejected: [] };
     let messages: Record<string, unknown>[];
     try {
       if (payload.length > 0 && payload[0] === BATCH_TAG) {
@@ -135,6 +163,7 @@ function toNumber(v: unknown): number {
   return Number.NaN;
 }
 
+/** proto-fast-decode.ts repeats these checks and details for protobuf; keep both in step. */
 function accept(
   c: CompiledKind,
   deviceId: string,
