@@ -99,6 +99,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     batcher,
     metrics: ingestMetrics,
     registry,
+    clock,
     writeRawReadings: config.sinks.writeRawReadings,
     onLate(reading: Reading, sizeMs: number, replaying: boolean) {
       // Dead-lettered once, on the live path; a replay sees the same reading late again.
@@ -122,10 +123,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   pipeline.replaying = true;
   let replayed = 0;
   const replayStart = Date.now();
-  for await (const record of log.read(from)) {
-    if (record.type !== RECORD_TYPES.ingest) continue;
-    pipeline.process(readingsOf(record.payload), record.offset);
-    replayed++;
+  for await (const records of log.readBatches(from)) {
+    for (const record of records) {
+      if (record.type !== RECORD_TYPES.ingest) continue;
+      pipeline.process(readingsOf(record.payload), record.offset);
+      replayed++;
+    }
   }
   pipeline.replaying = false;
   windows.tick();

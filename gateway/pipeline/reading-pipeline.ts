@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import type { Clock } from '../clock.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { SequenceTracker } from '../ingest/sequence-tracker.js';
@@ -18,6 +19,8 @@ export interface ReadingPipelineOptions {
   readonly batcher: SinkBatcher;
   readonly metrics: IngestMetrics;
   readonly registry: Registry;
+  /** Arrival time of each publish, read once for all its readings. */
+  readonly clock: Clock;
   readonly writeRawReadings: boolean;
   /** Late readings beyond allowed lateness; dead-lettered by the caller on the live path only. */
   readonly onLate: (reading: Reading, sizeMs: number, replaying: boolean) => void;
@@ -67,6 +70,7 @@ export class ReadingPipeline {
     // The readings of one publish share kind and device (one topic): one dedup key for all.
     let key = '';
     let keyOf: Reading | null = null;
+    const now = this.options.clock.now();
     for (const r of readings) {
       if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
         key = r.kind + '\u0000' + r.deviceId;
@@ -76,7 +80,7 @@ export class ReadingPipeline {
         duplicates++;
         continue;
       }
-      windows.add(r);
+      windows.add(r, now);
       if (writeRawReadings) batcher.addReading(r);
     }
     if (duplicates > 0) metrics.duplicate(duplicates);

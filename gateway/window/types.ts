@@ -20,7 +20,8 @@ export interface WindowResult {
 
 export interface WindowEngine {
   /** Adds one accepted, deduplicated reading (in arrival order). */
-  add(reading: Reading): void;
+  /** `now`: the arrival time (the clock's, read once per publish by callers that have it). */
+  add(reading: Reading, now?: number): void;
   /** Lets idle windows close by the injected clock; called on a timer and after replay. */
   tick(): void;
   /** Emits every open window (shutdown); nothing half-filled is lost. */

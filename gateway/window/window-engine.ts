@@ -396,11 +396,10 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   // ---- public surface -------------------------------------------------------------------
 
-  function add(reading: Reading): void {
+  function add(reading: Reading, now = clock.now()): void {
     const kind = kinds.get(reading.kind);
     if (kind === undefined) throw new GatewayError('GW_ERR_UNKNOWN_KIND', `window engine: unknown kind "${reading.kind}"`);
     const ts = reading.ts;
-    const now = clock.now();
     let dev = kind.devices.get(reading.deviceId);
     if (dev === undefined) dev = newDevice(kind, reading.deviceId, ts, now, NEVER);
     else {
