@@ -4,7 +4,7 @@
  * listens. SIGTERM shuts it down gracefully (so that --cpu-prof can write its profile).
  *
  *   tsx bench/gateway-server.ts --data-dir DIR [--log-level warn] [--probe-window-ms 50]
- *       [--checkpoint-ms 10000]
+ *       [--checkpoint-ms 10000] [--group-commit-ms N]
  *
  * Latency probe support: the `bridge` kind gets --probe-window-ms tumbling windows (the load
  * uses `heart-rate`, which keeps the configured defaults), and every `bridge` window emission
@@ -35,7 +35,10 @@ const config = loadConfig({
     mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true },
     http: { port: 0, host: '127.0.0.1' },
     window: { sizesMs: { bridge: [probeWindowMs] } },
-    log: { checkpointIntervalMs: args.num('checkpoint-ms', 10_000) },
+    log: {
+      checkpointIntervalMs: args.num('checkpoint-ms', 10_000),
+      ...(args.has('group-commit-ms') ? { groupCommitIntervalMs: args.num('group-commit-ms', 2) } : {}),
+    },
   },
 });
 

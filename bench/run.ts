@@ -43,8 +43,11 @@ const settings = {
   replayRecords: args.num('replay-records', quick ? 200_000 : 300_000),
   probePeriodMs: 5,
   probeWindowMs: 50,
+  /** The gateway's log.groupCommitIntervalMs; null keeps the gateway's default. */
+  groupCommitMs: args.has('group-commit-ms') ? args.num('group-commit-ms', 2) : null,
 };
 const onlySuts = args.str('sut', '').split(',').filter((s) => s !== '');
+const onlyScenarios = args.str('scenario', '').split(',').filter((s) => s !== '');
 
 interface Scenario {
   readonly id: string;
@@ -52,11 +55,12 @@ interface Scenario {
   readonly qos: 0 | 1;
   readonly batch: number;
 }
-const SCENARIOS: readonly Scenario[] = [
+const ALL_SCENARIOS: readonly Scenario[] = [
   { id: 'qos0-single', label: 'QoS 0, 1 reading/publish', qos: 0, batch: 1 },
   { id: 'qos1-single', label: 'QoS 1, 1 reading/publish', qos: 1, batch: 1 },
   { id: 'qos1-batch100', label: 'QoS 1, 100 readings/publish', qos: 1, batch: 100 },
 ];
+const SCENARIOS = onlyScenarios.length === 0 ? ALL_SCENARIOS : ALL_SCENARIOS.filter((s) => onlyScenarios.includes(s.id));
 const SUT_LABEL: Record<SutName, string> = { sink: 'publisher ceiling', aedes: 'bare aedes', mosquitto: 'mosquitto', pulsegate: 'pulsegate' };
 
 const log = (s: string): void => void process.stderr.write(s + '\n');
@@ -123,7 +127,7 @@ async function startSut(name: SutName, mosquitto: string | null, gatewayExecArgv
       if (mosquitto === null) throw new Error('mosquitto is not installed');
       return startMosquitto(mosquitto);
     case 'pulsegate':
-      return startPulsegate({ probeWindowMs: settings.probeWindowMs, execArgv: gatewayExecArgv, gracefulStop: gatewayExecArgv.length > 0 });
+      return startPulsegate({ probeWindowMs: settings.probeWindowMs, groupCommitMs: settings.groupCommitMs, execArgv: gatewayExecArgv, gracefulStop: gatewayExecArgv.length > 0 });
   }
 }
 
@@ -307,7 +311,7 @@ async function runReplay(): Promise<ReplayResult> {
     try {
       const t0 = monoMs();
       const pub = spawnTs('publisher', 'publisher.ts', [
-        ...publisherArgs(gw.mqttPort, SCENARIOS[0]!, `s${settings.seed}-replay`),
+        ...publisherArgs(gw.mqttPort, ALL_SCENARIOS[0]!, `s${settings.seed}-replay`),
         '--count', String(records),
         '--duration', '60',
         '--warmup', '0',
@@ -566,7 +570,7 @@ async function runProfiles(date: string, mosquitto: string | null, runtimeNote: 
   mkdirSync(resultsDir, { recursive: true });
   const out: Record<string, unknown>[] = [];
   for (const id of ['qos0-single', 'qos1-batch100']) {
-    const scenario = SCENARIOS.find((s) => s.id === id)!;
+    const scenario = ALL_SCENARIOS.find((s) => s.id === id)!;
     const name = `${date}-gateway-${id}.cpuprofile`;
     const file = join(resultsDir, name);
     // Every thread writes its own profile (tsx's loader runs in a worker): write them to a
@@ -632,7 +636,7 @@ async function idleProcessRss(): Promise<number | null> {
 /** --clients: the raw publisher against mqtt.js, both against the sink (which one is the bottleneck). */
 async function compareClients(mosquitto: string | null): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
-  for (const scenario of SCENARIOS.slice(0, 2)) {
+  for (const scenario of ALL_SCENARIOS.slice(0, 2)) {
     for (const client of ['raw', 'mqttjs']) {
       const cell = await runCell('sink', scenario, 0, mosquitto, [], ['--client', client]);
       out.push({ scenario: scenario.id, client, readingsPerSec: cell.readingsPerSec, pubackMs: cell.pubackMs, publisherCpuSeconds: cell.publisher?.['cpuSeconds'] ?? null, error: cell.error });

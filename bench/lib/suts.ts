@@ -114,6 +114,8 @@ export interface GatewayOptions {
   readonly logLevel?: string;
   readonly checkpointMs?: number;
   readonly probeWindowMs?: number;
+  /** log.groupCommitIntervalMs; null or omitted: the gateway's default. */
+  readonly groupCommitMs?: number | null;
   readonly execArgv?: readonly string[];
   /** Keep the data directory on stop (default: removed when it was created here). */
   readonly keepDataDir?: boolean;
@@ -180,6 +182,7 @@ export async function startPulsegate(options: GatewayOptions = {}): Promise<Sut>
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'pulsegate-bench-gw-'));
   const args = ['--data-dir', dataDir, '--log-level', options.logLevel ?? 'warn', '--probe-window-ms', String(options.probeWindowMs ?? 50)];
   if (options.checkpointMs !== undefined) args.push('--checkpoint-ms', String(options.checkpointMs));
+  if (options.groupCommitMs !== undefined && options.groupCommitMs !== null) args.push('--group-commit-ms', String(options.groupCommitMs));
   const child = spawnTs('pulsegate', 'gateway-server.ts', args, { ipc: true, execArgv: options.execArgv ?? [] });
   const removeDir = (): void => {
     if (created && !options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

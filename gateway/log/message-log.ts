@@ -27,7 +27,11 @@ export interface MessageLogOptions {
   readonly dir: string;
   /** A segment is rolled before a record would take it past this size. Default 64 MiB. */
   readonly segmentMaxBytes?: number;
-  /** Longest a record waits in the group buffer before its write + fdatasync starts. Default 2. */
+  /**
+   * Longest a record waits in the group buffer before its write + fdatasync starts. Default 2.
+   * 0: the write starts once the current I/O callbacks have run (setImmediate), so a group is
+   * whatever arrived in one turn of the event loop plus whatever arrives during an fdatasync.
+   */
   readonly groupCommitIntervalMs?: number;
   /**
    * A group write starts as soon as this much is buffered, and no single write + fdatasync covers
@@ -220,7 +224,20 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   let writeSeg: Segment | null = null;
   let writeFh: FileHandle | null = null;
   let flushing = false;
+  // The group write waits on a timeout, or (interval 0) on an immediate: one of the two is set.
   let timer: NodeJS.Timeout | null = null;
+  let immediate: NodeJS.Immediate | null = null;
+  const armed = (): boolean => timer !== null || immediate !== null;
+  const arm = (ms: number): void => {
+    if (ms < 1) immediate = setImmediate(kick);
+    else timer = setTimeout(kick, ms);
+  };
+  const disarm = (): void => {
+    if (timer !== null) clearTimeout(timer);
+    if (immediate !== null) clearImmediate(immediate);
+    timer = null;
+    immediate = null;
+  };
   let idleWaiters: (() => void)[] = [];
   let durableWaiters: { offset: number; resolve: () => void; reject: (err: Error) => void }[] = [];
 
@@ -390,10 +407,10 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     }
     if (!flushing) {
       if (len >= groupMaxBytes) {
-        if (timer !== null) clearTimeout(timer);
+        disarm();
         kick();
-      } else if (timer === null) {
-        timer = setTimeout(kick, groupIntervalMs);
+      } else if (!armed()) {
+        arm(groupIntervalMs);
       }
     }
     return offset;
@@ -401,6 +418,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
 
   function kick(): void {
     timer = null;
+    immediate = null;
     if (flushing) return;
     flushing = true;
     void flushLoop();
@@ -413,7 +431,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         const wait = groupIntervalMs - (performance.now() - pendingSince);
         if (wait >= 1) {
           flushing = false;
-          timer = setTimeout(kick, wait);
+          arm(wait);
           return;
         }
       }
@@ -731,10 +749,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
           if (startPromise !== null) await startPromise.catch(() => undefined);
         }
         closed = true;
-        if (timer !== null) {
-          clearTimeout(timer);
-          timer = null;
-        }
+        disarm();
         if (len > 0 && failure === null && !flushing) kick();
         if (flushing) await new Promise<void>((resolve) => idleWaiters.push(resolve));
         const fh = writeFh;
