@@ -17,7 +17,7 @@ import { Args } from './lib/args.js';
 import { announceReady } from './lib/child.js';
 import { monoMs } from './lib/stats.js';
 import { loadConfig } from '../gateway/config/load-config.js';
-import { startGateway } from '../gateway/main.js';
+import { applyRuntimeConfig, startGateway } from '../gateway/main.js';
 
 const args = new Args(process.argv.slice(2));
 const dataDir = args.str('data-dir', '');
@@ -42,6 +42,8 @@ const config = loadConfig({
   },
 });
 
+// As the CLI does (`pulsegate start`): the process is the gateway's.
+applyRuntimeConfig(config);
 const started = monoMs();
 const gw = await startGateway(config);
 const startMs = monoMs() - started;

@@ -2,6 +2,7 @@
  * Composition root: builds each tier from its config slice, wires them in data-flow order,
  * recovers from the log, and shuts down in reverse order. No tier logic lives here.
  */
+import { setFlagsFromString } from 'node:v8';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
@@ -263,8 +264,18 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   };
 }
 
+/**
+ * Process-wide settings of a gateway that owns its process (the CLI; not applied by
+ * startGateway, which may share a process with other code).
+ */
+export function applyRuntimeConfig(config: GatewayConfig): void {
+  // Read by V8 at every full GC, so setting it now takes effect.
+  if (config.runtime.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.runtime.heapGrowingPercent}`);
+}
+
 /** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
 export async function runGateway(config: GatewayConfig): Promise<number> {
+  applyRuntimeConfig(config);
   const gw = await startGateway(config);
   return new Promise((resolve) => {
     let stopping = false;

@@ -50,6 +50,9 @@ export interface SinksConfig {
   readonly shutdownDrainMs: number;
   readonly embeddedPath: string;
 }
+export interface RuntimeConfig {
+  readonly heapGrowingPercent: number;
+}
 export interface GatewayConfig {
   readonly dataDir: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -59,4 +62,5 @@ export interface GatewayConfig {
   readonly log: LogConfig;
   readonly window: WindowConfig;
   readonly sinks: SinksConfig;
+  readonly runtime: RuntimeConfig;
 }

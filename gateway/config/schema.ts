@@ -117,5 +117,17 @@ export const configSchema = {
         embeddedPath: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
       },
     },
+    runtime: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /**
+         * V8's heap growth after each full GC, in percent (100: the heap may double); 0 keeps V8's
+         * own factor (up to 4x), which lets short-lived garbage pile up to far more than the live data.
+         */
+        heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
+      },
+    },
   },
 } as const;

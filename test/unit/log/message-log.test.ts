@@ -1,6 +1,6 @@
 import { open, readFile, stat, truncate, unlink, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isGatewayError, type GatewayError } from '../../../gateway/errors.js';
 import { createMessageLog } from '../../../gateway/log/message-log.js';
 import { HEADER_BYTES, segmentFileName } from '../../../gateway/log/record-format.js';
@@ -223,6 +223,26 @@ describe('message log', () => {
     for (let i = 0; i < 100; i++) last = log.append(RECORD_TYPES.ingest, Buffer.alloc(40, i));
     await log.whenDurable(last - 20);
     expect(Date.now() - t0).toBeLessThan(900);
+    await log.close();
+  });
+
+  it('message log with groupCommitIntervalMs 0 should commit what one turn of the event loop appended as one group', async () => {
+    const log = await createMessageLog({ dir, groupCommitIntervalMs: 0 });
+    await log.start();
+    const fsyncs0 = log.stats().fsyncs;
+    let last = -1;
+    for (let i = 0; i < 100; i++) last = log.append(RECORD_TYPES.ingest, Buffer.alloc(40, i));
+    await log.whenDurable(last);
+    expect(log.stats().fsyncs - fsyncs0).toBe(1);
+    // And nothing waits for a timer: with timeouts frozen, a lone record still becomes durable.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const lone = log.append(RECORD_TYPES.ingest, Buffer.alloc(40, 1));
+      await log.whenDurable(lone);
+      expect(log.stats().fsyncs - fsyncs0).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
     await log.close();
   });
 
