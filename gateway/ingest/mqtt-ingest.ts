@@ -13,10 +13,12 @@ import type { CredentialStore } from './credentials.js';
 import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
-import { parseSensorTopic } from './topic.js';
+import { SensorTopicCache } from './topic.js';
 
 /** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
 const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
+/** Parsed sensor topics kept (a device publishes on one topic); the memo is cleared when full. */
+const TOPIC_CACHE_ENTRIES = 65_536;
 
 export interface MqttIngestOptions {
   readonly config: MqttConfig;
@@ -68,6 +70,32 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
   };
 
+  const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES);
+
+  // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH has no way to tell the client; it
+  // either acknowledges it positively or closes the connection. We acknowledge it (once the dead
+  // letter is durable) and keep the connection, so one bad message costs one message.
+  function rejectPublish(
+    packet: PublishPacket,
+    topic: string,
+    payload: Buffer,
+    receivedAt: number,
+    done: (error?: Error | null) => void,
+    reason: RejectReason,
+    detail: string,
+  ): void {
+    metrics.rejected(reason, 1);
+    packet.topic = REJECTED_TOPIC_PREFIX + reason;
+    if (closed) return done(null);
+    inFlight++;
+    log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }), (err) => {
+      settle();
+      if (err) logger.error({ err }, 'dead-letter append failed');
+      if (packet.qos > 0) done(err ? new Error('log unavailable') : null);
+    });
+    if (packet.qos === 0) done(null);
+  }
+
   const broker = await Aedes.createBroker({
     // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids; keep aedes' default.
     authenticate(client: Client, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
@@ -95,37 +123,21 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       const topic = packet.topic;
       const payload = packet.payload as Buffer;
       const receivedAt = clock.now();
-      // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH has no way to tell the client;
-      // it either acknowledges it positively or closes the connection. We acknowledge it (once the
-      // dead letter is durable) and keep the connection, so one bad message costs one message.
-      const reject = (reason: RejectReason, detail: string, count = 1): void => {
-        metrics.rejected(reason, count);
-        packet.topic = REJECTED_TOPIC_PREFIX + reason;
-        if (closed) return done(null);
-        inFlight++;
-        log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }), (err) => {
-          settle();
-          if (err) logger.error({ err }, 'dead-letter append failed');
-          if (packet.qos > 0) done(err ? new Error('log unavailable') : null);
-        });
-        if (packet.qos === 0) done(null);
-      };
-
-      const sensor = parseSensorTopic(topic);
-      if (sensor === null) return reject('bad_topic', 'expected sensors/<kind>/<deviceId>');
+      const sensor = topics.parse(topic);
+      if (sensor === null) return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
       const identity = identities.get(client);
       if (identity !== undefined && identity !== sensor.deviceId) {
-        return reject('unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
+        return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
       }
-      if (payload.length > config.maxPayloadBytes) return reject('too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
+      if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
       const kind = kinds.get(sensor.kind);
-      if (kind === undefined) return reject('unknown_kind', `unknown sensor kind "${sensor.kind}"`);
+      if (kind === undefined) return rejectPublish(packet, topic, payload, receivedAt, done, 'unknown_kind', `unknown sensor kind "${sensor.kind}"`);
 
       const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
       if (result.readings.length === 0) {
         const first = result.rejected[0] ?? { reason: 'invalid' as const, detail: 'no readings' };
         for (let i = 1; i < result.rejected.length; i++) metrics.rejected(result.rejected[i]!.reason, 1);
-        return reject(first.reason, first.detail);
+        return rejectPublish(packet, topic, payload, receivedAt, done, first.reason, first.detail);
       }
       // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
       // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.

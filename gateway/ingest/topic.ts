@@ -21,6 +21,30 @@ export function parseSensorTopic(topic: string): SensorTopic | null {
   return { kind, deviceId };
 }
 
+/**
+ * parseSensorTopic with a memo of the well-formed topics seen, since every device publishes on
+ * the same topic again and again. Bounded: cleared when it holds `maxEntries`.
+ */
+export class SensorTopicCache {
+  private readonly parsed = new Map<string, SensorTopic>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  get size(): number {
+    return this.parsed.size;
+  }
+
+  parse(topic: string): SensorTopic | null {
+    const hit = this.parsed.get(topic);
+    if (hit !== undefined) return hit;
+    const t = parseSensorTopic(topic);
+    if (t === null) return null;
+    if (this.parsed.size >= this.maxEntries) this.parsed.clear();
+    this.parsed.set(topic, t);
+    return t;
+  }
+}
+
 export function isValidDeviceId(id: string): boolean {
   return DEVICE_ID.test(id);
 }
