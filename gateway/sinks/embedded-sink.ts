@@ -146,7 +146,8 @@ interface WindowRow {
  * one WAL fsync per batch: every batch is one transaction, so it is paid per batch, not per point.
  *
  * better-sqlite3 is synchronous: a write holds the event loop for one transaction (a few ms for
- * thousands of points); batches are bounded by sinks.batchMaxPoints.
+ * thousands of points); batches are bounded by sinks.batchMaxPoints. The gateway runs this sink
+ * on its sink thread (sink-thread.ts), so that loop is not the one that runs MQTT ingest.
  */
 export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
   const { config, kinds, logger, metrics } = options;
