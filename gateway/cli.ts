@@ -15,7 +15,7 @@ Usage:
   pulsegate log inspect DIR [--from N] [--limit N]
                                          print the records of a message log
   pulsegate log verify DIR               check every record's CRC and offset continuity
-  pulsegate --help | --version
+  pulsegate --help | --version          (--help after any command prints this too)
 
 Environment overrides: PULSEGATE_MQTT_PORT, PULSEGATE_WS_PORT, PULSEGATE_HTTP_PORT,
 PULSEGATE_DATA_DIR, PULSEGATE_ALLOW_ANONYMOUS=true|false, PULSEGATE_CREDENTIALS_FILE,
@@ -35,6 +35,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP);
     return command === undefined ? 2 : 0;
+  }
+  // `pulsegate start --help` and the like: the one help text covers every command.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
   }
   if (command === '--version' || command === '-v') {
     process.stdout.write(`${version()}\n`);

@@ -18,6 +18,12 @@ describe('pulsegate CLI', () => {
     expect(output.join('\n')).toContain('pulsegate start [--config FILE]');
   });
 
+  it('should print help and exit 0 for --help after a command, without running it', async () => {
+    const { output, exited } = spawnCli(['start', '--help']);
+    expect(await exited).toBe(0);
+    expect(output.join('\n')).toContain('pulsegate start [--config FILE]');
+  });
+
   it('should list every problem of a bad config file and exit 3', async () => {
     const f = join(dir, 'bad.yaml');
     writeFileSync(f, 'mqtt:\n  port: -1\n  wsport: 9001\nlog:\n  segmentMaxBytes: 10\nsinks:\n  influxUrl: ftp://x\n');
