@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
+import { isGatewayError } from './errors.js';
 import { loadCredentials } from './ingest/credentials.js';
 import { decodeIngestRecord, encodeDeadLetter } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
@@ -144,7 +145,16 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
   }
 
-  await sink.start().catch((err: unknown) => logger.warn({ err }, 'store not reachable at startup; batches wait in the log'));
+  try {
+    await sink.start();
+  } catch (err) {
+    if (isGatewayError(err, 'GW_ERR_CONFIG_INVALID')) {
+      await sink.close();
+      await log.close();
+      throw err;
+    }
+    logger.warn({ err }, 'store not reachable at startup; batches wait in the log');
+  }
   await outbox.start();
   batcher.start();
 

@@ -70,7 +70,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
   };
 
-  const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES);
+  const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES, (t) => kinds.has(t.kind));
 
   // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH has no way to tell the client; it
   // either acknowledges it positively or closes the connection. We acknowledge it (once the dead

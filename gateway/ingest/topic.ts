@@ -22,13 +22,17 @@ export function parseSensorTopic(topic: string): SensorTopic | null {
 }
 
 /**
- * parseSensorTopic with a memo of the well-formed topics seen, since every device publishes on
- * the same topic again and again. Bounded: cleared when it holds `maxEntries`.
+ * parseSensorTopic with a memo, since every device publishes on the same topic again and again.
+ * Only topics `keep` accepts are memoized (the gateway keeps those of known kinds, so an entry
+ * is at most a kind name and a 128-character device id); cleared when it holds `maxEntries`.
  */
 export class SensorTopicCache {
   private readonly parsed = new Map<string, SensorTopic>();
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(
+    private readonly maxEntries: number,
+    private readonly keep: (topic: SensorTopic) => boolean,
+  ) {}
 
   get size(): number {
     return this.parsed.size;
@@ -38,7 +42,7 @@ export class SensorTopicCache {
     const hit = this.parsed.get(topic);
     if (hit !== undefined) return hit;
     const t = parseSensorTopic(topic);
-    if (t === null) return null;
+    if (t === null || !this.keep(t)) return t;
     if (this.parsed.size >= this.maxEntries) this.parsed.clear();
     this.parsed.set(topic, t);
     return t;

@@ -26,6 +26,7 @@ export interface SerializedError {
   readonly message: string;
   readonly retryable: boolean;
   readonly details: Record<string, unknown> | null;
+  readonly stack: string | null;
 }
 
 export type SinkThreadReply =

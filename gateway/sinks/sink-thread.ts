@@ -45,6 +45,9 @@ const LEVEL_METHODS: Readonly<Record<number, 'trace' | 'debug' | 'info' | 'warn'
   60: 'fatal',
 };
 
+/** How long close() waits for the store to close before it ends the thread. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
 type RequestBody = SinkThreadRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 
@@ -57,6 +60,7 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
   let worker: Worker | null = null;
   let started = false;
   let closed = false;
+  let closing: Promise<void> | null = null;
 
   function spawn(): Worker {
     const w = startSinkWorker(data);
@@ -101,7 +105,13 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
       if (pending.size === 1) w.ref();
-      w.postMessage({ ...body, id }, transfer);
+      try {
+        w.postMessage({ ...body, id }, transfer);
+      } catch (err) {
+        pending.delete(id);
+        if (pending.size === 0) w.unref();
+        reject(err as Error);
+      }
     });
   }
 
@@ -131,16 +141,29 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
     applyRetention(nowMs: number) {
       return call({ op: 'applyRetention', nowMs }) as Promise<EmbeddedRetentionResult | null>;
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      const w = worker;
-      if (w === null) return;
-      try {
-        await call({ op: 'close' });
-      } finally {
-        await w.terminate();
-      }
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        const w = worker;
+        if (w === null) return;
+        // The store closes on its thread (SQLite checkpoints its WAL); the thread ends either way.
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            logger.warn({ ms: CLOSE_TIMEOUT_MS }, 'the store did not close in time; ending its thread');
+            resolve();
+          }, CLOSE_TIMEOUT_MS);
+        });
+        try {
+          await Promise.race([call({ op: 'close' }), timeout]);
+        } catch (err) {
+          logger.error({ err }, 'closing the store failed');
+        } finally {
+          clearTimeout(timer);
+          await w.terminate();
+        }
+      })();
+      return closing;
     },
   };
 }
@@ -160,11 +183,15 @@ function startSinkWorker(data: SinkThreadData): Worker {
 }
 
 function deserialize(e: SerializedError): Error {
+  let err: Error & { code?: string };
   if (e.gateway) {
-    return new GatewayError(e.code as ErrorCode, e.message, { retryable: e.retryable, ...(e.details !== null ? { details: e.details } : {}) });
+    err = new GatewayError(e.code as ErrorCode, e.message, { retryable: e.retryable, ...(e.details !== null ? { details: e.details } : {}) });
+  } else {
+    err = new Error(e.message);
+    if (e.code !== null) err.code = e.code;
   }
-  const err = new Error(e.message) as Error & { code?: string };
-  if (e.code !== null) err.code = e.code;
+  // The stack where it happened, on the sink thread.
+  if (e.stack !== null) err.stack = e.stack;
   return err;
 }
 

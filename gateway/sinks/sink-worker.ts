@@ -6,12 +6,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
 import { createKindRegistry } from '../kinds/registry.js';
 import { decodeBatch } from './batch-codec.js';
 import { createSink } from './create-sink.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
 import type { SinkThreadData, SinkThreadReply, SinkThreadRequest, SerializedError } from './sink-thread-protocol.js';
+import type { Sink } from './types.js';
 
 const port = parentPort;
 if (port === null) throw new Error('sink-worker.ts runs only as a worker thread');
@@ -34,18 +35,35 @@ const metrics: SinkWriteObserver = {
   failed: (sink, seconds) => post({ type: 'metric', outcome: 'error', sink, points: 0, seconds }),
 };
 
-const sink = createSink({ config: data.config, kinds: createKindRegistry(data.kinds), logger, metrics });
+/**
+ * A sink that cannot even be built (a setting the schema lets through, e.g. an influxUrl that is
+ * no URL) is a configuration error: every request answers it, not retryable, and the gateway
+ * stops at startup instead of restarting this thread forever.
+ */
+let sink: Sink | null = null;
+let loadError: GatewayError | null = null;
+try {
+  sink = createSink({ config: data.config, kinds: createKindRegistry(data.kinds), logger, metrics });
+} catch (err) {
+  loadError = new GatewayError('GW_ERR_CONFIG_INVALID', `sinks: ${(err as Error).message}`, { retryable: false });
+}
 
 function serialize(err: unknown): SerializedError {
-  if (isGatewayError(err)) {
-    return { gateway: true, code: err.code, message: err.message, retryable: err.retryable, details: err.details ?? null };
-  }
   const e = err instanceof Error ? err : new Error(String(err));
+  // The cause's message too: InfluxDB's HTTP status and the like live there.
+  const cause = e.cause instanceof Error ? ` (${e.cause.message})` : '';
+  const stack = e.stack ?? null;
+  if (isGatewayError(err)) {
+    // details go through JSON, so that nothing in them can make the reply uncloneable.
+    const details = err.details === undefined ? null : (JSON.parse(JSON.stringify(err.details)) as Record<string, unknown>);
+    return { gateway: true, code: err.code, message: err.message + cause, retryable: err.retryable, details, stack };
+  }
   const code = (e as { code?: unknown }).code;
-  return { gateway: false, code: typeof code === 'string' ? code : null, message: e.message, retryable: false, details: null };
+  return { gateway: false, code: typeof code === 'string' ? code : null, message: e.message + cause, retryable: false, details: null, stack };
 }
 
 async function handle(request: SinkThreadRequest): Promise<unknown> {
+  if (sink === null) throw loadError!;
   switch (request.op) {
     case 'start':
       return sink.start();
@@ -67,6 +85,13 @@ async function handle(request: SinkThreadRequest): Promise<unknown> {
 port.on('message', (request: SinkThreadRequest) => {
   handle(request).then(
     (value) => post({ type: 'reply', id: request.id, ok: true, value: value ?? null }),
-    (err: unknown) => post({ type: 'reply', id: request.id, ok: false, error: serialize(err) }),
+    (err: unknown) => {
+      try {
+        post({ type: 'reply', id: request.id, ok: false, error: serialize(err) });
+      } catch {
+        const e = err as { message?: unknown };
+        post({ type: 'reply', id: request.id, ok: false, error: { gateway: false, code: null, message: String(e?.message ?? err), retryable: false, details: null, stack: null } });
+      }
+    },
   );
 });

@@ -24,6 +24,14 @@ describe('pulsegate CLI', () => {
     expect(output.join('\n')).toContain('pulsegate start [--config FILE]');
   });
 
+  it('should refuse to start, exit 3, with a store setting the store cannot use', async () => {
+    const f = join(dir, 'bad-store.yaml');
+    writeFileSync(f, `dataDir: ${JSON.stringify(join(dir, 'bad-store-data'))}\nmqtt:\n  port: 0\nhttp:\n  port: 0\nsinks:\n  influxUrl: "http://a b/pulsegate"\n`);
+    const { output, exited } = spawnCli(['start', '--config', f]);
+    expect(await exited).toBe(3);
+    expect(output.join('\n')).toContain('sinks:');
+  });
+
   it('should list every problem of a bad config file and exit 3', async () => {
     const f = join(dir, 'bad.yaml');
     writeFileSync(f, 'mqtt:\n  port: -1\n  wsport: 9001\nlog:\n  segmentMaxBytes: 10\nsinks:\n  influxUrl: ftp://x\n');

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isGatewayError } from '../../../gateway/errors.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createSinkMetrics } from '../../../gateway/sinks/sink-metrics.js';
 import { createThreadedSink } from '../../../gateway/sinks/sink-thread.js';
@@ -71,6 +72,20 @@ describe('sink thread', () => {
     expect(influx.name).toBe('influx');
     expect(await influx.applyRetention(now)).toBeNull();
     await influx.close();
+  });
+
+  it('should refuse for good, not restart forever, when the store cannot even be built', async () => {
+    const sink = createThreadedSink({ config: baseSinksConfig({ influxUrl: 'http://a b/pulsegate' }), kinds: createKindRegistry(), logger: silent });
+    for (const attempt of [() => sink.start(), () => sink.write({ readings: [heartRateReading('a', 1, BASE_TS, 70)], windows: [], health: [] })]) {
+      const err = await attempt().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isGatewayError(err, 'GW_ERR_CONFIG_INVALID')).toBe(true);
+      expect((err as { retryable: boolean }).retryable).toBe(false);
+      expect((err as Error).message).toContain('sinks:');
+    }
+    await sink.close();
   });
 
   it('should take a batch that is a view into a larger buffer without the rest of it', async () => {

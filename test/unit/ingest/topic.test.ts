@@ -14,15 +14,17 @@ describe('SensorTopicCache', () => {
   ];
 
   it('should answer exactly as parseSensorTopic, first time and from the memo', () => {
-    const cache = new SensorTopicCache(100);
+    const cache = new SensorTopicCache(100, () => true);
     for (let round = 0; round < 2; round++) {
       for (const t of topics) expect(cache.parse(t)).toEqual(parseSensorTopic(t));
     }
   });
 
-  it('should keep only well-formed topics and never more than its bound', () => {
-    const cache = new SensorTopicCache(3);
+  it('should keep only well-formed topics it is told to keep, and never more than its bound', () => {
+    const cache = new SensorTopicCache(3, (t) => t.kind === 'heart-rate' || t.kind === 'bridge');
     for (const t of topics) cache.parse(t);
+    expect(cache.size).toBe(2);
+    expect(cache.parse(`sensors/${'k'.repeat(10_000)}/dev`)).toEqual({ kind: 'k'.repeat(10_000), deviceId: 'dev' });
     expect(cache.size).toBe(2);
     for (let i = 0; i < 10; i++) {
       expect(cache.parse(`sensors/heart-rate/d${i}`)).toEqual({ kind: 'heart-rate', deviceId: `d${i}` });
