@@ -95,8 +95,11 @@ function readVarint(buf: Buffer, pos: number, end: number): number {
   return pos;
 }
 
-/** Reads a tag into `varint.lo` like protobufjs `Reader#tag`: at most 5 bytes, the 5th with 4 bits. */
-function readTag(buf: Buffer, pos: number, end: number): number {
+/**
+ * Reads a varint of at most 5 bytes into `varint.lo`, like protobufjs' `Reader#tag` (a 5th byte
+ * of at most 15: 4 more bits) and `Reader#size` (a 5th byte of at most 7).
+ */
+function readVarint32(buf: Buffer, pos: number, end: number, maxFifth: number): number {
   let value = 0;
   for (let shift = 0; shift < 28; shift += 7) {
     if (pos >= end) return FAIL;
@@ -109,28 +112,17 @@ function readTag(buf: Buffer, pos: number, end: number): number {
   }
   if (pos >= end) return FAIL;
   const b = buf[pos++]!;
-  if (b >= 128 || (b & 112) !== 0) return FAIL;
+  if (b > maxFifth) return FAIL;
   varint.lo = (value | (b << 28)) >>> 0;
   return pos;
 }
 
-/** Reads a length into `varint.lo` like protobufjs `Reader#size`: at most 5 bytes, the 5th <= 7. */
+function readTag(buf: Buffer, pos: number, end: number): number {
+  return readVarint32(buf, pos, end, 15);
+}
+
 function readSize(buf: Buffer, pos: number, end: number): number {
-  let value = 0;
-  for (let shift = 0; shift < 28; shift += 7) {
-    if (pos >= end) return FAIL;
-    const b = buf[pos++]!;
-    value |= (b & 127) << shift;
-    if (b < 128) {
-      varint.lo = value >>> 0;
-      return pos;
-    }
-  }
-  if (pos >= end) return FAIL;
-  const b = buf[pos++]!;
-  if (b > 7) return FAIL;
-  varint.lo = (value | (b << 28)) >>> 0;
-  return pos;
+  return readVarint32(buf, pos, end, 7);
 }
 
 /**
