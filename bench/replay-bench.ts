@@ -20,11 +20,9 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../gateway/config/load-config.js';
-import { decodeIngestRecord, encodeIngestRecord } from '../gateway/ingest/ingest-record.js';
+import { encodeIngestRecord, readingsOfIngestRecord } from '../gateway/ingest/ingest-record.js';
 import { createPayloadDecoder } from '../gateway/ingest/payload-decoder.js';
 import { SequenceTracker } from '../gateway/ingest/sequence-tracker.js';
-import { parseSensorTopic } from '../gateway/ingest/topic.js';
-import type { Reading } from '../gateway/kinds/kind-descriptor.js';
 import { createKindRegistry } from '../gateway/kinds/registry.js';
 import { createMessageLog } from '../gateway/log/message-log.js';
 import { RECORD_TYPES } from '../gateway/log/types.js';
@@ -64,14 +62,6 @@ async function fill(): Promise<void> {
   await log.close();
 }
 
-function readingsOf(payload: Buffer): readonly Reading[] {
-  const rec = decodeIngestRecord(payload);
-  const topic = parseSensorTopic(rec.topic);
-  const kind = topic === null ? undefined : kinds.get(topic.kind);
-  if (topic === null || kind === undefined) return [];
-  return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
-}
-
 /** One pass of stages A-C over the filled log; returns records/s. */
 async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
   const log = await createMessageLog({ dir: config.log.dir });
@@ -97,7 +87,7 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
       if (record.type !== RECORD_TYPES.ingest) continue;
       n++;
       if (stage === 'read') continue;
-      const rs = readingsOf(record.payload);
+      const rs = readingsOfIngestRecord(record.payload, kinds, decoder);
       readings += rs.length;
       if (stage === 'process') pipeline.process(rs, record.offset);
     }

@@ -9,11 +9,10 @@ import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
 import { isGatewayError } from './errors.js';
 import { loadCredentials } from './ingest/credentials.js';
-import { decodeIngestRecord, encodeDeadLetter } from './ingest/ingest-record.js';
+import { encodeDeadLetter, readingsOfIngestRecord } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
 import { SequenceTracker } from './ingest/sequence-tracker.js';
-import { parseSensorTopic } from './ingest/topic.js';
 import { createHttpServer } from './http/http-server.js';
 import { createKindRegistry } from './kinds/registry.js';
 import type { Reading } from './kinds/kind-descriptor.js';
@@ -128,7 +127,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   for await (const records of log.readBatches(from)) {
     for (const record of records) {
       if (record.type !== RECORD_TYPES.ingest) continue;
-      pipeline.process(readingsOf(record.payload), record.offset);
+      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset);
       replayed++;
     }
   }
@@ -136,13 +135,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   windows.tick();
   if (replayed > 0 || checkpoint !== null) {
     logger.info({ checkpointOffset: checkpoint?.offset ?? null, replayedRecords: replayed, ms: Date.now() - replayStart }, 'recovered from the log');
-  }
-  function readingsOf(payload: Buffer): readonly Reading[] {
-    const rec = decodeIngestRecord(payload);
-    const topic = parseSensorTopic(rec.topic);
-    const kind = topic === null ? undefined : kinds.get(topic.kind);
-    if (topic === null || kind === undefined) return [];
-    return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
   }
 
   try {

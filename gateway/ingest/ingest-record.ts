@@ -7,6 +7,11 @@
  *   dead letter: u8 version=1 | f64 at | u8 reasonLength | reason | u16 topicLength | topic
  *                | u32 detailLength | detail utf8 | payload
  */
+import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import type { PayloadDecoder } from './payload-decoder.js';
+import { parseSensorTopic } from './topic.js';
+
 const VERSION = 1;
 
 export interface IngestRecord {
@@ -31,6 +36,18 @@ export function decodeIngestRecord(buf: Buffer): IngestRecord {
   const receivedAt = buf.readDoubleLE(1);
   const topicLen = buf.readUInt16LE(9);
   return { receivedAt, topic: buf.toString('utf8', 11, 11 + topicLen), payload: buf.subarray(11 + topicLen) };
+}
+
+/**
+ * The valid readings of one ingest record, decoded as the live path did (same receivedAt); none
+ * when its topic is not a sensor topic of a known kind (it was rejected live, never acked as one).
+ */
+export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder): readonly Reading[] {
+  const rec = decodeIngestRecord(payload);
+  const topic = parseSensorTopic(rec.topic);
+  const kind = topic === null ? undefined : kinds.get(topic.kind);
+  if (topic === null || kind === undefined) return [];
+  return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
 }
 
 export interface DeadLetterRecord {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Logger } from 'pino';
+import type { Level, Logger } from 'pino';
 import type { SinksConfig } from '../config/config.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
@@ -35,15 +35,6 @@ export interface ThreadedSinkOptions {
   readonly logger: Logger;
   readonly metrics?: SinkWriteObserver;
 }
-
-const LEVEL_METHODS: Readonly<Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'>> = {
-  10: 'trace',
-  20: 'debug',
-  30: 'info',
-  40: 'warn',
-  50: 'error',
-  60: 'fatal',
-};
 
 /** How long close() waits for the store to close before it ends the thread. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -204,6 +195,7 @@ function relayLog(logger: Logger, line: string): void {
     return;
   }
   const { level, msg, ...fields } = entry;
-  const method = LEVEL_METHODS[typeof level === 'number' ? level : 30] ?? 'info';
+  // Both loggers have pino's default levels; a line without one is logged as info.
+  const method = ((typeof level === 'number' ? logger.levels.labels[level] : undefined) ?? 'info') as Level;
   logger[method](fields, typeof msg === 'string' ? msg : '');
 }

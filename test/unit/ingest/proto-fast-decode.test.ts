@@ -10,6 +10,7 @@ import { bridgeKind } from '../../../gateway/kinds/bridge.js';
 import { heartRateKind } from '../../../gateway/kinds/heart-rate.js';
 import type { KindDescriptor } from '../../../gateway/kinds/kind-descriptor.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
+import { mulberry32 } from '../../helpers/random.js';
 
 // The fast decoder must give exactly what protobufjs + accept() give: same readings, same
 // rejections with the same details, in the same order. The reference is the same gateway decoder
@@ -94,17 +95,6 @@ const NOW = 1_763_800_000_000;
 const MIN_TS = NOW - config.maxPastAgeMs;
 const MAX_TS = NOW + config.maxFutureSkewMs;
 
-/** mulberry32: small, seedable, good enough to spread inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Builds protobuf bytes by hand, so that odd but legal encodings can be produced too. */
 class WireWriter {
@@ -159,7 +149,7 @@ interface Gen {
   pick<T>(xs: readonly T[]): T;
 }
 function gen(seed: number): Gen {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   return {
     r,
     int: (lo, hi) => lo + Math.floor(r() * (hi - lo + 1)),

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { SinkBatch } from '../../../gateway/sinks/types.js';
+import { mulberry32 } from '../../helpers/random.js';
 
 const batch: SinkBatch = {
   readings: [
@@ -65,17 +66,6 @@ describe('batch codec', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so the golden batches are the same on every run. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** Numbers at every boundary of the wire format: varint lengths, the uint/float split, specials. */
 const EDGE_NUMBERS = [
@@ -87,7 +77,7 @@ const EDGE_NUMBERS = [
 const EDGE_STRINGS = ['', 'TRUCK', 'brücke-7', 'µs', '心拍数', '🫀❤️‍🔥', 'x'.repeat(127), 'y'.repeat(128), 'ü'.repeat(70), 'z'.repeat(20_000)];
 
 function makeBatch(seed: number, sizes: { readings: number; windows: number; health: number }): SinkBatch {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const number = (): number => {
     const r = random();

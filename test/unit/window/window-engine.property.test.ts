@@ -4,7 +4,8 @@ import type { WindowConfig } from '../../../gateway/config/config.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
 import { createWindowEngine, type MeteredWindowEngine, type SlidingWindowSpec } from '../../../gateway/window/window-engine.js';
-import { identity, mulberry32, testKinds } from './window-kit.js';
+import { mulberry32 } from '../../helpers/random.js';
+import { identity, testKinds } from './window-kit.js';
 
 /**
  * Random streams (several devices and kinds, duplicates already removed, reordered, some very

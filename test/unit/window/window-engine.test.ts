@@ -3,7 +3,8 @@ import { ManualClock } from '../../../gateway/clock.js';
 import { isGatewayError } from '../../../gateway/errors.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createWindowEngine } from '../../../gateway/window/window-engine.js';
-import { harness, hr, identity, mulberry32, testKinds, vehicle, windowConfig } from './window-kit.js';
+import { mulberry32 } from '../../helpers/random.js';
+import { harness, hr, identity, testKinds, vehicle, windowConfig } from './window-kit.js';
 
 describe('window engine', () => {
   it('should align tumbling windows to the epoch and compute every heart-rate aggregate', () => {

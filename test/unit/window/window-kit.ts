@@ -68,17 +68,6 @@ export function vehicle(deviceId: string, ts: number, vehicleClass: string, lane
   return { kind: 'bridge', deviceId, seq: ++seq, ts, values: { vehicleClass, lane, speedKmh, axles: 2 } };
 }
 
-/** mulberry32: a tiny seeded PRNG, so every random case can be replayed from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function identity(w: WindowResult): string {
   const group = Object.keys(w.group)
