@@ -5,6 +5,7 @@ export interface MqttConfig {
   readonly maxPayloadBytes: number;
   readonly allowAnonymous: boolean;
   readonly credentialsFile: string | null;
+  readonly deadLetterPayloadBytes: number;
 }
 export interface HttpConfig {
   readonly host: string;

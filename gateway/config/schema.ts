@@ -26,6 +26,8 @@ export const configSchema = {
         allowAnonymous: { type: 'boolean', default: false },
         /** YAML/JSON file of device credentials (see README "Devices and credentials"). */
         credentialsFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        /** Bytes of a rejected publish's payload kept in its dead-letter record (its length is always kept). */
+        deadLetterPayloadBytes: { type: 'integer', minimum: 0, maximum: 1_048_576, default: 4096 },
       },
     },
     http: {

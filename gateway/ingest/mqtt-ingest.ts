@@ -88,12 +88,72 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     packet.topic = REJECTED_TOPIC_PREFIX + reason;
     if (closed) return done(null);
     inFlight++;
-    log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }), (err) => {
+    log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }, config.deadLetterPayloadBytes), (err) => {
       settle();
       if (err) logger.error({ err }, 'dead-letter append failed');
       if (packet.qos > 0) done(err ? new Error('log unavailable') : null);
     });
     if (packet.qos === 0) done(null);
+  }
+
+  function authorizeDevicePublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    metrics.published(packet.qos);
+    const topic = packet.topic;
+    const payload = packet.payload as Buffer;
+    const receivedAt = clock.now();
+    const sensor = topics.parse(topic);
+    if (sensor === null) return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
+    const identity = identities.get(client);
+    if (identity !== undefined && identity !== sensor.deviceId) {
+      return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
+    }
+    if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
+    const kind = kinds.get(sensor.kind);
+    if (kind === undefined) return rejectPublish(packet, topic, payload, receivedAt, done, 'unknown_kind', `unknown sensor kind "${sensor.kind}"`);
+
+    const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
+    if (result.readings.length === 0) {
+      const first = result.rejected[0] ?? { reason: 'invalid' as const, detail: 'no readings' };
+      for (let i = 1; i < result.rejected.length; i++) metrics.rejected(result.rejected[i]!.reason, 1);
+      return rejectPublish(packet, topic, payload, receivedAt, done, first.reason, first.detail);
+    }
+    // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
+    // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
+    for (const r of result.rejected) metrics.rejected(r.reason, 1);
+    metrics.received(kind.name, result.readings.length);
+    if (closed) return done(new Error('gateway shutting down'));
+
+    inFlight++;
+    const n = result.readings.length;
+    inFlightReadings += n;
+    const append = (): void => {
+      // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
+      // past the in-flight bound it waits like QoS 1, which stops reading its connection.
+      const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
+      log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
+        settle();
+        inFlightReadings -= n;
+        if (err) {
+          logger.error({ err, topic }, 'ingest append failed; publish not acknowledged');
+          // Closing the connection withholds the PUBACK; the client resends (QoS 1).
+          return waitForDurable ? done(new Error('log unavailable')) : undefined;
+        }
+        // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
+        // when done() runs: only now is the reading durable. The reading is in the log whatever
+        // processing does, so a processing failure is logged and counted, and the ack still goes.
+        try {
+          options.onDurable(result.readings, offset);
+        } catch (processErr) {
+          metrics.rejected('internal_error', 1);
+          logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
+        }
+        if (waitForDurable) done(null);
+      });
+      if (!waitForDurable) done(null);
+    };
+    if (log.backpressured) waitForDisk(append, settle);
+    else append();
+    return undefined;
   }
 
   const broker = await Aedes.createBroker({
@@ -119,56 +179,27 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
       if (client === null) return done(null); // the gateway's own publishes (alerts)
-      metrics.published(packet.qos);
-      const topic = packet.topic;
-      const payload = packet.payload as Buffer;
-      const receivedAt = clock.now();
-      const sensor = topics.parse(topic);
-      if (sensor === null) return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
-      const identity = identities.get(client);
-      if (identity !== undefined && identity !== sensor.deviceId) {
-        return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
-      }
-      if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
-      const kind = kinds.get(sensor.kind);
-      if (kind === undefined) return rejectPublish(packet, topic, payload, receivedAt, done, 'unknown_kind', `unknown sensor kind "${sensor.kind}"`);
-
-      const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
-      if (result.readings.length === 0) {
-        const first = result.rejected[0] ?? { reason: 'invalid' as const, detail: 'no readings' };
-        for (let i = 1; i < result.rejected.length; i++) metrics.rejected(result.rejected[i]!.reason, 1);
-        return rejectPublish(packet, topic, payload, receivedAt, done, first.reason, first.detail);
-      }
-      // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
-      // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
-      for (const r of result.rejected) metrics.rejected(r.reason, 1);
-      metrics.received(kind.name, result.readings.length);
-      if (closed) return done(new Error('gateway shutting down'));
-
-      inFlight++;
-      const n = result.readings.length;
-      inFlightReadings += n;
-      const append = (): void => {
-        // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
-        // past the in-flight bound it waits like QoS 1, which stops reading its connection.
-        const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
-        log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
-          settle();
-          inFlightReadings -= n;
-          if (err) {
-            logger.error({ err, topic }, 'ingest append failed; publish not acknowledged');
-            // Closing the connection withholds the PUBACK; the client resends (QoS 1).
-            return waitForDurable ? done(new Error('log unavailable')) : undefined;
-          }
-          // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
-          // when done() runs: only now is the reading durable.
-          options.onDurable(result.readings, offset);
-          if (waitForDurable) done(null);
-        });
-        if (!waitForDurable) done(null);
+      // Nothing a device sends may throw out of this hook: aedes runs it inside its packet handling,
+      // where an exception ends the process. A publish that trips code not expecting its bytes is
+      // rejected alone, counted as internal_error, and the connection stays up.
+      let answered = false;
+      const answer = (err?: Error | null): void => {
+        if (answered) return;
+        answered = true;
+        done(err);
       };
-      if (log.backpressured) waitForDisk(append, settle);
-      else append();
+      try {
+        authorizeDevicePublish(client, packet, answer);
+      } catch (err) {
+        logger.error({ err, clientId: client.id }, 'publish handling failed; rejected as internal_error');
+        if (answered) return undefined;
+        try {
+          rejectPublish(packet, String(packet.topic), Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.alloc(0), clock.now(), answer, 'internal_error', 'the gateway failed to handle this publish');
+        } catch (rejectErr) {
+          logger.error({ err: rejectErr, clientId: client.id }, 'dead-lettering a failed publish failed; closing the connection');
+          answer(new Error('internal error'));
+        }
+      }
       return undefined;
     },
 

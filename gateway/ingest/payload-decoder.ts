@@ -149,18 +149,54 @@ export function createPayloadDecoder(
  * well be '{' or '[', so a JSON payload must not start with a newline (spaces, tabs and CR are fine).
  */
 function firstNonSpace(buf: Buffer): number {
-  for (let i = 0; i < buf.length && i < 64; i++) {
+  // No cap on the leading run: the payload is bounded by mqtt.maxPayloadBytes, and a protobuf
+  // reading or batch never starts with these bytes (field 1 comes first, see the framing rule).
+  for (let i = 0; i < buf.length; i++) {
     const b = buf[i]!;
     if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return b;
   }
   return -1;
 }
 
-/** protobufjs decodes 64-bit integers to Long objects; JSON gives numbers. */
-function toNumber(v: unknown): number {
+/**
+ * protobufjs decodes 64-bit integers to Long objects; JSON gives numbers. Only a Long from
+ * protobufjs is converted: a JSON value is device-controlled, and an object such as
+ * `{"toNumber":1}` must be an invalid reading, never a call.
+ */
+function toNumber(v: unknown, fromProtobuf: boolean): number {
   if (typeof v === 'number') return v;
-  if (v !== null && typeof v === 'object' && 'toNumber' in v) return (v as { toNumber(): number }).toNumber();
+  if (fromProtobuf && v instanceof Long) return (v as unknown as { toNumber(): number }).toNumber();
   return Number.NaN;
+}
+
+/** The Long class protobufjs decodes 64-bit integers to. */
+const Long = protobuf.util.Long;
+
+/** Longest rendering of a device's value in a rejection detail. */
+const DETAIL_VALUE_CHARS = 64;
+
+/**
+ * A device's value as text for a rejection detail, without running anything the device chose:
+ * `String(v)` calls a JSON object's own `toString`/`valueOf` keys and throws when they are not
+ * functions (`{"toString":1}`).
+ */
+export function describeValue(v: unknown): string {
+  let text: string;
+  switch (typeof v) {
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return String(v);
+    case 'string':
+      text = JSON.stringify(v);
+      break;
+    default:
+      if (v === null) return 'null';
+      if (v instanceof Long) return v.toString();
+      text = Array.isArray(v) ? `an array of ${v.length}` : 'an object';
+  }
+  return text.length > DETAIL_VALUE_CHARS ? `${text.slice(0, DETAIL_VALUE_CHARS)}...` : text;
 }
 
 /** proto-fast-decode.ts repeats these checks and details for protobuf; keep both in step. */
@@ -173,14 +209,14 @@ function accept(
   maxTs: number,
   out: DecodeResult,
 ): void {
-  const seq = toNumber(msg['seq']);
+  const seq = toNumber(msg['seq'], fromProtobuf);
   if (!Number.isSafeInteger(seq) || seq < 1) {
-    out.rejected.push({ reason: 'invalid', detail: `seq must be an integer >= 1, got ${String(msg['seq'])}` });
+    out.rejected.push({ reason: 'invalid', detail: `seq must be an integer >= 1, got ${describeValue(msg['seq'])}` });
     return;
   }
-  const ts = toNumber(msg['ts']);
+  const ts = toNumber(msg['ts'], fromProtobuf);
   if (!Number.isSafeInteger(ts)) {
-    out.rejected.push({ reason: 'invalid', detail: `ts must be an integer (ms since epoch), got ${String(msg['ts'])}` });
+    out.rejected.push({ reason: 'invalid', detail: `ts must be an integer (ms since epoch), got ${describeValue(msg['ts'])}` });
     return;
   }
   if (ts < minTs || ts > maxTs) {
@@ -202,14 +238,14 @@ function accept(
     if (spec.type === 'enum') {
       const label = typeof raw === 'number' && fromProtobuf ? c.enumNames.get(name)?.[raw] : raw;
       if (typeof label !== 'string' || !spec.values.includes(label)) {
-        out.rejected.push({ reason: 'invalid', detail: `${name} must be one of ${spec.values.join('|')}, got ${String(raw)}` });
+        out.rejected.push({ reason: 'invalid', detail: `${name} must be one of ${spec.values.join('|')}, got ${describeValue(raw)}` });
         return;
       }
       values[name] = label;
     } else {
-      const n = toNumber(raw);
+      const n = toNumber(raw, fromProtobuf);
       if (!Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
-        out.rejected.push({ reason: 'invalid', detail: `${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${String(raw)}` });
+        out.rejected.push({ reason: 'invalid', detail: `${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${describeValue(raw)}` });
         return;
       }
       values[name] = n;

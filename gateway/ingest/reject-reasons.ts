@@ -7,5 +7,7 @@ export const REJECT_REASONS = [
   'bad_topic',
   'too_large',
   'unauthorized',
+  /** The gateway failed on a publish (a bug, logged with its stack); the publish alone is refused. */
+  'internal_error',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -45,7 +45,8 @@ function preview(type: number, payload: Buffer): string {
         return `topic=${decodeIngestRecord(payload).topic}`;
       case RECORD_TYPES.deadLetter: {
         const d = decodeDeadLetter(payload);
-        return `reason=${d.reason} topic=${d.topic} ${JSON.stringify(d.detail.slice(0, 80))}`;
+        const cut = d.payloadBytes !== undefined && d.payloadBytes > d.payload.length ? ` (first ${d.payload.length} kept)` : '';
+        return `reason=${d.reason} topic=${d.topic} ${JSON.stringify(d.detail.slice(0, 80))} payload=${d.payloadBytes ?? d.payload.length}B${cut}`;
       }
       case RECORD_TYPES.outgoing: {
         const o = decodeOutgoing(payload);

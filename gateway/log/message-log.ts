@@ -366,7 +366,13 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
       return -1;
     }
     const plen = payload.length;
-    if (plen > MAX_PAYLOAD_BYTES) throw new GatewayError('GW_ERR_LOG_IO', `record of ${plen} bytes exceeds the log's limit of ${MAX_PAYLOAD_BYTES}`);
+    if (plen > MAX_PAYLOAD_BYTES) {
+      // Refused through the callback like any other failed append: callers run inside broker
+      // hooks, where a throw would reach the event loop. The log itself stays usable.
+      const err = new GatewayError('GW_ERR_LOG_IO', `record of ${plen} bytes exceeds the log's limit of ${MAX_PAYLOAD_BYTES}`);
+      if (onDurable !== undefined) process.nextTick(onDurable, err, -1);
+      return -1;
+    }
     const size = HEADER_BYTES + plen;
     const offset = nextOffset;
     let seg = active!;

@@ -32,7 +32,9 @@ export interface MessageLog {
   start(): Promise<void>;
   /**
    * Appends a record and returns its offset at once. `onDurable` runs when the group commit
-   * that covers it has been fdatasync'd. Never blocks the event loop on disk.
+   * that covers it has been fdatasync'd. Never blocks the event loop on disk, and never throws:
+   * a record the log refuses (closed, failed, over its size limit) returns -1 and `onDurable`
+   * gets the error on the next tick.
    */
   append(type: RecordType, payload: Uint8Array, onDurable?: DurableCallback): number;
   /** Promise form of append. */
