@@ -259,7 +259,12 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     kinds,
     sink,
     logger,
-    notReadyReason: () => (phase !== 'ready' ? phase : log.backpressured ? 'log over its disk high-water mark' : null),
+    notReadyReason: () => {
+      if (phase !== 'ready') return phase;
+      const failure = log.writeFailure;
+      if (failure !== null) return `log write failing, acks withheld, retrying: ${failure.message}`;
+      return log.backpressured ? 'log over its disk high-water mark' : null;
+    },
   });
   const httpPort = await http.start();
   phase = 'ready';
