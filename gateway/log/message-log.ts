@@ -172,6 +172,8 @@ interface Cut {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024;
+/** A write failure this soon after a repair is the same episode (see fail()). */
+const RELAPSE_MS = 30_000;
 
 function corruptError(segment: string, offset: number, position: number, reason: string): GatewayError {
   return new GatewayError(
@@ -235,6 +237,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   let repairTimer: NodeJS.Timeout | null = null;
   let repairing: Promise<void> | null = null;
   let lastFailureLog = 0;
+  let resumedAt = -Infinity;
   // Segments rolled to in the failed group: their files (if created) hold nothing durable.
   let abandoned: Segment[] = [];
 
@@ -566,10 +569,19 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   function fail(err: GatewayError): void {
     if (failure !== null) return;
     failure = err;
-    failedSince = performance.now();
-    repairAttempts = 0;
-    lastFailureLog = failedSince;
-    logger?.error({ err }, `log write failed: appends are refused while the log repairs itself (retrying every ${retryInitialMs}..${retryMaxMs} ms)`);
+    const now = performance.now();
+    // A probe can succeed on a still-full disk (the cut freed a few pages), and the next group
+    // fail again: such a relapse keeps the backoff and the log quiet instead of starting over.
+    const relapse = now - resumedAt < RELAPSE_MS;
+    if (!relapse) {
+      failedSince = now;
+      repairAttempts = 0;
+      lastFailureLog = now;
+      logger?.error({ err }, `log write failed: appends are refused while the log repairs itself (retrying every ${retryInitialMs}..${retryMaxMs} ms)`);
+    } else if (now - lastFailureLog >= failureLogIntervalMs) {
+      lastFailureLog = now;
+      logger?.warn({ error: err.message, attempts: repairAttempts, failingForMs: Math.round(now - failedSince) }, 'log writes failing again; appends refused');
+    }
     const pendingCbs = cbs;
     const pendingOffsets = cbOffsets;
     cbs = [];
@@ -674,7 +686,10 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     }
     writeFh = fh;
     failure = null;
-    logger?.warn({ attempts: repairAttempts, failedForMs: Math.round(performance.now() - failedSince), nextOffset }, 'log writes work again: appends resumed');
+    const now = performance.now();
+    // Said once per episode, not after every probe that a relapse takes back.
+    if (now - resumedAt >= RELAPSE_MS) logger?.warn({ attempts: repairAttempts, failedForMs: Math.round(now - failedSince), nextOffset }, 'log writes work again: appends resumed');
+    resumedAt = now;
   }
 
   function whenDurable(offset: number): Promise<void> {

@@ -1,49 +1,16 @@
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
 import { isGatewayError } from '../../../gateway/errors.js';
+import { fillDisk, mountTmpfs } from '../../helpers/disk.js';
 import { mulberry32 } from '../../helpers/random.js';
 
-/**
- * A real small filesystem (tmpfs, 8 MiB) so that ENOSPC comes from the kernel, not from a fake
- * file handle. Needs root (mount); the suite is skipped, saying so, where mount is not allowed.
- */
-const mountPoint = mkdtempSync(join(tmpdir(), 'pg-diskfull-'));
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint], { stdio: 'pipe' });
-  mounted = true;
-} catch (err) {
-  process.stderr.write(`disk-full tests skipped: cannot mount a tmpfs (${(err as Error).message.split('\n')[0]})\n`);
-}
-afterAll(() => {
-  if (mounted) execFileSync('umount', ['-l', mountPoint]);
-  rmSync(mountPoint, { recursive: true, force: true });
-});
-
-/** Fills the filesystem with one file until ENOSPC; returns its path. */
-export function fillDisk(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 0xaa);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    // The last pages: a smaller write may still fit.
-    try {
-      for (;;) writeSync(fd, chunk, 0, 512);
-    } catch (err2) {
-      if ((err2 as NodeJS.ErrnoException).code !== 'ENOSPC') throw err2;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
+// A real small filesystem (tmpfs, 8 MiB): ENOSPC comes from the kernel, not from a fake file handle.
+const tmpfs = mountTmpfs(8, 'pg-diskfull-');
+const mounted = tmpfs !== null;
+const mountPoint = tmpfs?.dir ?? '';
+afterAll(() => tmpfs?.unmount());
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
