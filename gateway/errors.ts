@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   GW_ERR_SINK_UNAVAILABLE: 'The time-series store cannot be reached.',
   GW_ERR_QUERY_INVALID: 'A query parameter to the HTTP API is invalid.',
   GW_ERR_SHUTTING_DOWN: 'The gateway is shutting down and refuses new work.',
+  GW_ERR_DATA_DIR_LOCKED: 'Another running gateway holds the lock of the data directory (or of log.dir).',
+  GW_ERR_CHECKPOINT_AHEAD: 'A checkpoint covers offsets the log no longer holds (segments deleted by hand): startup is refused.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

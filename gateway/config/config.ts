@@ -53,6 +53,7 @@ export interface SinksConfig {
 }
 export interface RuntimeConfig {
   readonly heapGrowingPercent: number;
+  readonly shutdownTimeoutMs: number;
 }
 export interface GatewayConfig {
   readonly dataDir: string;

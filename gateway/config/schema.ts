@@ -129,6 +129,8 @@ export const configSchema = {
          * own factor (up to 4x), which lets short-lived garbage pile up to far more than the live data.
          */
         heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
+        /** After SIGTERM/SIGINT, the process exits within this, cleanly or (past it) with code 1. */
+        shutdownTimeoutMs: { ...positiveMs, default: 15_000 },
       },
     },
   },
