@@ -37,9 +37,9 @@ export interface MqttIngestOptions {
   readonly logger: Logger;
   /**
    * Receives the readings of each accepted publish once its ingest record is durable, in log
-   * order, with the record's offset. This is the only way readings leave ingest.
+   * order, with the record's offset and its receivedAt. This is the only way readings leave ingest.
    */
-  readonly onDurable: (readings: readonly Reading[], offset: number) => void;
+  readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
 }
 
 export interface MqttIngest {
@@ -162,7 +162,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           }
           // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
           // when done() runs: only now is the reading durable.
-          options.onDurable(result.readings, offset);
+          options.onDurable(result.readings, offset, receivedAt);
           if (waitForDurable) done(null);
         });
         if (!waitForDurable) done(null);
