@@ -10,7 +10,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
 import { GatewayError, isGatewayError } from './errors.js';
 import { loadCredentials } from './ingest/credentials.js';
-import { encodeDeadLetter, readingsOfIngestRecord } from './ingest/ingest-record.js';
+import { encodeDeadLetter, readingsOfIngestRecord, receivedAtOfIngestRecord } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
 import { SequenceTracker } from './ingest/sequence-tracker.js';
@@ -120,7 +120,6 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     kinds,
     config: config.window,
     clock,
-    maxPastAgeMs: config.ingest.maxPastAgeMs,
   });
   registerWindowMetrics(registry, windows.stats);
   const batcher = new SinkBatcher({
@@ -162,7 +161,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   for await (const records of log.readBatches(from)) {
     for (const record of records) {
       if (record.type !== RECORD_TYPES.ingest) continue;
-      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset);
+      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset, receivedAtOfIngestRecord(record.payload));
       replayed++;
     }
   }
@@ -196,7 +195,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     clock,
     metrics: ingestMetrics,
     logger: logger.child({ tier: 'ingest' }),
-    onDurable: (readings, offset) => pipeline.process(readings, offset),
+    onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
   });
   await ingest.start();
 

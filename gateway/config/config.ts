@@ -37,6 +37,8 @@ export interface WindowConfig {
   readonly allowedLatenessMs: number;
   readonly idleTimeoutMs: number;
   readonly maxOpenWindowsPerKey: number;
+  readonly maxDevices: number;
+  readonly maxWatermarkSkewMs: number;
 }
 export interface SinksConfig {
   readonly influxUrl: string | null;

@@ -96,6 +96,10 @@ export const configSchema = {
         /** A key with no new readings for this long (by the clock) has its windows emitted. */
         idleTimeoutMs: { ...positiveMs, default: 60_000 },
         maxOpenWindowsPerKey: { type: 'integer', minimum: 1, default: 64 },
+        /** Devices holding window state; past it the least recently active is emitted and forgotten ("emit-lru"). */
+        maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
+        /** A reading moves its device's watermark at most this far past its receive time (the gateway's clock). */
+        maxWatermarkSkewMs: { type: 'integer', minimum: 0, default: 5_000 },
       },
     },
     sinks: {

@@ -37,9 +37,9 @@ export interface MqttIngestOptions {
   readonly logger: Logger;
   /**
    * Receives the readings of each accepted publish once its ingest record is durable, in log
-   * order, with the record's offset. This is the only way readings leave ingest.
+   * order, with the record's offset and its receivedAt. This is the only way readings leave ingest.
    */
-  readonly onDurable: (readings: readonly Reading[], offset: number) => void;
+  readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
 }
 
 export interface MqttIngest {
@@ -142,7 +142,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         // when done() runs: only now is the reading durable. The reading is in the log whatever
         // processing does, so a processing failure is logged and counted, and the ack still goes.
         try {
-          options.onDurable(result.readings, offset);
+          options.onDurable(result.readings, offset, receivedAt);
         } catch (processErr) {
           metrics.rejected('internal_error', 1);
           logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
