@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   GW_ERR_SINK_UNAVAILABLE: 'The time-series store cannot be reached.',
   GW_ERR_QUERY_INVALID: 'A query parameter to the HTTP API is invalid.',
   GW_ERR_SHUTTING_DOWN: 'The gateway is shutting down and refuses new work.',
+  GW_ERR_SINK_QUERY: 'A time-series store query failed (a read, never a write).',
+  GW_ERR_BUSY: 'Too many HTTP queries at once: the query queue is full or the wait timed out (503, Retry-After).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
