@@ -11,6 +11,9 @@ export interface HttpConfig {
   readonly host: string;
   readonly port: number;
   readonly maxQueryRows: number;
+  readonly maxConcurrentQueries: number;
+  readonly maxQueuedQueries: number;
+  readonly queryQueueTimeoutMs: number;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;

@@ -38,6 +38,12 @@ export const configSchema = {
         host: { type: 'string', default: '0.0.0.0' },
         port: { ...port, default: 8080 },
         maxQueryRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
+        /** Store queries (/v1/readings, /v1/windows) running at once; the rest wait in a FIFO. */
+        maxConcurrentQueries: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
+        /** Queries waiting for a slot; past it a query is refused at once with 503 (policy: reject newest). */
+        maxQueuedQueries: { type: 'integer', minimum: 0, maximum: 100_000, default: 64 },
+        /** Longest wait in that queue before the query is refused with 503. */
+        queryQueueTimeoutMs: { ...positiveMs, default: 5000 },
       },
     },
     ingest: {
