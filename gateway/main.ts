@@ -59,8 +59,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const registry = createRegistry();
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
-  if (!config.mqtt.allowAnonymous && credentials === null) {
-    logger.warn('mqtt.allowAnonymous is false and no mqtt.credentialsFile is set: no device can connect');
+  if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {
+    logger.warn('mqtt.allowAnonymous is false, no mqtt.credentialsFile is set and mqtt.clientCertificates is off: no device can connect');
   }
   const decoder = createPayloadDecoder(kinds, config.ingest);
   const tlsLoaded = loadTlsMaterial(config);
