@@ -10,6 +10,8 @@ export interface TestPki {
   readonly server: { cert: string; key: string };
   /** Issues a client certificate with this subject CN, signed by the CA (or by `signer`). */
   client(name: string, cn: string, signer?: { cert: string; key: string }): { cert: string; key: string };
+  /** Another server certificate for 127.0.0.1/localhost from the same CA (a renewal). */
+  serverCert(name: string): { cert: string; key: string };
   /** Another self-signed CA, unknown to the gateway. */
   otherCa(name: string): { cert: string; key: string };
 }
@@ -44,11 +46,13 @@ export function makeTestPki(): TestPki {
     return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
   };
   const ca = selfSigned('ca', 'pulsegate test CA');
-  const server = issue('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n', ca);
+  const serverCert = (name: string) => issue(name, 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n', ca);
+  const server = serverCert('server');
   return {
     dir,
     ca,
     server,
+    serverCert,
     client: (name, cn, signer = ca) => issue(name, cn, 'extendedKeyUsage=clientAuth\n', signer),
     otherCa: (name) => selfSigned(name, `${name} CA`),
   };
