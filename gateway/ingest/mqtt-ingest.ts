@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { MqttConfig } from '../config/config.js';
+import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
@@ -272,7 +273,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   const ports = { mqtt: 0, ws: null as number | null, tls: null as number | null, wss: null as number | null };
   let tlsListeners: MqttTlsListeners | null = null;
   if (config.tlsPort !== null || config.wssPort !== null) {
-    if (!options.tls) throw new Error('mqtt.tlsPort/mqtt.wssPort need TLS material (tls.certFile, tls.keyFile)');
+    if (!options.tls) throw new GatewayError('GW_ERR_CONFIG_INVALID', 'mqtt.tlsPort/mqtt.wssPort need TLS material (tls.certFile, tls.keyFile)');
     tlsListeners = createMqttTlsListeners({
       material: options.tls.material,
       metrics: options.tls.metrics,
