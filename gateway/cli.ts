@@ -19,8 +19,10 @@ Usage:
 
 Environment overrides: PULSEGATE_MQTT_PORT, PULSEGATE_WS_PORT, PULSEGATE_HTTP_PORT,
 PULSEGATE_DATA_DIR, PULSEGATE_ALLOW_ANONYMOUS=true|false, PULSEGATE_CREDENTIALS_FILE,
-PULSEGATE_INFLUX_URL (e.g. http://127.0.0.1:8086/pulsegate), PULSEGATE_LOG_LEVEL.
-A port of 0 picks a free port; the bound ports are logged.
+PULSEGATE_INFLUX_URL (e.g. http://127.0.0.1:8086/pulsegate), PULSEGATE_LOG_LEVEL,
+PULSEGATE_MQTT_TLS_PORT, PULSEGATE_WSS_PORT, PULSEGATE_CLIENT_CERTIFICATES=off|optional|required,
+PULSEGATE_HTTP_TLS=true|false, PULSEGATE_TLS_CERT_FILE, PULSEGATE_TLS_KEY_FILE, PULSEGATE_TLS_CA_FILE.
+A port of 0 picks a free port; the bound ports are logged. With TLS on, SIGHUP re-reads the TLS files.
 
 One gateway per data directory: start takes <dataDir>/pulsegate.lock and refuses to run
 while another live gateway holds it (a lock left by a killed process is taken over).

@@ -31,16 +31,22 @@ import { encodeBatch } from './sinks/batch-codec.js';
 import { createThreadedSink } from './sinks/sink-thread.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createWindowEngine } from './window/window-engine.js';
+import { createTlsMetrics, loadTlsMaterial, readTlsMaterial } from './tls.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
 
 
 export interface GatewayHandle {
   readonly config: GatewayConfig;
-  readonly ports: { readonly mqtt: number; readonly ws: number | null; readonly http: number };
+  readonly ports: { readonly mqtt: number; readonly ws: number | null; readonly http: number; readonly mqtts: number | null; readonly wss: number | null };
   readonly registry: Registry;
   readonly logger: Logger;
   /** Idempotent graceful shutdown: drain, checkpoint, flush, close. */
   close(): Promise<void>;
+  /**
+   * Re-reads tls.certFile/keyFile/caFile (e.g. renewed certificates) for new connections; on a
+   * problem the current ones stay in use. Returns the problems (empty = reloaded).
+   */
+  reloadTls(): readonly string[];
 }
 
 export interface GatewayDeps {
@@ -81,10 +87,13 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   const registry = createRegistry();
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
-  if (!config.mqtt.allowAnonymous && credentials === null) {
-    logger.warn('mqtt.allowAnonymous is false and no mqtt.credentialsFile is set: no device can connect');
+  if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {
+    logger.warn('mqtt.allowAnonymous is false, no mqtt.credentialsFile is set and mqtt.clientCertificates is off: no device can connect');
   }
   const decoder = createPayloadDecoder(kinds, config.ingest);
+  const tlsLoaded = loadTlsMaterial(config);
+  for (const warning of tlsLoaded.warnings) logger.warn(warning);
+  const tls = tlsLoaded.material === null ? null : { material: tlsLoaded.material, metrics: createTlsMetrics(registry) };
   let phase: 'starting' | 'replaying' | 'ready' | 'stopping' = 'starting';
 
   // log tier
@@ -196,6 +205,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     metrics: ingestMetrics,
     logger: logger.child({ tier: 'ingest' }),
     onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
+    tls,
   });
   await ingest.start();
 
@@ -264,17 +274,31 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
       if (failure !== null) return `log write failing, acks withheld, retrying: ${failure.message}`;
       return log.backpressured ? 'log over its disk high-water mark' : null;
     },
+    tls: config.http.tls ? tls : null,
   });
   const httpPort = await http.start();
   phase = 'ready';
-  logger.info({ mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort, store: sink.name, dataDir: config.dataDir }, 'pulsegate ready');
+  logger.info({ mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, mqtts: ingest.ports.tls, wss: ingest.ports.wss, http: httpPort, https: config.http.tls, store: sink.name, dataDir: config.dataDir }, 'pulsegate ready');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     registry,
     logger,
-    ports: { mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort },
+    ports: { mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort, mqtts: ingest.ports.tls, wss: ingest.ports.wss },
+    reloadTls() {
+      if (tls === null) return [];
+      const { material, problems, warnings } = readTlsMaterial(config);
+      for (const warning of warnings) logger.warn(warning);
+      if (material === null || problems.length > 0) {
+        logger.error({ problems }, 'TLS files not reloaded; the current certificate stays in use');
+        return problems;
+      }
+      ingest.setTlsMaterial(material);
+      if (config.http.tls) http.setTlsMaterial(material);
+      logger.info('TLS certificate, key and CA reloaded');
+      return [];
+    },
     close() {
       closing ??= (async () => {
         phase = 'stopping';
@@ -390,5 +414,12 @@ export async function runGateway(config: GatewayConfig): Promise<number> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // Renewed certificates: reloaded in place, for new connections; open ones keep theirs.
+    // Without TLS, SIGHUP keeps its default meaning (the process ends).
+    if (gw.ports.mqtts !== null || gw.ports.wss !== null || config.http.tls) {
+      process.on('SIGHUP', () => {
+        gw.reloadTls();
+      });
+    }
   });
 }

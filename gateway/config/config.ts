@@ -6,7 +6,12 @@ export interface MqttConfig {
   readonly allowAnonymous: boolean;
   readonly credentialsFile: string | null;
   readonly deadLetterPayloadBytes: number;
+  readonly tlsPort: number | null;
+  readonly wssPort: number | null;
+  readonly clientCertificates: ClientCertificateMode;
 }
+/** off: not asked for; optional: asked for, a device without one logs in with a password; required: the TLS handshake fails without a trusted one. */
+export type ClientCertificateMode = 'off' | 'optional' | 'required';
 export interface HttpConfig {
   readonly host: string;
   readonly port: number;
@@ -14,6 +19,7 @@ export interface HttpConfig {
   readonly maxConcurrentQueries: number;
   readonly maxQueuedQueries: number;
   readonly queryQueueTimeoutMs: number;
+  readonly tls: boolean;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;
@@ -70,4 +76,10 @@ export interface GatewayConfig {
   readonly window: WindowConfig;
   readonly sinks: SinksConfig;
   readonly runtime: RuntimeConfig;
+  readonly tls: TlsConfig;
+}
+export interface TlsConfig {
+  readonly certFile: string | null;
+  readonly keyFile: string | null;
+  readonly caFile: string | null;
 }

@@ -4,6 +4,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { GatewayError } from '../errors.js';
 import type { GatewayConfig } from './config.js';
+import { readTlsMaterial } from '../tls.js';
 import { configSchema } from './schema.js';
 
 /** Environment overrides: the only place process.env is read. Values are parsed per type. */
@@ -16,6 +17,13 @@ export const ENV_OVERRIDES = {
   PULSEGATE_CREDENTIALS_FILE: { path: ['mqtt', 'credentialsFile'], type: 'string' },
   PULSEGATE_INFLUX_URL: { path: ['sinks', 'influxUrl'], type: 'string' },
   PULSEGATE_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
+  PULSEGATE_MQTT_TLS_PORT: { path: ['mqtt', 'tlsPort'], type: 'int' },
+  PULSEGATE_WSS_PORT: { path: ['mqtt', 'wssPort'], type: 'int' },
+  PULSEGATE_CLIENT_CERTIFICATES: { path: ['mqtt', 'clientCertificates'], type: 'string' },
+  PULSEGATE_HTTP_TLS: { path: ['http', 'tls'], type: 'bool' },
+  PULSEGATE_TLS_CERT_FILE: { path: ['tls', 'certFile'], type: 'string' },
+  PULSEGATE_TLS_KEY_FILE: { path: ['tls', 'keyFile'], type: 'string' },
+  PULSEGATE_TLS_CA_FILE: { path: ['tls', 'caFile'], type: 'string' },
 } as const satisfies Record<string, { path: readonly string[]; type: 'int' | 'string' | 'bool' }>;
 
 export interface LoadConfigOptions {
@@ -66,6 +74,18 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   config.log.dir = config.log.dir === null ? resolve(config.dataDir, 'log') : absolute(base, config.log.dir);
   config.sinks.embeddedPath = config.sinks.embeddedPath === null ? resolve(config.dataDir, 'store.sqlite') : absolute(base, config.sinks.embeddedPath);
   if (config.mqtt.credentialsFile !== null) config.mqtt.credentialsFile = absolute(base, config.mqtt.credentialsFile);
+  for (const k of ['certFile', 'keyFile', 'caFile'] as const) {
+    const file = config.tls[k];
+    if (file !== null) config.tls[k] = absolute(base, file);
+  }
+  // Needs the schema's shape, so it runs second: unreadable, non-PEM or mismatched files, and
+  // TLS listeners without a certificate, are configuration errors too, all listed.
+  const tlsProblems = readTlsMaterial(config).problems;
+  if (tlsProblems.length > 0) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${tlsProblems.length} problem${tlsProblems.length === 1 ? '' : 's'}):\n  - ${tlsProblems.join('\n  - ')}`, {
+      details: { problems: tlsProblems },
+    });
+  }
   return deepFreeze(config);
 }
 

@@ -28,6 +28,12 @@ export const configSchema = {
         credentialsFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
         /** Bytes of a rejected publish's payload kept in its dead-letter record (its length is always kept). */
         deadLetterPayloadBytes: { type: 'integer', minimum: 0, maximum: 1_048_576, default: 4096 },
+        /** MQTT over TLS (8883 is the usual port); null disables it. Needs tls.certFile/keyFile. */
+        tlsPort: { anyOf: [port, { type: 'null' }], default: null },
+        /** MQTT over secure WebSocket; null disables it. Needs tls.certFile/keyFile. */
+        wssPort: { anyOf: [port, { type: 'null' }], default: null },
+        /** Client certificates (mTLS) on the TLS listeners; a verified certificate's CN is the device id. */
+        clientCertificates: { enum: ['off', 'optional', 'required'], default: 'off' },
       },
     },
     http: {
@@ -44,6 +50,8 @@ export const configSchema = {
         maxQueuedQueries: { type: 'integer', minimum: 0, maximum: 100_000, default: 64 },
         /** Longest wait in that queue before the query is refused with 503. */
         queryQueueTimeoutMs: { ...positiveMs, default: 5000 },
+        /** Serve HTTPS instead of HTTP on http.port, with tls.certFile/keyFile. */
+        tls: { type: 'boolean', default: false },
       },
     },
     ingest: {
@@ -141,6 +149,20 @@ export const configSchema = {
         heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
         /** After SIGTERM/SIGINT, the process exits within this, cleanly or (past it) with code 1. */
         shutdownTimeoutMs: { ...positiveMs, default: 15_000 },
+      },
+    },
+    /** Files of the TLS listeners (mqtt.tlsPort, mqtt.wssPort, http.tls); see README "TLS". */
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** PEM server certificate (then its intermediates). */
+        certFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        /** PEM private key of certFile, unencrypted. */
+        keyFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        /** PEM bundle of the CAs that sign device certificates (mqtt.clientCertificates). */
+        caFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
       },
     },
   },

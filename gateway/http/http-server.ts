@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
@@ -7,6 +8,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { Sink } from '../sinks/types.js';
 import { createQueryLimiter } from './query-limiter.js';
+import { secureContextOptions, type TlsMaterial, type TlsMetrics } from '../tls.js';
 
 export interface HttpServerOptions {
   readonly config: HttpConfig;
@@ -16,12 +18,16 @@ export interface HttpServerOptions {
   readonly logger: Logger;
   /** Readiness: null when ready, else why not (e.g. 'starting', 'log backpressure'). */
   readonly notReadyReason: () => string | null;
+  /** With http.tls: the server certificate and key (HTTPS); null or absent = plain HTTP. */
+  readonly tls?: { readonly material: TlsMaterial; readonly metrics: TlsMetrics } | null;
 }
 
 export interface HttpServer {
   readonly app: FastifyInstance;
   start(): Promise<number>;
   close(): Promise<void>;
+  /** New certificate/key for new HTTPS connections (no-op over plain HTTP). */
+  setTlsMaterial(material: TlsMaterial): void;
 }
 
 const DURATION = /^([0-9]{1,12})(ms|s|m|h|d)$/;
@@ -102,7 +108,16 @@ const BUSY_RETRY_AFTER_S = 1;
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, registry, kinds, sink } = options;
   // Request logs are at info level; the http tier logs warnings and errors only.
-  const app = Fastify({ loggerInstance: options.logger.child({ tier: 'http' }, { level: 'warn' }) as FastifyBaseLogger });
+  const loggerInstance = options.logger.child({ tier: 'http' }, { level: 'warn' }) as FastifyBaseLogger;
+  const tls = options.tls ?? null;
+  // The API and SSE streams serve no client certificates: only the server's certificate is used.
+  const app = (tls === null ? Fastify({ loggerInstance }) : Fastify({ loggerInstance, https: secureContextOptions(tls.material, false) })) as unknown as FastifyInstance;
+  if (tls !== null) {
+    app.server.on('tlsClientError', (err: Error) => {
+      tls.metrics.handshakeFailed('https');
+      options.logger.debug({ listener: 'https', err: err.message }, 'TLS handshake failed');
+    });
+  }
 
   app.setErrorHandler((err, _req, reply) => {
     if (isGatewayError(err, 'GW_ERR_QUERY_INVALID')) return reply.code(400).send({ error: err.code, message: err.message });
@@ -176,6 +191,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
     async close() {
       await app.close();
+    },
+    setTlsMaterial(material) {
+      if (tls !== null) (app.server as unknown as TlsServer).setSecureContext(secureContextOptions(material, false));
     },
   };
 }

@@ -25,9 +25,12 @@ export interface CredentialStore {
   verify(username: string, secret: Buffer): Promise<boolean>;
   subscribeFilters(username: string): readonly string[];
   readonly size: number;
+  /** Whether the file lists this device. */
+  has(username: string): boolean;
 }
 
-const DEFAULT_SUBSCRIBE = ['alerts/#'] as const;
+/** Filters of a device that lists none (or that only its client certificate names). */
+export const DEFAULT_SUBSCRIBE = ['alerts/#'] as const;
 
 function scrypt(password: Buffer | string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -99,6 +102,9 @@ export function loadCredentials(file: string): CredentialStore {
     },
     subscribeFilters(username) {
       return entries.get(username)?.subscribe ?? [];
+    },
+    has(username) {
+      return entries.has(username);
     },
   };
 }

@@ -2,18 +2,22 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { MqttConfig } from '../config/config.js';
+import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from '../metrics.js';
-import type { CredentialStore } from './credentials.js';
+import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
 import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
 import { SensorTopicCache } from './topic.js';
+import type { TlsMaterial, TlsMetrics } from '../tls.js';
+import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 
 /** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
 const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
@@ -40,22 +44,28 @@ export interface MqttIngestOptions {
    * order, with the record's offset and its receivedAt. This is the only way readings leave ingest.
    */
   readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
+  /** Server certificate/key (and client CA) for mqtt.tlsPort / mqtt.wssPort; null when both are off. */
+  readonly tls?: { readonly material: TlsMaterial; readonly metrics: TlsMetrics } | null;
 }
 
 export interface MqttIngest {
   start(): Promise<void>;
   /** Bound ports (useful when configured as 0). */
-  readonly ports: { mqtt: number; ws: number | null };
+  readonly ports: { mqtt: number; ws: number | null; tls: number | null; wss: number | null };
   readonly broker: Aedes;
   /** Resolves once every publish taken in has become durable (or failed). */
   drain(): Promise<void>;
   /** Idempotent: stops accepting connections, closes clients and the broker. */
   close(): Promise<void>;
+  /** New TLS certificate/key/CA for new connections (e.g. renewed certificates). */
+  setTlsMaterial(material: TlsMaterial): void;
 }
 
 export async function createMqttIngest(options: MqttIngestOptions): Promise<MqttIngest> {
   const { config, kinds, decoder, credentials, log, clock, metrics, logger } = options;
   const identities = new WeakMap<Client, string>();
+  /** What the client certificate of a TLS connection says (absent: not TLS, or no certificate asked for). */
+  const peers = new WeakMap<Client, PeerIdentity>();
   let inFlight = 0;
   let inFlightReadings = 0;
   let drainWaiters: (() => void)[] = [];
@@ -159,6 +169,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   const broker = await Aedes.createBroker({
     // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids; keep aedes' default.
     authenticate(client: Client, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+      // A verified client certificate authenticates its device (no password); bound like a login.
+      const byCertificate = certificateLogin(peers.get(client), username);
+      if (byCertificate !== null) {
+        if ('refused' in byCertificate) return done(authError(byCertificate.refused, 5), false);
+        identities.set(client, byCertificate.deviceId);
+        return done(null, true);
+      }
       if (username === undefined || username === '') {
         if (config.allowAnonymous) return done(null, true);
         return done(authError('anonymous access is disabled', 4), false);
@@ -206,8 +223,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
       const identity = client === null ? undefined : identities.get(client);
       if (sub.topic.startsWith(REJECTED_TOPIC_PREFIX.slice(0, -1)) && identity !== undefined) return done(new Error('not allowed'));
-      if (identity === undefined || credentials === null) return done(null, sub);
-      const allowed = credentials.subscribeFilters(identity).some((f) => filterCovers(f, sub.topic));
+      if (identity === undefined) return done(null, sub);
+      // A device known only by its certificate gets the default filters (alerts/#).
+      const filters = credentials?.has(identity) ? credentials.subscribeFilters(identity) : DEFAULT_SUBSCRIBE;
+      const allowed = filters.some((f) => filterCovers(f, sub.topic));
       // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here).
       return done(null, allowed ? sub : null);
     },
@@ -240,11 +259,32 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   broker.on('clientError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   broker.on('connectionError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
+  /** The one place a connection stream (of any listener) is handed to the broker. */
+  function handle(stream: Duplex, peer?: PeerIdentity): void {
+    const client = broker.handle(stream);
+    // Set before any packet is read (that happens on a later tick), so authenticate sees it.
+    if (peer !== undefined) peers.set(client, peer);
+  }
+
   // noDelay: Nagle's algorithm holds small PUBACKs back and cuts QoS 1 throughput several-fold.
-  const tcp: NetServer = createNetServer({ noDelay: true }, (socket) => broker.handle(socket));
+  const tcp: NetServer = createNetServer({ noDelay: true }, (socket) => handle(socket));
   let httpForWs: HttpServer | null = null;
   let wss: WebSocketServer | null = null;
-  const ports = { mqtt: 0, ws: null as number | null };
+  const ports = { mqtt: 0, ws: null as number | null, tls: null as number | null, wss: null as number | null };
+  let tlsListeners: MqttTlsListeners | null = null;
+  if (config.tlsPort !== null || config.wssPort !== null) {
+    if (!options.tls) throw new GatewayError('GW_ERR_CONFIG_INVALID', 'mqtt.tlsPort/mqtt.wssPort need TLS material (tls.certFile, tls.keyFile)');
+    tlsListeners = createMqttTlsListeners({
+      material: options.tls.material,
+      metrics: options.tls.metrics,
+      clientCertificates: config.clientCertificates,
+      host: config.host,
+      tlsPort: config.tlsPort,
+      wssPort: config.wssPort,
+      logger,
+      handle,
+    });
+  }
 
   return {
     broker,
@@ -260,11 +300,19 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         wss.on('connection', (ws) => {
           const stream = createWebSocketStream(ws);
           stream.on('error', () => stream.destroy());
-          broker.handle(stream as never);
+          handle(stream);
         });
         await listen(httpForWs, config.wsPort, config.host);
         ports.ws = (httpForWs.address() as AddressInfo).port;
       }
+      if (tlsListeners !== null) {
+        await tlsListeners.start();
+        ports.tls = tlsListeners.ports.tls;
+        ports.wss = tlsListeners.ports.wss;
+      }
+    },
+    setTlsMaterial(material) {
+      tlsListeners?.setMaterial(material);
     },
     drain() {
       if (inFlight === 0) return Promise.resolve();
@@ -283,8 +331,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       const wsClosed = closeServer(httpForWs);
       wss?.clients.forEach((c) => c.terminate());
       wss?.close();
+      const tlsClosed = tlsListeners?.close();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await Promise.all([tcpClosed, wsClosed]);
+      await Promise.all([tcpClosed, wsClosed, tlsClosed]);
     },
   };
 }

@@ -1,3 +1,4 @@
+import { loadConfig } from '../../../gateway/config/load-config.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,7 +95,7 @@ async function start(http: Partial<HttpConfig> = {}): Promise<Harness> {
   });
   const sink = gated(inner);
   const server = createHttpServer({
-    config: { host: '127.0.0.1', port: 0, maxQueryRows: 10_000, maxConcurrentQueries: 4, maxQueuedQueries: 64, queryQueueTimeoutMs: 5000, ...http },
+    config: { ...loadConfig({ env: {} }).http, host: '127.0.0.1', port: 0, ...http },
     registry: new Registry(),
     kinds,
     sink,

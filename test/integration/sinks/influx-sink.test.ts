@@ -1,3 +1,4 @@
+import { loadConfig } from '../../../gateway/config/load-config.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,7 +152,7 @@ describe('influx sink', () => {
     await sink.start();
     await sink.write(one(BASE_TS, 1));
     const http = createHttpServer({
-      config: { host: '127.0.0.1', port: 0, maxQueryRows: 10_000, maxConcurrentQueries: 4, maxQueuedQueries: 64, queryQueueTimeoutMs: 5000 },
+      config: { ...loadConfig({ env: {} }).http, host: '127.0.0.1', port: 0 },
       registry: new Registry(),
       kinds,
       sink,
