@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   GW_ERR_SINK_UNAVAILABLE: 'The time-series store cannot be reached.',
   GW_ERR_QUERY_INVALID: 'A query parameter to the HTTP API is invalid.',
   GW_ERR_SHUTTING_DOWN: 'The gateway is shutting down and refuses new work.',
+  GW_ERR_AUTH_BUSY: 'Too many MQTT logins already wait for a password check; the CONNECT is refused with CONNACK 3 (server unavailable).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

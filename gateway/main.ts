@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const ingest: MqttIngest = await createMqttIngest({
     config: config.mqtt,
     maxInFlightReadings: config.ingest.maxInFlightReadings,
+    rateLimit: { ...config.ingest.rateLimit, maxDevices: config.ingest.maxDevices },
     kinds,
     decoder,
     credentials,

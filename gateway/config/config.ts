@@ -6,6 +6,18 @@ export interface MqttConfig {
   readonly allowAnonymous: boolean;
   readonly credentialsFile: string | null;
   readonly deadLetterPayloadBytes: number;
+  readonly clientIdPolicy: 'username-prefix' | 'any';
+  readonly auth: MqttAuthConfig;
+}
+export interface MqttAuthConfig {
+  readonly hashWorkers: number;
+  readonly maxPendingLogins: number;
+  readonly maxFailuresPerUsername: number;
+  readonly maxFailuresPerIp: number;
+  readonly failureWindowMs: number;
+  readonly lockoutMs: number;
+  readonly maxLockoutMs: number;
+  readonly maxTracked: number;
 }
 export interface HttpConfig {
   readonly host: string;
@@ -18,6 +30,7 @@ export interface IngestConfig {
   readonly seqWindow: number;
   readonly maxInFlightReadings: number;
   readonly maxDevices: number;
+  readonly rateLimit: { readonly publishesPerSecond: number | null; readonly burst: number };
 }
 export interface LogConfig {
   readonly dir: string;
