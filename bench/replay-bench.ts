@@ -20,7 +20,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../gateway/config/load-config.js';
-import { encodeIngestRecord, readingsOfIngestRecord } from '../gateway/ingest/ingest-record.js';
+import { encodeIngestRecord, readingsOfIngestRecord, receivedAtOfIngestRecord } from '../gateway/ingest/ingest-record.js';
 import { createPayloadDecoder } from '../gateway/ingest/payload-decoder.js';
 import { SequenceTracker } from '../gateway/ingest/sequence-tracker.js';
 import { createKindRegistry } from '../gateway/kinds/registry.js';
@@ -67,7 +67,7 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
   const log = await createMessageLog({ dir: config.log.dir });
   await log.start();
   const registry = new Registry();
-  const windows = createWindowEngine({ kinds, config: config.window, clock: { now: () => Date.now() }, maxPastAgeMs: config.ingest.maxPastAgeMs });
+  const windows = createWindowEngine({ kinds, config: config.window, clock: { now: () => Date.now() } });
   const pipeline = new ReadingPipeline({
     kinds,
     tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices),
@@ -89,7 +89,7 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
       if (stage === 'read') continue;
       const rs = readingsOfIngestRecord(record.payload, kinds, decoder);
       readings += rs.length;
-      if (stage === 'process') pipeline.process(rs, record.offset);
+      if (stage === 'process') pipeline.process(rs, record.offset, receivedAtOfIngestRecord(record.payload));
     }
   }
   const ms = performance.now() - t0;

@@ -40,6 +40,8 @@ const engine = createWindowEngine({
     allowedLatenessMs: 5_000,
     idleTimeoutMs: 60_000,
     maxOpenWindowsPerKey: 64,
+    maxDevices: 100_000,
+    maxWatermarkSkewMs: 5_000,
   },
   clock,
 });

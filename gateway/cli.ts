@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load-config.js';
-import { isGatewayError } from './errors.js';
+import { isGatewayError, type ErrorCode, type GatewayError } from './errors.js';
 import { hashSecret } from './ingest/credentials.js';
 
 const HELP = `pulsegate — IoT sensor ingestion gateway
@@ -22,7 +22,11 @@ PULSEGATE_DATA_DIR, PULSEGATE_ALLOW_ANONYMOUS=true|false, PULSEGATE_CREDENTIALS_
 PULSEGATE_INFLUX_URL (e.g. http://127.0.0.1:8086/pulsegate), PULSEGATE_LOG_LEVEL.
 A port of 0 picks a free port; the bound ports are logged.
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration.
+One gateway per data directory: start takes <dataDir>/pulsegate.lock and refuses to run
+while another live gateway holds it (a lock left by a killed process is taken over).
+
+Exit codes: 0 ok, 1 runtime failure (or a refused start, or a shutdown that did not finish
+within runtime.shutdownTimeoutMs), 2 usage error, 3 invalid configuration.
 `;
 
 function version(): string {
@@ -76,6 +80,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** Startup refusals whose message says what to do. */
+const STARTUP_REFUSALS: readonly ErrorCode[] = ['GW_ERR_DATA_DIR_LOCKED', 'GW_ERR_CHECKPOINT_AHEAD', 'GW_ERR_LOG_CORRUPT'];
 function usage(message: string): UsageError {
   return new UsageError(message);
 }
@@ -91,6 +98,10 @@ main(process.argv.slice(2)).then(
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`pulsegate: ${(err as Error).message}\n\n${HELP}`);
       process.exitCode = 2;
+    } else if (STARTUP_REFUSALS.some((code) => isGatewayError(err, code))) {
+      // A refusal that names its own fix: the message is the whole story, a stack adds nothing.
+      process.stderr.write(`pulsegate: ${(err as GatewayError).code}: ${(err as Error).message}\n`);
+      process.exitCode = 1;
     } else {
       process.stderr.write(`pulsegate: ${isGatewayError(err) ? `${err.code}: ` : ''}${(err as Error).stack ?? String(err)}\n`);
       process.exitCode = 1;

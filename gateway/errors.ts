@@ -19,6 +19,10 @@ export const ERROR_CODES = {
   GW_ERR_SINK_UNAVAILABLE: 'The time-series store cannot be reached.',
   GW_ERR_QUERY_INVALID: 'A query parameter to the HTTP API is invalid.',
   GW_ERR_SHUTTING_DOWN: 'The gateway is shutting down and refuses new work.',
+  GW_ERR_DATA_DIR_LOCKED: 'Another running gateway holds the lock of the data directory (or of log.dir).',
+  GW_ERR_CHECKPOINT_AHEAD: 'A checkpoint covers offsets the log no longer holds (segments deleted by hand): startup is refused.',
+  GW_ERR_SINK_QUERY: 'A time-series store query failed (a read, never a write).',
+  GW_ERR_BUSY: 'Too many HTTP queries at once: the query queue is full or the wait timed out (503, Retry-After).',
   GW_ERR_AUTH_BUSY: 'Too many MQTT logins already wait for a password check; the CONNECT is refused with CONNACK 3 (server unavailable).',
 } as const;
 

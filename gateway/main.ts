@@ -2,14 +2,15 @@
  * Composition root: builds each tier from its config slice, wires them in data-flow order,
  * recovers from the log, and shuts down in reverse order. No tier logic lives here.
  */
+import { isAbsolute, join, relative } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
-import { isGatewayError } from './errors.js';
+import { GatewayError, isGatewayError } from './errors.js';
 import { loadCredentials } from './ingest/credentials.js';
-import { encodeDeadLetter, readingsOfIngestRecord } from './ingest/ingest-record.js';
+import { encodeDeadLetter, readingsOfIngestRecord, receivedAtOfIngestRecord } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
 import { SequenceTracker } from './ingest/sequence-tracker.js';
@@ -17,6 +18,7 @@ import { createHttpServer } from './http/http-server.js';
 import { createKindRegistry } from './kinds/registry.js';
 import type { Reading } from './kinds/kind-descriptor.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
+import { lockDirectory, type DirLock } from './log/data-dir-lock.js';
 import { createMessageLog } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
 import { startRetentionJob } from './jobs/retention-job.js';
@@ -46,9 +48,35 @@ export interface GatewayDeps {
   readonly logger?: Logger;
 }
 
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * Starts the gateway: first takes the exclusive lock of the data directory (and of log.dir when
+ * it lies outside it), so that a second gateway on the same files is refused before it touches
+ * them; the locks are released by close(), or at once when startup fails.
+ */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayHandle> {
-  const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'pulsegate' } });
+  const locks: DirLock[] = [await lockDirectory(config.dataDir, logger)];
+  const releaseLocks = async (): Promise<void> => {
+    for (const l of locks.splice(0)) {
+      await l.release().catch((err: unknown) => logger.warn({ err, lock: l.path }, 'could not remove the lock file'));
+    }
+  };
+  try {
+    if (!isInside(config.log.dir, config.dataDir)) locks.push(await lockDirectory(config.log.dir, logger));
+    return await startLocked(config, deps, logger, releaseLocks);
+  } catch (err) {
+    await releaseLocks();
+    throw err;
+  }
+}
+
+async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Logger, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
+  const clock = deps.clock ?? systemClock;
   const kinds = createKindRegistry();
   const registry = createRegistry();
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
@@ -63,6 +91,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const log = await createMessageLog({ ...config.log, registry, logger: logger.child({ tier: 'log' }), clock });
   await log.start();
   const checkpoints = createCheckpointStore({ dir: config.log.dir });
+  let checkpoint: Awaited<ReturnType<typeof checkpoints.readLatest>>;
+  try {
+    checkpoint = await checkpoints.readLatest();
+    checkCheckpointAgainstLog(checkpoint?.offset ?? null, checkpoints.unreadable, log, config.log.dir, logger);
+  } catch (err) {
+    await log.close();
+    throw err;
+  }
 
   // sink tier, behind the sender-based side of the log
   const sinkMetrics = createSinkMetrics(registry);
@@ -84,7 +120,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     kinds,
     config: config.window,
     clock,
-    maxPastAgeMs: config.ingest.maxPastAgeMs,
   });
   registerWindowMetrics(registry, windows.stats);
   const batcher = new SinkBatcher({
@@ -114,7 +149,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 
   // recovery: latest checkpoint, then replay every ingest record after it
   phase = 'replaying';
-  const checkpoint = await checkpoints.readLatest();
   let from = log.firstOffset;
   if (checkpoint !== null) {
     pipeline.restore(checkpoint.data as PipelineState);
@@ -127,7 +161,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   for await (const records of log.readBatches(from)) {
     for (const record of records) {
       if (record.type !== RECORD_TYPES.ingest) continue;
-      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset);
+      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset, receivedAtOfIngestRecord(record.payload));
       replayed++;
     }
   }
@@ -162,7 +196,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     clock,
     metrics: ingestMetrics,
     logger: logger.child({ tier: 'ingest' }),
-    onDurable: (readings, offset) => pipeline.process(readings, offset),
+    onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
   });
   await ingest.start();
 
@@ -225,7 +259,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     kinds,
     sink,
     logger,
-    notReadyReason: () => (phase !== 'ready' ? phase : log.backpressured ? 'log over its disk high-water mark' : null),
+    notReadyReason: () => {
+      if (phase !== 'ready') return phase;
+      const failure = log.writeFailure;
+      if (failure !== null) return `log write failing, acks withheld, retrying: ${failure.message}`;
+      return log.backpressured ? 'log over its disk high-water mark' : null;
+    },
   });
   const httpPort = await http.start();
   phase = 'ready';
@@ -248,10 +287,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         await checkpointing;
         // Checkpoint the state before handing back half-filled windows: after a restart they
         // continue from the checkpoint, and the early emission is overwritten (same identity).
+        // When the log cannot take the batches (disk full), no checkpoint is written: the next
+        // start replays from the previous one, which loses nothing.
         await writeCheckpoint(() => {
           windows.flush();
           return batcher.close();
-        });
+        }).catch((err: unknown) => logger.warn({ err }, 'no checkpoint at shutdown; the next start replays the log from the previous one'));
         // Deliver what is pending while the store answers; whatever is left stays in the log.
         const drainUntil = Date.now() + config.sinks.shutdownDrainMs;
         while (outbox.pending > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
@@ -260,11 +301,52 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         await sink.close();
         await log.close();
         await http.close();
+        await releaseLocks();
         logger.info('pulsegate stopped');
       })();
       return closing;
     },
   };
+}
+
+/**
+ * A checkpoint stands for the effect of every record below its offset. One above the log's end
+ * means the log lost records it once held (segments deleted by hand): replaying "after" it would
+ * skip everything the log has, so startup is refused. One below the log's first offset means the
+ * records in between are gone; the replay starts at what is there, loudly.
+ */
+function checkCheckpointAgainstLog(
+  offset: number | null,
+  unreadable: readonly string[],
+  log: { readonly firstOffset: number; readonly nextOffset: number },
+  dir: string,
+  logger: Logger,
+): void {
+  if (unreadable.length > 0) {
+    logger.warn(
+      { unreadable, usedOffset: offset },
+      offset === null
+        ? `damaged checkpoint file(s) in ${dir} ignored; no readable checkpoint is left, so the whole log is replayed`
+        : `damaged checkpoint file(s) in ${dir} ignored; using the older checkpoint at offset ${offset} instead`,
+    );
+  }
+  if (offset === null) return;
+  if (offset > log.nextOffset) {
+    throw new GatewayError(
+      'GW_ERR_CHECKPOINT_AHEAD',
+      `the checkpoint in ${dir} covers offsets up to ${offset - 1}, but the log there ends at offset ${log.nextOffset - 1} ` +
+        `(segment files were deleted or replaced): starting would skip every reading the log holds. ` +
+        `To start from what the log holds, accepting that windows and the dedup state restart, remove ${join(dir, 'checkpoint-*.ckpt')} and ${join(dir, 'outbox-*.ckpt')}; ` +
+        `or put the missing segment files back`,
+      { details: { dir, checkpointOffset: offset, logNextOffset: log.nextOffset } },
+    );
+  }
+  if (offset < log.firstOffset) {
+    logger.warn(
+      { checkpointOffset: offset, firstOffset: log.firstOffset },
+      `the log in ${dir} starts at offset ${log.firstOffset}, after the checkpoint at ${offset}: records ${offset}..${log.firstOffset - 1} are missing and are not replayed`,
+    );
+  }
 }
 
 /**
@@ -276,7 +358,11 @@ export function applyRuntimeConfig(config: GatewayConfig): void {
   if (config.runtime.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.runtime.heapGrowingPercent}`);
 }
 
-/** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
+/**
+ * Runs the gateway until SIGINT/SIGTERM; returns the process exit code. The process exits within
+ * `runtime.shutdownTimeoutMs` of the first signal whatever the state of the disk or the store:
+ * past it, with exit code 1 (what was not durable is not acknowledged, so nothing acked is lost).
+ */
 export async function runGateway(config: GatewayConfig): Promise<number> {
   applyRuntimeConfig(config);
   const gw = await startGateway(config);
@@ -288,6 +374,12 @@ export async function runGateway(config: GatewayConfig): Promise<number> {
         process.exit(1);
       }
       stopping = true;
+      const timeoutMs = config.runtime.shutdownTimeoutMs;
+      // Armed until the process ends: also covers a handle left open after a clean close.
+      setTimeout(() => {
+        gw.logger.error({ shutdownTimeoutMs: timeoutMs }, `shutdown did not finish within runtime.shutdownTimeoutMs (${timeoutMs} ms): exiting with code 1`);
+        process.exit(1);
+      }, timeoutMs).unref();
       gw.logger.info(`${signal}: shutting down`);
       gw.close().then(
         () => resolve(0),

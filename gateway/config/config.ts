@@ -23,6 +23,9 @@ export interface HttpConfig {
   readonly host: string;
   readonly port: number;
   readonly maxQueryRows: number;
+  readonly maxConcurrentQueries: number;
+  readonly maxQueuedQueries: number;
+  readonly queryQueueTimeoutMs: number;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;
@@ -50,6 +53,8 @@ export interface WindowConfig {
   readonly allowedLatenessMs: number;
   readonly idleTimeoutMs: number;
   readonly maxOpenWindowsPerKey: number;
+  readonly maxDevices: number;
+  readonly maxWatermarkSkewMs: number;
 }
 export interface SinksConfig {
   readonly influxUrl: string | null;
@@ -66,6 +71,7 @@ export interface SinksConfig {
 }
 export interface RuntimeConfig {
   readonly heapGrowingPercent: number;
+  readonly shutdownTimeoutMs: number;
 }
 export interface GatewayConfig {
   readonly dataDir: string;

@@ -59,6 +59,12 @@ export const configSchema = {
         host: { type: 'string', default: '0.0.0.0' },
         port: { ...port, default: 8080 },
         maxQueryRows: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
+        /** Store queries (/v1/readings, /v1/windows) running at once; the rest wait in a FIFO. */
+        maxConcurrentQueries: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
+        /** Queries waiting for a slot; past it a query is refused at once with 503 (policy: reject newest). */
+        maxQueuedQueries: { type: 'integer', minimum: 0, maximum: 100_000, default: 64 },
+        /** Longest wait in that queue before the query is refused with 503. */
+        queryQueueTimeoutMs: { ...positiveMs, default: 5000 },
       },
     },
     ingest: {
@@ -128,6 +134,10 @@ export const configSchema = {
         /** A key with no new readings for this long (by the clock) has its windows emitted. */
         idleTimeoutMs: { ...positiveMs, default: 60_000 },
         maxOpenWindowsPerKey: { type: 'integer', minimum: 1, default: 64 },
+        /** Devices holding window state; past it the least recently active is emitted and forgotten ("emit-lru"). */
+        maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
+        /** A reading moves its device's watermark at most this far past its receive time (the gateway's clock). */
+        maxWatermarkSkewMs: { type: 'integer', minimum: 0, default: 5_000 },
       },
     },
     sinks: {
@@ -161,6 +171,8 @@ export const configSchema = {
          * own factor (up to 4x), which lets short-lived garbage pile up to far more than the live data.
          */
         heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
+        /** After SIGTERM/SIGINT, the process exits within this, cleanly or (past it) with code 1. */
+        shutdownTimeoutMs: { ...positiveMs, default: 15_000 },
       },
     },
   },

@@ -55,6 +55,12 @@ export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, dec
   return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
 }
 
+/** The receivedAt of an ingest record, without decoding the rest (replay passes it to the pipeline). */
+export function receivedAtOfIngestRecord(buf: Buffer): number {
+  if (buf[0] !== VERSION) throw new Error(`unknown ingest record version ${String(buf[0])}`);
+  return buf.readDoubleLE(1);
+}
+
 export interface DeadLetterRecord {
   readonly at: number;
   readonly reason: string;

@@ -32,8 +32,8 @@ export interface MqttIngestOptions {
    * publisher meets TCP backpressure instead of filling the heap (policy "block").
    */
   readonly maxInFlightReadings: number;
-  /** Per-device publish budget (ingest.rateLimit, bounded by ingest.maxDevices). */
-  readonly rateLimit: RateLimitOptions;
+  /** Per-device publish budget (ingest.rateLimit, bounded by ingest.maxDevices); absent = no limit. */
+  readonly rateLimit?: RateLimitOptions;
   readonly kinds: KindRegistry;
   readonly decoder: PayloadDecoder;
   readonly credentials: CredentialStore | null;
@@ -43,9 +43,9 @@ export interface MqttIngestOptions {
   readonly logger: Logger;
   /**
    * Receives the readings of each accepted publish once its ingest record is durable, in log
-   * order, with the record's offset. This is the only way readings leave ingest.
+   * order, with the record's offset and its receivedAt. This is the only way readings leave ingest.
    */
-  readonly onDurable: (readings: readonly Reading[], offset: number) => void;
+  readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
 }
 
 export interface MqttIngest {
@@ -77,7 +77,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   };
 
   const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES, (t) => kinds.has(t.kind));
-  const limiter = createRateLimiter(options.rateLimit);
+  const limiter = options.rateLimit === undefined ? null : createRateLimiter(options.rateLimit);
   // Password checks run on their own worker threads, throttled per username and address.
   const hasher: PasswordHasher | null =
     credentials === null ? null : createPasswordHasher({ workers: config.auth.hashWorkers, maxQueued: config.auth.maxPendingLogins, onHashed: () => metrics.authHashed() });
@@ -134,7 +134,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       const verdict = limiter.take(sensor.deviceId, receivedAt);
       if (verdict === 'refused') return refuseUnlogged(packet, done, 'rate_limited');
       if (verdict === 'first_refusal') {
-        const { publishesPerSecond, burst } = options.rateLimit;
+        const { publishesPerSecond, burst } = options.rateLimit!;
         return rejectPublish(packet, topic, payload, receivedAt, done, 'rate_limited', `over ingest.rateLimit (${publishesPerSecond}/s, burst ${burst}); further refusals until the device is back within budget are counted, not dead-lettered`);
       }
     }
@@ -173,7 +173,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         // when done() runs: only now is the reading durable. The reading is in the log whatever
         // processing does, so a processing failure is logged and counted, and the ack still goes.
         try {
-          options.onDurable(result.readings, offset);
+          options.onDurable(result.readings, offset, receivedAt);
         } catch (processErr) {
           metrics.rejected('internal_error', 1);
           logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
@@ -218,7 +218,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           return done(null, true);
         },
         (err: unknown) => {
-          logger.error({ err }, 'credential check failed');
+          if (!closed) logger.error({ err }, 'credential check failed');
           refuse('error', `credential check failed: ${(err as Error).message}`, 3);
         },
       );

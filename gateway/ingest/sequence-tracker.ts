@@ -105,7 +105,11 @@ export class SequenceTracker {
   restore(snap: SequenceTrackerSnapshot): void {
     this.devices.clear();
     if (snap.window !== this.window) return; // a different window size cannot reuse the bitmaps
-    for (const [key, high, bits] of snap.devices) {
+    // The snapshot lists devices least recently seen first; a smaller maxDevices than the one it
+    // was taken with keeps the most recent ones (the same "evict-lru" as observe()).
+    const from = Math.max(0, snap.devices.length - this.maxDevices);
+    this.stats.evictions += from;
+    for (const [key, high, bits] of snap.devices.slice(from)) {
       const buf = Buffer.from(bits, 'base64');
       const words = new Uint32Array(this.words);
       // Copy bytewise: a decoded Buffer may sit at an offset not aligned for a Uint32Array view.

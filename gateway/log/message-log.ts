@@ -58,6 +58,15 @@ export interface MessageLogOptions {
   readonly registry?: Registry;
   /** Logs the recovery report and a failed write. */
   readonly logger?: Logger;
+  /**
+   * After a failed write or fdatasync, the first retry of the log's own repair waits this long;
+   * each failed retry doubles it up to `writeRetryMaxMs`. Default 100.
+   */
+  readonly writeRetryInitialMs?: number;
+  /** Default 5000. */
+  readonly writeRetryMaxMs?: number;
+  /** While writes keep failing, at most one log line per this many ms. Default 10000. */
+  readonly failureLogIntervalMs?: number;
 }
 
 /** What start() found and repaired. */
@@ -112,6 +121,13 @@ export interface FileMessageLog extends MessageLog {
   readonly dir: string;
   /** Every offset below this is durable (fdatasync'd). */
   readonly durableOffset: number;
+  /**
+   * Set while the log cannot write (a write or fdatasync failed, e.g. ENOSPC): appends are refused
+   * with this retryable error, `backpressured` is true, and the log repairs itself in the
+   * background (cut the active segment back to its durable end, probe a write + fdatasync) with
+   * backoff; null again once a probe succeeded.
+   */
+  readonly writeFailure: GatewayError | null;
   /** Set by start(). */
   readonly recovery: RecoveryReport | null;
   /** Resolves once `offset` is durable; rejects if the log fails or closes first. */
@@ -156,6 +172,8 @@ interface Cut {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024;
+/** A write failure this soon after a repair is the same episode (see fail()). */
+const RELAPSE_MS = 30_000;
 
 function corruptError(segment: string, offset: number, position: number, reason: string): GatewayError {
   return new GatewayError(
@@ -165,8 +183,8 @@ function corruptError(segment: string, offset: number, position: number, reason:
   );
 }
 
-function ioError(what: string, cause: unknown): GatewayError {
-  return new GatewayError('GW_ERR_LOG_IO', `log ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause, retryable: false });
+function ioError(what: string, cause: unknown, retryable = false): GatewayError {
+  return new GatewayError('GW_ERR_LOG_IO', `log ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause, retryable });
 }
 
 function isNotFound(err: unknown): boolean {
@@ -189,6 +207,11 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   const indexInterval = options.indexIntervalBytes ?? 64 * 1024;
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
+  const retryInitialMs = Math.max(1, options.writeRetryInitialMs ?? 100);
+  const retryMaxMs = Math.max(retryInitialMs, options.writeRetryMaxMs ?? 5000);
+  const failureLogIntervalMs = options.failureLogIntervalMs ?? 10_000;
+  // The repair probe: short enough that a crash mid-probe leaves what recovery calls a torn tail.
+  const probeBytes = Math.min(groupMaxBytes, 64 * 1024);
   const metrics = options.registry === undefined ? null : createLogMetrics(options.registry);
   const onFsync =
     metrics === null
@@ -208,6 +231,15 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   let closed = false;
   let closePromise: Promise<void> | null = null;
   let failure: GatewayError | null = null;
+  // Repair after a failed write: see fail() and repair().
+  let failedSince = 0;
+  let repairAttempts = 0;
+  let repairTimer: NodeJS.Timeout | null = null;
+  let repairing: Promise<void> | null = null;
+  let lastFailureLog = 0;
+  let resumedAt = -Infinity;
+  // Segments rolled to in the failed group: their files (if created) hold nothing durable.
+  let abandoned: Segment[] = [];
 
   // Group buffer (double-buffered: appends fill `buf` while `spare` is being written).
   let buf: Buffer = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(groupMaxBytes * 2, 8 * 1024 * 1024)));
@@ -505,7 +537,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     } catch (err) {
       // After a failed write or fdatasync the page cache state is unknown: the log stops taking
       // appends rather than acknowledge data it cannot vouch for.
-      fail(ioError('write', err));
+      fail(ioError('write', err, true));
       const e = failure!;
       for (; cbi < wcbs.length; cbi++) {
         try {
@@ -533,18 +565,137 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     durableWaiters = keep;
   }
 
+  /**
+   * After a failed write or fdatasync nothing past the durable end can be vouched for (the page
+   * cache may hold some of it, the disk some other part). So everything not yet durable is
+   * refused (its callbacks get the error: no PUBACK goes out for it) and taken back: the offsets
+   * are handed out again after the repair, to new records. Appends are refused until repair()
+   * has cut the active segment back to its durable end and a probe write + fdatasync succeeded.
+   */
   function fail(err: GatewayError): void {
     if (failure !== null) return;
     failure = err;
-    logger?.error({ err }, 'log write failed: the log refuses appends until restarted');
+    const now = performance.now();
+    // A probe can succeed on a still-full disk (the cut freed a few pages), and the next group
+    // fail again: such a relapse keeps the backoff and the log quiet instead of starting over.
+    const relapse = now - resumedAt < RELAPSE_MS;
+    if (!relapse) {
+      failedSince = now;
+      repairAttempts = 0;
+      lastFailureLog = now;
+      logger?.error({ err }, `log write failed: appends are refused while the log repairs itself (retrying every ${retryInitialMs}..${retryMaxMs} ms)`);
+    } else if (now - lastFailureLog >= failureLogIntervalMs) {
+      lastFailureLog = now;
+      logger?.warn({ error: err.message, attempts: repairAttempts, failingForMs: Math.round(now - failedSince) }, 'log writes failing again; appends refused');
+    }
     const pendingCbs = cbs;
     const pendingOffsets = cbOffsets;
     cbs = [];
     cbOffsets = [];
     len = 0;
     cuts = [];
+    chunkStart = 0;
+    disarm();
+    rollBack();
     for (let i = 0; i < pendingCbs.length; i++) process.nextTick(pendingCbs[i]!, err, pendingOffsets[i]!);
     for (const w of durableWaiters.splice(0)) w.reject(err);
+    scheduleRepair();
+  }
+
+  /** Forgets every record past the durable end: sizes, offsets, index entries, rolled segments. */
+  function rollBack(): void {
+    const seg = writeSeg!;
+    const at = segments.indexOf(seg);
+    abandoned.push(...segments.slice(at + 1));
+    segments = segments.slice(0, at + 1);
+    seg.size = seg.durableSize;
+    seg.lastOffset = durableNext - 1;
+    // The durable part's newest time is not kept; the newer one only makes retention wait longer.
+    if (seg.durableSize === 0) seg.lastTimestamp = Number.NaN;
+    let keep = seg.idxPositions.length;
+    while (keep > 0 && seg.idxPositions[keep - 1]! >= seg.durableSize) keep--;
+    seg.idxOffsets.length = keep;
+    seg.idxPositions.length = keep;
+    seg.lastIndexedPos = keep > 0 ? seg.idxPositions[keep - 1]! : -Infinity;
+    active = seg;
+    nextOffset = durableNext;
+    totalBytes = segments.reduce((sum, s) => sum + s.size, 0);
+  }
+
+  function scheduleRepair(): void {
+    if (closed || repairTimer !== null) return;
+    const ms = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(repairAttempts, 30));
+    repairTimer = setTimeout(() => {
+      repairTimer = null;
+      repairing = repair().finally(() => {
+        repairing = null;
+      });
+    }, ms);
+    repairTimer.unref();
+  }
+
+  /**
+   * One repair attempt: drop the files of abandoned segments, reopen the active one, cut it to
+   * its durable size (a partly written group must not stay: recovery would find damage followed
+   * by the records appended after the repair), then prove the disk takes a write + fdatasync
+   * again. A crash at any step leaves at most a torn tail within groupCommitMaxBytes.
+   */
+  async function repair(): Promise<void> {
+    repairAttempts++;
+    let fh: FileHandle | null = null;
+    try {
+      if (writeFh !== null) {
+        const old = writeFh;
+        writeFh = null;
+        // Its state is unknown after the failure; a failing close changes nothing that follows.
+        await old.close().catch((err: unknown) => logger?.debug({ err }, 'log: closing the failed segment handle failed'));
+      }
+      for (const seg of abandoned) {
+        try {
+          await unlink(seg.path);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+      if (abandoned.length > 0) await fsyncDir(dir);
+      abandoned = [];
+      const seg = writeSeg!;
+      fh = await open(seg.path, 'r+');
+      await fh.truncate(seg.durableSize);
+      await fh.datasync();
+      const probe = Buffer.alloc(probeBytes);
+      let written = 0;
+      while (written < probe.length) {
+        const { bytesWritten } = await fh.write(probe, written, probe.length - written, seg.durableSize + written);
+        written += bytesWritten;
+      }
+      await fh.datasync();
+      await fh.truncate(seg.durableSize);
+      await fh.datasync();
+    } catch (err) {
+      if (fh !== null) await fh.close().catch((closeErr: unknown) => logger?.debug({ err: closeErr }, 'log: closing the probe handle failed'));
+      failure = ioError('write', err, true);
+      const now = performance.now();
+      if (now - lastFailureLog >= failureLogIntervalMs) {
+        lastFailureLog = now;
+        logger?.warn(
+          { error: (err as Error).message, attempts: repairAttempts, failingForMs: Math.round(now - failedSince) },
+          'log writes still failing; appends stay refused',
+        );
+      }
+      scheduleRepair();
+      return;
+    }
+    if (closed) {
+      await fh.close();
+      return;
+    }
+    writeFh = fh;
+    failure = null;
+    const now = performance.now();
+    // Said once per episode, not after every probe that a relapse takes back.
+    if (now - resumedAt >= RELAPSE_MS) logger?.warn({ attempts: repairAttempts, failedForMs: Math.round(now - failedSince), nextOffset }, 'log writes work again: appends resumed');
+    resumedAt = now;
   }
 
   function whenDurable(offset: number): Promise<void> {
@@ -702,11 +853,14 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     get durableOffset() {
       return durableNext;
     },
+    get writeFailure() {
+      return failure;
+    },
     get recovery() {
       return recovery;
     },
     get backpressured() {
-      return (highWater !== null && totalBytes > highWater) || len > maxPendingBytes;
+      return failure !== null || (highWater !== null && totalBytes > highWater) || len > maxPendingBytes;
     },
     read,
     readBatches,
@@ -756,6 +910,9 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         }
         closed = true;
         disarm();
+        if (repairTimer !== null) clearTimeout(repairTimer);
+        repairTimer = null;
+        if (repairing !== null) await repairing;
         if (len > 0 && failure === null && !flushing) kick();
         if (flushing) await new Promise<void>((resolve) => idleWaiters.push(resolve));
         const fh = writeFh;

@@ -223,6 +223,21 @@ export function createOutbox(options: OutboxOptions): Outbox {
       trackedHead = 0;
     }
   }
+  /** Drops a tracked (or early) offset whose append failed. */
+  function forget(offset: number): void {
+    const e = early.findIndex((x) => x.offset === offset);
+    if (e >= 0) {
+      early.splice(e, 1);
+      return;
+    }
+    for (let i = tracked.length - 1; i >= trackedHead; i--) {
+      if (tracked[i] !== offset) continue;
+      tracked.splice(i, 1);
+      trackedTimes.splice(i, 1);
+      pending = Math.max(0, pending - 1);
+      return;
+    }
+  }
   function dropTrackedThrough(offset: number): void {
     while (trackedHead < tracked.length && tracked[trackedHead]! <= offset) trackedHead++;
   }
@@ -265,7 +280,21 @@ export function createOutbox(options: OutboxOptions): Outbox {
   async function scanAtStart(): Promise<void> {
     const hint = cursorStore === null ? null : await cursorStore.read();
     let from = log.firstOffset;
-    if (hint !== null && hint.offset >= from && hint.offset <= log.nextOffset) {
+    if (cursorStore !== null && cursorStore.unreadable.length > 0) {
+      logger?.warn(
+        { destination, unreadable: cursorStore.unreadable, usedOffset: hint?.offset ?? null },
+        hint === null
+          ? `damaged outbox cursor file(s) of ${destination} ignored; scanning the whole log for unacknowledged batches instead`
+          : `damaged outbox cursor file(s) of ${destination} ignored; using the older cursor at offset ${hint.offset} instead`,
+      );
+    }
+    if (hint !== null && hint.offset > log.nextOffset) {
+      // The log lost records it once held: the cursor means nothing here, a scan finds the truth.
+      logger?.warn(
+        { destination, cursorOffset: hint.offset, logNextOffset: log.nextOffset },
+        `outbox cursor of ${destination} is ahead of the log (offset ${hint.offset} > ${log.nextOffset}); ignored, scanning the whole log instead`,
+      );
+    } else if (hint !== null && hint.offset >= from) {
       from = hint.offset;
       lastAcked = hint.data.lastAcked;
     }
@@ -328,6 +357,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       if (trackedLength() === 0) return;
       const offset = tracked[trackedHead]!;
       for await (const r of log.read(offset, offset + 1)) {
+        if (r.type !== RECORD_TYPES.outgoing || !isFor(dest, r.payload)) continue;
         readAhead.push(take(r));
         bytes += r.payload.length;
       }
@@ -423,7 +453,13 @@ export function createOutbox(options: OutboxOptions): Outbox {
     enqueue(payload) {
       if (closing) return Promise.reject(new GatewayError('GW_ERR_LOG_CLOSED', `outbox ${destination} is closed`));
       return new Promise<number>((resolve, reject) => {
-        const offset = log.append(RECORD_TYPES.outgoing, encodeOutgoing(dest, payload), (err, off) => (err === null ? resolve(off) : reject(err)));
+        const offset = log.append(RECORD_TYPES.outgoing, encodeOutgoing(dest, payload), (err, off) => {
+          if (err === null) return resolve(off);
+          // The log failed before the record was durable and hands its offset out again after
+          // it recovers (to another record): forget it, or the sender would read that one.
+          if (off >= 0) forget(off);
+          reject(err);
+        });
         if (offset < 0) return;
         if (!started) {
           early.push({ offset, time: clock.now() });

@@ -19,7 +19,7 @@ export interface ReadingPipelineOptions {
   readonly batcher: SinkBatcher;
   readonly metrics: IngestMetrics;
   readonly registry: Registry;
-  /** Arrival time of each publish, read once for all its readings. */
+  /** Arrival time of each publish (idle detection), read once for all its readings. */
   readonly clock: Clock;
   readonly writeRawReadings: boolean;
   /** Late readings beyond allowed lateness; dead-lettered by the caller on the live path only. */
@@ -64,13 +64,18 @@ export class ReadingPipeline {
     });
   }
 
-  process(readings: readonly Reading[], offset: number): void {
+  /**
+   * `receivedAt`: when ingest received the publish, from its ingest record; it bounds the
+   * windows' watermark, so live and replay must pass the same value. Defaults to the clock.
+   */
+  process(readings: readonly Reading[], offset: number, receivedAt?: number): void {
     const { tracker, windows, batcher, metrics, writeRawReadings } = this.options;
     let duplicates = 0;
     // The readings of one publish share kind and device (one topic): one dedup key for all.
     let key = '';
     let keyOf: Reading | null = null;
     const now = this.options.clock.now();
+    const at = receivedAt ?? now;
     for (const r of readings) {
       if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
         key = r.kind + '\u0000' + r.deviceId;
@@ -80,7 +85,7 @@ export class ReadingPipeline {
         duplicates++;
         continue;
       }
-      windows.add(r, now);
+      windows.add(r, now, at);
       if (writeRawReadings) batcher.addReading(r);
     }
     if (duplicates > 0) metrics.duplicate(duplicates);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { GatewayError } from '../errors.js';
 import type { HealthSample, SinkBatch } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
@@ -8,6 +9,12 @@ import type { WindowResult } from '../window/types.js';
  * hands each full batch (or, on the interval, each non-empty one) to `enqueue`, which appends it
  * to the log's outbox (sender-based logging). Memory is bounded by `maxPoints`: a full batch is
  * handed over synchronously, and the outbox keeps it on disk, not in the heap.
+ *
+ * A batch the log could not take (disk full: the log refuses appends while it repairs itself) is
+ * kept and appended again, in order, with backoff; every later batch waits behind it, so a
+ * corrected window never lands before the version it corrects. While the log is down little
+ * arrives (ingest withholds acks, so no new readings are processed): health samples and idle
+ * windows, merged into the last waiting batch up to `maxPoints`.
  */
 export interface SinkBatcherOptions {
   readonly maxPoints: number;
@@ -15,6 +22,29 @@ export interface SinkBatcherOptions {
   /** Appends the batch to the outbox; resolves once it is durable. */
   readonly enqueue: (batch: SinkBatch) => Promise<unknown>;
   readonly logger: Logger;
+  /**
+   * Batches kept for a retry. Overflow policy: drop the oldest; from then on flush() rejects, so no
+   * checkpoint is written past the dropped readings and the next start replays them from the log.
+   * Default 1000.
+   */
+  readonly maxRetryBatches?: number;
+  /** First retry delay after a failed append, doubling up to retryMaxMs. Default 100. */
+  readonly retryInitialMs?: number;
+  /** Default 5000. */
+  readonly retryMaxMs?: number;
+  /** While appends keep failing, at most one log line per this many ms. Default 10000. */
+  readonly failureLogIntervalMs?: number;
+}
+
+interface Waiting {
+  batch: SinkBatch;
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+function pointsOf(b: SinkBatch): number {
+  return b.readings.length + b.windows.length + b.health.length;
 }
 
 export class SinkBatcher {
@@ -23,16 +53,29 @@ export class SinkBatcher {
   private health: HealthSample[] = [];
   private timer: NodeJS.Timeout | null = null;
   private lastDurable: Promise<unknown> = Promise.resolve();
+  private readonly waiting: Waiting[] = [];
+  private retrying: Promise<void> | null = null;
+  private stopSleeping = new AbortController();
+  private closed = false;
+  /** Set once a waiting batch was dropped (overflow): flush() rejects with it from then on. */
+  private dropped: GatewayError | null = null;
+  private lastFailureLog = -Infinity;
+  private failedSince = 0;
 
   constructor(private readonly options: SinkBatcherOptions) {}
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush().catch((err: unknown) => this.options.logger.error({ err }, 'sink batch flush failed')), this.options.flushIntervalMs);
+    this.timer ??= setInterval(() => void this.flush().catch((err: unknown) => this.logFailure(err, 'sink batch flush failed')), this.options.flushIntervalMs);
     this.timer.unref();
   }
 
   get pendingPoints(): number {
     return this.readings.length + this.windows.length + this.health.length;
+  }
+
+  /** Batches waiting for the log to take them again. */
+  get waitingBatches(): number {
+    return this.waiting.length;
   }
 
   addReading(r: Reading): void {
@@ -52,7 +95,7 @@ export class SinkBatcher {
   /**
    * Hands the pending batch to the outbox. The append itself happens synchronously (so a
    * checkpoint taken right after covers it); the promise settles when it, and every batch
-   * before it, is durable.
+   * before it, is durable: after a failed append, once the retry got it into the log.
    */
   flush(): Promise<unknown> {
     if (this.pendingPoints > 0) {
@@ -60,17 +103,113 @@ export class SinkBatcher {
       this.readings = [];
       this.windows = [];
       this.health = [];
-      const durable = this.options.enqueue(batch);
-      // Keep a rejection from going unhandled; callers that care await flush().
-      durable.catch((err: unknown) => this.options.logger.error({ err }, 'sink batch append failed'));
+      const durable =
+        this.waiting.length > 0 || this.retrying !== null
+          ? this.wait(batch)
+          : this.options.enqueue(batch).then(
+              () => undefined,
+              (err: unknown) => {
+                this.logFailure(err, 'sink batch append failed; kept and retried in order');
+                return this.wait(batch);
+              },
+            );
       this.lastDurable = Promise.all([this.lastDurable, durable]);
     }
-    return this.lastDurable;
+    const result = this.dropped === null ? this.lastDurable : this.lastDurable.then(() => Promise.reject(this.dropped));
+    // Marked handled here; callers that await it still see a rejection.
+    result.catch(() => undefined);
+    return result;
   }
 
+  /** Stops the interval and flushes; a batch the log still refuses gets one last try, then the promise rejects. */
   close(): Promise<unknown> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.closed = true;
+    this.stopSleeping.abort();
     return this.flush();
+  }
+
+  /** Queues a batch behind the waiting ones (merged into the last while it has room). */
+  private wait(batch: SinkBatch): Promise<void> {
+    if (this.waiting.length === 0) this.failedSince = Date.now();
+    const last = this.waiting[this.waiting.length - 1];
+    // The last entry is not being appended unless it is also the first (the one in flight).
+    if (last !== undefined && (this.waiting.length > 1 || this.retrying === null) && pointsOf(last.batch) + pointsOf(batch) <= this.options.maxPoints) {
+      last.batch = {
+        readings: last.batch.readings.concat(batch.readings),
+        windows: last.batch.windows.concat(batch.windows),
+        health: last.batch.health.concat(batch.health),
+      };
+      return last.done;
+    }
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.waiting.push({ batch, done, resolve, reject });
+    const max = this.options.maxRetryBatches ?? 1000;
+    if (this.waiting.length > max) {
+      const oldest = this.waiting.splice(this.retrying === null ? 0 : 1, 1)[0]!;
+      this.dropped ??= new GatewayError('GW_ERR_LOG_IO', `more than ${max} store batches waited for the log; the oldest were dropped (their readings are replayed from the log at the next start)`);
+      this.options.logger.error({ waiting: this.waiting.length }, this.dropped.message);
+      oldest.reject(this.dropped);
+    }
+    this.retrying ??= this.retryWaiting().finally(() => {
+      this.retrying = null;
+    });
+    return done;
+  }
+
+  private async retryWaiting(): Promise<void> {
+    const initial = this.options.retryInitialMs ?? 100;
+    const max = this.options.retryMaxMs ?? 5000;
+    let attempt = 0;
+    while (this.waiting.length > 0) {
+      if (attempt > 0) await this.sleep(Math.min(max, initial * 2 ** Math.min(attempt - 1, 30)));
+      const head = this.waiting[0]!;
+      try {
+        await this.options.enqueue(head.batch);
+        this.waiting.shift();
+        head.resolve();
+        attempt = 0;
+      } catch (err) {
+        attempt++;
+        if (this.closed && attempt > 1) {
+          // Shutting down: the readings are in the log; the next start replays them.
+          for (const w of this.waiting.splice(0)) w.reject(err);
+          return;
+        }
+        this.logFailure(err, 'sink batches still cannot be appended; retrying');
+      }
+    }
+    this.options.logger.info({ waitedMs: Date.now() - this.failedSince }, 'sink batches appended again');
+    this.lastFailureLog = -Infinity;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const signal = this.stopSleeping.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** One line per failureLogIntervalMs at most, with the error's message (its stack only the first time). */
+  private logFailure(err: unknown, message: string): void {
+    const now = Date.now();
+    const first = this.lastFailureLog === -Infinity;
+    if (!first && now - this.lastFailureLog < (this.options.failureLogIntervalMs ?? 10_000)) return;
+    this.lastFailureLog = now;
+    if (first) this.options.logger.error({ err, waiting: this.waiting.length }, message);
+    else this.options.logger.warn({ error: (err as Error)?.message ?? String(err), waiting: this.waiting.length }, message);
   }
 }

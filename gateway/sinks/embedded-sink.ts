@@ -84,7 +84,7 @@ function toSinkError(err: unknown, operation: string): GatewayError {
       details: { code },
     });
   }
-  return new GatewayError('GW_ERR_SINK_WRITE', `embedded store ${operation} failed: ${message}`, {
+  return new GatewayError(operation === 'query' ? 'GW_ERR_SINK_QUERY' : 'GW_ERR_SINK_WRITE', `embedded store ${operation} failed: ${message}`, {
     cause: err,
     retryable: false,
     ...(typeof code === 'string' ? { details: { code } } : {}),

@@ -92,8 +92,8 @@ function statusOf(err: unknown): number | null {
 /**
  * Maps a failure of the `influx` client onto the error catalog: unreachable or overloaded
  * (network errors, timeouts, 5xx, 429) -> retryable GW_ERR_SINK_UNAVAILABLE; a request InfluxDB
- * refuses (4xx: field type conflict, bad line protocol, auth) -> GW_ERR_SINK_WRITE, not retryable,
- * since sending the same bytes again gets the same answer.
+ * refuses (4xx: field type conflict, bad line protocol, auth) -> GW_ERR_SINK_WRITE (GW_ERR_SINK_QUERY
+ * for a query), not retryable, since sending the same bytes again gets the same answer.
  */
 export function toSinkError(err: unknown, operation: string): GatewayError {
   if (isGatewayError(err)) return err;
@@ -113,7 +113,8 @@ export function toSinkError(err: unknown, operation: string): GatewayError {
       details: { status },
     });
   }
-  return new GatewayError('GW_ERR_SINK_WRITE', `InfluxDB ${operation} failed: ${message}`, {
+  // A refused query is a read that failed: it must not look like a write the outbox dead-letters.
+  return new GatewayError(operation === 'query' ? 'GW_ERR_SINK_QUERY' : 'GW_ERR_SINK_WRITE', `InfluxDB ${operation} failed: ${message}`, {
     cause: err,
     retryable: false,
     ...(status !== null ? { details: { status } } : {}),
@@ -147,7 +148,7 @@ function rowsOf(response: unknown): InfluxRow[] {
   const rows: InfluxRow[] = [];
   for (const result of results) {
     if (result.error !== undefined) {
-      throw new GatewayError('GW_ERR_SINK_WRITE', `InfluxDB query failed: ${result.error}`, { retryable: false });
+      throw new GatewayError('GW_ERR_SINK_QUERY', `InfluxDB query failed: ${result.error}`, { retryable: false });
     }
     for (const series of result.series ?? []) {
       const columns = series.columns ?? [];
@@ -169,9 +170,19 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * InfluxDB keeps time as int64 nanoseconds since the epoch: 1677-09-21 to 2262-04-11. A bound
+ * outside that overflows the query ("overflowed duration"), so bounds are clamped to the last
+ * whole millisecond it can hold; nothing can be stored beyond it anyway.
+ */
+export const INFLUX_MIN_TIME_MS = -9_223_372_036_854;
+export const INFLUX_MAX_TIME_MS = 9_223_372_036_854;
+
+const clampInfluxTime = (ms: number): number => Math.min(Math.max(Math.trunc(ms), INFLUX_MIN_TIME_MS), INFLUX_MAX_TIME_MS);
+
 function timeRange(from: number, to: number): string {
   // An integer with a unit suffix is an epoch time literal in InfluxQL.
-  return `time >= ${Math.trunc(from)}ms AND time < ${Math.trunc(to)}ms`;
+  return `time >= ${clampInfluxTime(from)}ms AND time < ${clampInfluxTime(to)}ms`;
 }
 
 function limitOf(limit: number): number {

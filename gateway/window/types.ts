@@ -19,9 +19,13 @@ export interface WindowResult {
 }
 
 export interface WindowEngine {
-  /** Adds one accepted, deduplicated reading (in arrival order). */
-  /** `now`: the arrival time (the clock's, read once per publish by callers that have it). */
-  add(reading: Reading, now?: number): void;
+  /**
+   * Adds one accepted, deduplicated reading (in arrival order).
+   * `now`: the arrival time for idle detection (the clock's, read once per publish by callers
+   * that have it). `receivedAt`: when ingest received the reading, as kept in the log's ingest
+   * record (so replay gives the same result); bounds the watermark. Defaults to `now`.
+   */
+  add(reading: Reading, now?: number, receivedAt?: number): void;
   /** Lets idle windows close by the injected clock; called on a timer and after replay. */
   tick(): void;
   /** Emits every open window (shutdown); nothing half-filled is lost. */

@@ -10,7 +10,13 @@ import { accumulate, columnValues, compileAggregates, type CompiledAggregates } 
  * Event-time windowing engine.
  *
  * Time model (per device: one kind + deviceId; all its groups share it)
- *   maxTs      greatest event time seen from the device.
+ *   maxTs      greatest *bounded* event time seen from the device: each reading counts as
+ *              min(ts, receivedAt + maxWatermarkSkewMs), receivedAt being when ingest took it
+ *              in (the gateway's clock, kept in the log, so replay bounds it the same way). A
+ *              reading further ahead than that (a device clock running fast, one bad sample)
+ *              is still applied to its own windows, which stay open, but it cannot drag the
+ *              device's watermark into the future and make its on-time readings late; it is
+ *              counted in futureReadings.
  *   watermark  W = maxTs - outOfOrdernessMs (default 0: windows fire as soon as the device
  *              has moved past them, which is what alert rules want).
  *   fire       a window [start, end) is emitted (revision 0) once end <= W.
@@ -24,10 +30,14 @@ import { accumulate, columnValues, compileAggregates, type CompiledAggregates } 
  *   idle       tick(): a device with no arrival for idleTimeoutMs by the clock has every window
  *              with unemitted data emitted (silent devices still get their windows); the state
  *              stays, so a backlog it uploads later still corrects them. After
- *              idleTimeoutMs + allowedLatenessMs of silence its windows are closed for good: the
- *              device keeps only a horizon (`lateBefore`), and readings for windows ending at or
- *              before it are late. That residue is forgotten once clock.now() - maxPastAgeMs
- *              passes the horizon, since ingest rejects anything older anyway.
+ *              idleTimeoutMs + allowedLatenessMs of silence the device is forgotten entirely
+ *              (nothing of it stays in memory or in the checkpoint): a later reading from it
+ *              starts afresh, as from a new device.
+ *   devices    policy "emit-lru": at most maxDevices devices hold state. A reading from one
+ *              more device first evicts the least recently active device: its windows with
+ *              unemitted data are emitted (as the idle timeout would), then it is forgotten
+ *              like an expired one. Nothing applied is lost; a later reading from it starts
+ *              fresh windows.
  *   overflow   policy "emit-oldest": a key (kind, deviceId, group) holds at most
  *              maxOpenWindowsPerKey windows (emitted-but-correctable ones included); one more
  *              emits the oldest (smallest end) early if it has unemitted data, drops its state
@@ -36,12 +46,16 @@ import { accumulate, columnValues, compileAggregates, type CompiledAggregates } 
  *   sliding    a reading goes to every window [s, s + size) with s a multiple of slideMs; it is
  *              reported late (once per window definition) only when none of them took it.
  *
+ * Memory is bounded by maxDevices x groups per device (group-by fields are enums or bounded
+ * ints) x maxOpenWindowsPerKey, and the snapshot holds only that live state.
+ *
  * A correction is emitted by the add() that caused it when the window's end is already <= W;
- * a window emitted early (idle, flush) that gets more data is emitted again when W passes its
- * end, so a resumed device does not emit one revision per reading. A window closes only after
- * it fired, so every applied reading reaches an emission. Emission order is deterministic:
- * tick() and flush() by (end, kind, deviceId, group, sizeMs, slideMs); add() emits an overflow
- * victim first, then the windows it fired by (end, group, sizeMs, slideMs).
+ * a window emitted early (idle, flush, eviction) that gets more data is emitted again when W
+ * passes its end, so a resumed device does not emit one revision per reading. A window closes
+ * only after it fired, so every applied reading reaches an emission. Emission order is
+ * deterministic: tick() and flush() by (end, kind, deviceId, group, sizeMs, slideMs); add()
+ * emits an evicted device's windows first (by end, group, sizeMs, slideMs), then an overflow
+ * victim, then the windows it fired by (end, group, sizeMs, slideMs).
  */
 
 /** A sliding (hopping) window requested for a kind, e.g. mean bpm over 30 s every 5 s. */
@@ -59,12 +73,6 @@ export interface WindowEngineOptions {
   readonly sliding?: readonly SlidingWindowSpec[];
   /** Event-time slack before a window first fires; 0 (the default) fires at end <= maxTs. */
   readonly outOfOrdernessMs?: number;
-  /**
-   * Ingest's ingest.maxPastAgeMs: how old a reading's event time may be and still be accepted.
-   * Lets the engine forget silent devices without ever re-opening a window it emitted.
-   * Defaults to 7 days, the schema default of ingest.maxPastAgeMs; pass the configured value.
-   */
-  readonly maxPastAgeMs?: number;
 }
 
 /** Counters (monotonic) and gauges for the metrics registry. */
@@ -79,13 +87,15 @@ export interface WindowEngineStats {
   evictions: number;
   /** Windows emitted by tick() because their device fell silent. */
   idleEmissions: number;
-  /** Devices whose windows were closed after idleTimeoutMs + allowedLatenessMs of silence. */
+  /** Devices forgotten after idleTimeoutMs + allowedLatenessMs of silence. */
   devicesExpired: number;
-  /** Expired devices forgotten entirely (their horizon older than maxPastAgeMs). */
-  devicesForgotten: number;
+  /** Devices evicted (windows emitted, then forgotten) by the "emit-lru" policy of maxDevices. */
+  devicesEvicted: number;
+  /** Readings with ts > receivedAt + maxWatermarkSkewMs: windowed, but not moving the watermark past that. */
+  futureReadings: number;
   /** Gauge: windows holding state. */
   openWindows: number;
-  /** Gauge: devices tracked (including expired ones kept as a horizon). */
+  /** Gauge: devices holding state (at most maxDevices). */
   devices: number;
 }
 
@@ -95,9 +105,10 @@ export interface MeteredWindowEngine extends WindowEngine {
 
 /** What happens when a key would hold more than maxOpenWindowsPerKey windows. */
 export const OPEN_WINDOW_OVERFLOW_POLICY = 'emit-oldest' as const;
+/** What happens when one more device than maxDevices sends: the least recently active one is emitted and forgotten. */
+export const DEVICE_OVERFLOW_POLICY = 'emit-lru' as const;
 
 const SNAPSHOT_FORMAT = 'pulsegate-window/1';
-const DEFAULT_MAX_PAST_AGE_MS = 7 * 86_400_000;
 /** JSON-safe stand-in for -Infinity (the earliest Date). */
 const NEVER = -8.64e15;
 const GROUP_SEPARATOR = '\u001f';
@@ -120,16 +131,18 @@ interface KindState {
 interface DeviceState {
   readonly kind: KindState;
   readonly deviceId: string;
+  /** Greatest bounded event time: max of min(ts, receivedAt + maxWatermarkSkewMs). */
   maxTs: number;
   /** Clock time of the last reading (idle detection). */
   lastArrival: number;
-  /** Windows ending at or before this are final (set when the device expires). */
-  lateBefore: number;
   readonly groups: Map<string, GroupState>;
   /** Every window with state, sorted by end (closing order). */
   windows: Win[];
   /** Windows with unemitted data, sorted by (end, group key, spec) (emission order). */
   dirty: Win[];
+  /** Activity list, least recently active first (the "emit-lru" eviction order). */
+  prev: DeviceState | null;
+  next: DeviceState | null;
 }
 
 interface GroupState {
@@ -160,10 +173,13 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   const outOfOrderness = options.outOfOrdernessMs ?? options.config.outOfOrdernessMs;
   const idleTimeout = config.idleTimeoutMs;
   const maxOpen = config.maxOpenWindowsPerKey;
-  const maxPastAge = options.maxPastAgeMs ?? DEFAULT_MAX_PAST_AGE_MS;
+  const maxDevices = config.maxDevices;
+  const skew = config.maxWatermarkSkewMs;
   const problems: string[] = [];
   if (!(Number.isInteger(outOfOrderness) && outOfOrderness >= 0)) problems.push('outOfOrdernessMs must be an integer >= 0');
   if (!(maxOpen >= 1)) problems.push('maxOpenWindowsPerKey must be >= 1');
+  if (!(Number.isInteger(maxDevices) && maxDevices >= 1)) problems.push('maxDevices must be an integer >= 1');
+  if (!(Number.isInteger(skew) && skew >= 0)) problems.push('maxWatermarkSkewMs must be an integer >= 0');
 
   const kinds = new Map<string, KindState>();
   for (const desc of options.kinds.values()) {
@@ -199,7 +215,8 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     evictions: 0,
     idleEmissions: 0,
     devicesExpired: 0,
-    devicesForgotten: 0,
+    devicesEvicted: 0,
+    futureReadings: 0,
     openWindows: 0,
     devices: 0,
   };
@@ -248,11 +265,56 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   // ---- state changes --------------------------------------------------------------------
 
-  function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number, lateBefore: number): DeviceState {
-    const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, lateBefore, groups: new Map(), windows: [], dirty: [] };
+  // Activity list: head = least recently active. Maintained on every add(), so the eviction
+  // order depends only on the order of readings (replay gives the same evictions).
+  let head: DeviceState | null = null;
+  let tail: DeviceState | null = null;
+
+  function link(dev: DeviceState): void {
+    dev.prev = tail;
+    dev.next = null;
+    if (tail === null) head = dev;
+    else tail.next = dev;
+    tail = dev;
+  }
+
+  function unlink(dev: DeviceState): void {
+    if (dev.prev === null) head = dev.next;
+    else dev.prev.next = dev.next;
+    if (dev.next === null) tail = dev.prev;
+    else dev.next.prev = dev.prev;
+    dev.prev = null;
+    dev.next = null;
+  }
+
+  function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number): DeviceState {
+    const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, groups: new Map(), windows: [], dirty: [], prev: null, next: null };
     kind.devices.set(deviceId, dev);
+    link(dev);
     stats.devices++;
     return dev;
+  }
+
+  /** Drops every trace of a device; its unemitted windows must have been taken out of `dirty` first. */
+  function forget(dev: DeviceState): void {
+    unlink(dev);
+    dev.kind.devices.delete(dev.deviceId);
+    stats.devices--;
+    stats.openWindows -= dev.windows.length;
+    dev.groups.clear();
+    dev.windows = [];
+  }
+
+  /** "emit-lru": the least recently active device is emitted (unemitted windows only) and forgotten. */
+  function evictLeastRecent(): void {
+    const victim = head;
+    if (victim === null) return;
+    const due = victim.dirty;
+    victim.dirty = [];
+    forget(victim);
+    stats.devicesEvicted++;
+    // `dirty` is already in the device's emission order (end, group, spec).
+    for (const w of due) emit(w);
   }
 
   function newGroup(dev: DeviceState, key: string, values: Readonly<Record<string, string>>): GroupState {
@@ -337,7 +399,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   /** Applies a reading to one window unless that window is final; returns whether it did. */
   function applyTo(g: GroupState, spec: number, start: number, end: number, closedThrough: number, reading: Reading): boolean {
-    if (end <= closedThrough || end <= g.device.lateBefore || end <= g.horizon[spec]!) return false;
+    if (end <= closedThrough || end <= g.horizon[spec]!) return false;
     const open = g.open[spec]!;
     let w: Win | undefined;
     for (let k = open.length - 1; k >= 0; k--) {
@@ -378,33 +440,28 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     }
   }
 
-  /** Closes every window of a silent device; only the horizon stays. */
-  function expire(dev: DeviceState): void {
-    let horizon = Math.max(dev.lateBefore, dev.maxTs - outOfOrderness - lateness);
-    for (const g of dev.groups.values()) {
-      for (const h of g.horizon) if (h > horizon) horizon = h;
-    }
-    for (const w of dev.windows) {
-      if (w.end > horizon) horizon = w.end;
-      stats.openWindows--;
-    }
-    dev.lateBefore = horizon;
-    dev.groups.clear();
-    dev.windows = [];
-    stats.devicesExpired++;
-  }
-
   // ---- public surface -------------------------------------------------------------------
 
-  function add(reading: Reading, now = clock.now()): void {
+  function add(reading: Reading, now = clock.now(), receivedAt = now): void {
     const kind = kinds.get(reading.kind);
     if (kind === undefined) throw new GatewayError('GW_ERR_UNKNOWN_KIND', `window engine: unknown kind "${reading.kind}"`);
     const ts = reading.ts;
+    let bounded = ts;
+    if (ts > receivedAt + skew) {
+      bounded = receivedAt + skew;
+      stats.futureReadings++;
+    }
     let dev = kind.devices.get(reading.deviceId);
-    if (dev === undefined) dev = newDevice(kind, reading.deviceId, ts, now, NEVER);
-    else {
+    if (dev === undefined) {
+      if (stats.devices >= maxDevices) evictLeastRecent();
+      dev = newDevice(kind, reading.deviceId, bounded, now);
+    } else {
       dev.lastArrival = now;
-      if (ts > dev.maxTs) dev.maxTs = ts;
+      if (bounded > dev.maxTs) dev.maxTs = bounded;
+      if (dev !== tail) {
+        unlink(dev);
+        link(dev);
+      }
     }
     const watermark = dev.maxTs - outOfOrderness;
     const closedThrough = watermark - lateness;
@@ -443,70 +500,59 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   function tick(): void {
     const now = clock.now();
     const due: Win[] = [];
-    for (const kind of kinds.values()) {
-      for (const [deviceId, dev] of kind.devices) {
-        const silence = now - dev.lastArrival;
-        if (silence < idleTimeout) continue;
+    for (let dev = head; dev !== null; ) {
+      const next = dev.next;
+      const silence = now - dev.lastArrival;
+      if (silence >= idleTimeout) {
         if (dev.dirty.length > 0) {
           stats.idleEmissions += dev.dirty.length;
           for (const w of dev.dirty) due.push(w);
           dev.dirty = [];
         }
         if (silence >= idleTimeout + lateness) {
-          if (dev.groups.size > 0 || dev.windows.length > 0) expire(dev);
-          else dev.lateBefore = Math.max(dev.lateBefore, dev.maxTs - outOfOrderness - lateness);
-          if (now - maxPastAge >= dev.lateBefore) {
-            kind.devices.delete(deviceId);
-            stats.devices--;
-            stats.devicesForgotten++;
-          }
+          // Every window fired (just above, at the latest) and is past allowed lateness by the
+          // clock: nothing of the device needs to stay.
+          forget(dev);
+          stats.devicesExpired++;
         }
       }
+      dev = next;
     }
     emitSorted(due);
   }
 
   function flush(): void {
     const due: Win[] = [];
-    for (const kind of kinds.values()) {
-      for (const dev of kind.devices.values()) {
-        if (dev.dirty.length === 0) continue;
-        for (const w of dev.dirty) due.push(w);
-        dev.dirty = [];
-      }
+    for (let dev = head; dev !== null; dev = dev.next) {
+      if (dev.dirty.length === 0) continue;
+      for (const w of dev.dirty) due.push(w);
+      dev.dirty = [];
     }
     emitSorted(due);
   }
 
   function snapshot(): WindowSnapshot {
     const devices: DeviceSnapshot[] = [];
-    for (const kind of kinds.values()) {
-      for (const dev of kind.devices.values()) {
-        const groups: GroupSnapshot[] = [];
-        for (const g of dev.groups.values()) {
-          const horizons: [number, number, number][] = [];
-          const windows: number[][] = [];
-          g.horizon.forEach((h, i) => {
-            const spec = kind.specs[i]!;
-            if (h !== NEVER) horizons.push([spec.sizeMs, spec.slideMs, h]);
-          });
-          g.open.forEach((open, i) => {
-            const spec = kind.specs[i]!;
-            for (const w of open) windows.push([spec.sizeMs, spec.slideMs, w.start, w.revision, w.dirty ? 1 : 0, ...w.acc]);
-          });
-          groups.push({ group: { ...g.values }, horizons, windows });
-        }
-        devices.push({
-          kind: kind.name,
-          deviceId: dev.deviceId,
-          maxTs: dev.maxTs,
-          lastArrival: dev.lastArrival,
-          lateBefore: dev.lateBefore,
-          groups,
+    // In activity order, least recent first: restore() rebuilds the same eviction order.
+    for (let dev = head; dev !== null; dev = dev.next) {
+      const kind = dev.kind;
+      const groups: GroupSnapshot[] = [];
+      for (const g of dev.groups.values()) {
+        const horizons: [number, number, number][] = [];
+        const windows: number[][] = [];
+        g.horizon.forEach((h, i) => {
+          const spec = kind.specs[i]!;
+          if (h !== NEVER) horizons.push([spec.sizeMs, spec.slideMs, h]);
         });
+        g.open.forEach((open, i) => {
+          const spec = kind.specs[i]!;
+          for (const w of open) windows.push([spec.sizeMs, spec.slideMs, w.start, w.revision, w.dirty ? 1 : 0, ...w.acc]);
+        });
+        groups.push({ group: { ...g.values }, horizons, windows });
       }
+      devices.push({ kind: kind.name, deviceId: dev.deviceId, maxTs: dev.maxTs, lastArrival: dev.lastArrival, lateBefore: NEVER, groups });
     }
-    return { format: SNAPSHOT_FORMAT, takenAt: clock.now(), devices };
+    return { format: SNAPSHOT_FORMAT, takenAt: clock.now(), maxWatermarkSkewMs: skew, devices };
   }
 
   function restore(state: unknown): void {
@@ -514,7 +560,13 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
       throw new GatewayError('GW_ERR_CHECKPOINT', `window engine: not a ${SNAPSHOT_FORMAT} snapshot`);
     }
     for (const kind of kinds.values()) kind.devices.clear();
+    head = null;
+    tail = null;
     const downtime = state.takenAt === undefined ? 0 : Math.max(0, clock.now() - state.takenAt);
+    // A snapshot without maxWatermarkSkewMs predates the bound: its maxTs may sit far in the
+    // future. No reading before it was received after takenAt, so takenAt + skew caps it as the
+    // current rule would have.
+    const maxTsCap = state.maxWatermarkSkewMs === undefined && state.takenAt !== undefined ? state.takenAt + skew : Infinity;
     stats.devices = 0;
     stats.openWindows = 0;
     // Windows of a kind, size or group-by no longer configured are dropped: they cannot be emitted
@@ -522,9 +574,14 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     for (const d of state.devices) {
       const kind = kinds.get(d.kind);
       if (kind === undefined) continue;
+      // An older format kept silent devices as a bare horizon (lateBefore, no groups); the current
+      // rule forgets them.
+      if (d.groups.length === 0 && d.lateBefore !== NEVER) continue;
+      if (kind.devices.has(d.deviceId)) continue;
+      if (stats.devices >= maxDevices) evictLeastRecent();
       // The time the gateway was down is not device silence: arrival times move forward by it, or
       // a restart after idleTimeoutMs + allowedLatenessMs would close every half-filled window.
-      const dev = newDevice(kind, d.deviceId, d.maxTs, d.lastArrival + downtime, d.lateBefore);
+      const dev = newDevice(kind, d.deviceId, Math.min(d.maxTs, maxTsCap), d.lastArrival + downtime);
       for (const gs of d.groups) {
         const values: Record<string, string> = {};
         let complete = true;
@@ -573,14 +630,19 @@ interface WindowSnapshot {
   readonly format: typeof SNAPSHOT_FORMAT;
   /** Clock time of the snapshot: what passes between it and restore() is downtime, not silence. */
   readonly takenAt?: number;
+  /** The skew maxTs was bounded with; absent in snapshots taken before the bound existed. */
+  readonly maxWatermarkSkewMs?: number;
+  /** Least recently active first. */
   readonly devices: DeviceSnapshot[];
 }
 
 interface DeviceSnapshot {
   readonly kind: string;
   readonly deviceId: string;
+  /** Bounded, see the time model. */
   readonly maxTs: number;
   readonly lastArrival: number;
+  /** Always NEVER now (kept so an older gateway can still restore the snapshot); older ones set it for expired devices. */
   readonly lateBefore: number;
   readonly groups: GroupSnapshot[];
 }
@@ -596,6 +658,7 @@ interface GroupSnapshot {
 function isSnapshot(v: unknown): v is WindowSnapshot {
   if (!isObject(v) || v['format'] !== SNAPSHOT_FORMAT || !Array.isArray(v['devices'])) return false;
   if (v['takenAt'] !== undefined && !isNum(v['takenAt'])) return false;
+  if (v['maxWatermarkSkewMs'] !== undefined && !isNum(v['maxWatermarkSkewMs'])) return false;
   return v['devices'].every(
     (d: unknown) =>
       isObject(d) &&

@@ -22,6 +22,9 @@ export function registerWindowMetrics(registry: Registry, stats: Readonly<Window
   counter('pulsegate_window_corrections_total', 'Windows re-emitted corrected by late data (revision >= 1)', () => stats.windowsCorrected);
   counter('pulsegate_window_overflow_evictions_total', 'Windows emitted and closed early by the "emit-oldest" overflow policy', () => stats.evictions);
   counter('pulsegate_window_idle_emissions_total', 'Windows emitted because their device fell silent', () => stats.idleEmissions);
+  counter('pulsegate_window_devices_expired_total', 'Devices forgotten after idleTimeoutMs + allowedLatenessMs of silence', () => stats.devicesExpired);
+  counter('pulsegate_window_devices_evicted_total', 'Devices whose windows were emitted early and state dropped by the "emit-lru" policy of window.maxDevices', () => stats.devicesEvicted);
+  counter('pulsegate_window_future_readings_total', 'Readings more than window.maxWatermarkSkewMs ahead of their receive time (windowed; the watermark stops at the bound)', () => stats.futureReadings);
   gauge('pulsegate_window_open', 'Windows currently holding state', () => stats.openWindows);
   gauge('pulsegate_window_devices', 'Devices with window state', () => stats.devices);
 }

@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isGatewayError } from '../../../gateway/errors.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createEmbeddedSink } from '../../../gateway/sinks/embedded-sink.js';
 import { baseSinksConfig, BASE_TS, heartRateReading, heartRateWindow, runSinkContract } from './sink-contract.js';
@@ -34,6 +36,29 @@ describe('embedded sink', () => {
     await second.start();
     expect(await second.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 1, limit: 10 })).toEqual([reading]);
     await second.close();
+  });
+
+  it('a failing query was reported as GW_ERR_SINK_WRITE: it rejects with a non-retryable GW_ERR_SINK_QUERY', async () => {
+    const path = join(dir, 'query-failure.sqlite');
+    const sink = createEmbeddedSink({ config: baseSinksConfig({ embeddedPath: path }), kinds: createKindRegistry() });
+    await sink.start();
+    await sink.write({ readings: [heartRateReading('athlete-1', 1, BASE_TS, 70)], windows: [heartRateWindow('athlete-1', BASE_TS, 10_000, [70])], health: [] });
+    // Another process breaks the file under the running store.
+    const other = new Database(path);
+    other.exec('DROP TABLE readings; DROP TABLE windows;');
+    other.close();
+    for (const query of [
+      sink.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 1, limit: 10 }),
+      sink.queryWindows({ kind: 'heart-rate', from: 0, to: BASE_TS + 1, limit: 10 }),
+    ]) {
+      const err = await query.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isGatewayError(err, 'GW_ERR_SINK_QUERY'), String(err)).toBe(true);
+      expect((err as { retryable: boolean }).retryable).toBe(false);
+    }
+    await sink.close();
   });
 
   it('should delete rows older than their retention', async () => {

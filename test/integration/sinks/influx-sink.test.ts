@@ -1,6 +1,9 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SinksConfig } from '../../../gateway/config/config.js';
 import { isGatewayError } from '../../../gateway/errors.js';
+import { createHttpServer } from '../../../gateway/http/http-server.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createInfluxSink } from '../../../gateway/sinks/influx-sink.js';
 import type { Sink, SinkBatch } from '../../../gateway/sinks/types.js';
@@ -116,6 +119,59 @@ describe('influx sink', () => {
     expect((err as { retryable: boolean }).retryable).toBe(false);
     expect((err as { details?: { status?: number } }).details?.status).toBe(400);
     await sink.close();
+  });
+
+  it('a failing query was reported as GW_ERR_SINK_WRITE: it rejects with a non-retryable GW_ERR_SINK_QUERY', async () => {
+    const sink = createInfluxSink({ config: influxConfig(), kinds: createKindRegistry() });
+    await sink.start();
+    await sink.write(one(BASE_TS, 1));
+    // InfluxDB answers 400 to a statement it cannot parse (here a LIMIT of 1e+21)...
+    const refused = await failure(sink.queryReadings({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 1e21 }));
+    expect(isGatewayError(refused, 'GW_ERR_SINK_QUERY'), String(refused)).toBe(true);
+    expect((refused as { retryable: boolean }).retryable).toBe(false);
+    expect((refused as { details?: { status?: number } }).details?.status).toBe(400);
+    await sink.close();
+    // ...and 200 with an error in the result for a database that does not exist (a sink that
+    // never started has not created its own).
+    const unstarted = createInfluxSink({ config: influxConfig(), kinds: createKindRegistry() });
+    for (const query of [
+      unstarted.queryReadings({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
+      unstarted.queryWindows({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
+    ]) {
+      const err = await failure(query);
+      expect(isGatewayError(err, 'GW_ERR_SINK_QUERY'), String(err)).toBe(true);
+      expect((err as Error).message).toContain('database not found');
+    }
+    await unstarted.close();
+  });
+
+  it('GET /v1/readings with to=9999999999999 answered 500 GW_ERR_SINK_WRITE on InfluxDB: it answers 200 with the readings', async () => {
+    const kinds = createKindRegistry();
+    const sink = createInfluxSink({ config: influxConfig(), kinds });
+    await sink.start();
+    await sink.write(one(BASE_TS, 1));
+    const http = createHttpServer({
+      config: { host: '127.0.0.1', port: 0, maxQueryRows: 10_000, maxConcurrentQueries: 4, maxQueuedQueries: 64, queryQueueTimeoutMs: 5000 },
+      registry: new Registry(),
+      kinds,
+      sink,
+      logger: pino({ level: 'silent' }),
+      notReadyReason: () => null,
+    });
+    try {
+      const port = await http.start();
+      for (const route of ['readings', 'windows']) {
+        for (const to of ['9999999999999', '99999999999999999999', 'now']) {
+          const res = await fetch(`http://127.0.0.1:${port}/v1/${route}?kind=heart-rate&from=${BASE_TS}&to=${to}`);
+          const body = (await res.json()) as { count?: number; error?: string };
+          expect(res.status, `${route} to=${to}: ${JSON.stringify(body)}`).toBe(200);
+          expect(body.count).toBe(1);
+        }
+      }
+    } finally {
+      await http.close();
+      await sink.close();
+    }
   });
 
   it('should treat raw readings older than the retention policy as written', async () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SinksConfig } from '../../../gateway/config/config.js';
 import { isGatewayError } from '../../../gateway/errors.js';
+import { MAX_QUERY_TIME_MS } from '../../../gateway/http/http-server.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import type { Sink, SinkBatch } from '../../../gateway/sinks/types.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
@@ -243,6 +244,17 @@ export function runSinkContract(harness: SinkContractHarness): void {
         ['athlete-1', 1],
       ]);
       expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 0 })).toEqual([]);
+    });
+
+    it('to=9999999999999 overflowed InfluxDB ("overflowed duration", reported as GW_ERR_SINK_WRITE): a far-future bound reads as no upper bound', async () => {
+      const sink = await fresh();
+      await sink.write(batch({ readings: hrReadings, windows }));
+      // 2286-11-20, and the last instant a JavaScript Date holds (what the HTTP API clamps to).
+      for (const to of [9_999_999_999_999, MAX_QUERY_TIME_MS]) {
+        expect(sortedReadings(await sink.queryReadings({ kind: 'heart-rate', from: 0, to, limit: 100 })), String(to)).toEqual(sortedReadings(hrReadings));
+        expect(await sink.queryWindows({ kind: 'heart-rate', from: BASE_TS, to, limit: 100 }), String(to)).toHaveLength(2);
+        expect(await sink.queryReadings({ kind: 'heart-rate', from: to - 1, to, limit: 100 }), String(to)).toEqual([]);
+      }
     });
 
     it('should write a batch larger than batchMaxPoints completely', async () => {

@@ -62,4 +62,15 @@ describe('sequence tracker', () => {
     b.restore(JSON.parse(JSON.stringify(a.snapshot())));
     for (const s of [1, 2, 3, 4, 5, 9, 10]) expect(b.observe('x', s)).toBe(a.observe('x', s));
   });
+
+  it('a checkpoint taken with a larger maxDevices should restore to at most maxDevices, keeping the most recently seen', () => {
+    const big = new SequenceTracker(32, 10);
+    for (let i = 0; i < 10; i++) big.observe(`d${i}`, 1);
+    const small = new SequenceTracker(32, 4);
+    small.restore(JSON.parse(JSON.stringify(big.snapshot())));
+    expect(small.size).toBe(4);
+    expect(small.observe('d9', 1)).toBe('duplicate');
+    expect(small.observe('d0', 1)).toBe('new'); // evicted at restore: starts fresh
+    expect(small.size).toBe(4);
+  });
 });

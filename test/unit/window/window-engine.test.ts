@@ -190,30 +190,145 @@ describe('window engine', () => {
       ]);
     });
 
-    it('should close the windows of a device silent for idleTimeoutMs + allowedLatenessMs and forget it after maxPastAgeMs', () => {
+    it('should forget a device silent for idleTimeoutMs + allowedLatenessMs entirely, so a later reading starts afresh', () => {
       const clock = new ManualClock(0);
-      const { engine, emitted, late } = harness(
-        { defaultSizesMs: [10_000], idleTimeoutMs: 30_000, allowedLatenessMs: 5_000 },
-        { maxPastAgeMs: 100_000 },
-        clock,
-      );
+      const { engine, emitted, late } = harness({ defaultSizesMs: [10_000], idleTimeoutMs: 30_000, allowedLatenessMs: 5_000 }, {}, clock);
       engine.add(hr('a', 1_000, 60));
       clock.set(34_999);
       engine.tick();
-      expect(engine.stats.openWindows).toBe(1);
+      expect(engine.stats).toMatchObject({ openWindows: 1, devices: 1 });
       clock.set(35_000);
       engine.tick();
-      expect(engine.stats).toMatchObject({ openWindows: 0, devicesExpired: 1, devices: 1 });
-      engine.add(hr('a', 2_000, 61)); // its window was emitted and closed: final
-      expect(late).toHaveLength(1);
-      engine.add(hr('a', 10_000, 62)); // a new window is fine
-      expect(late).toHaveLength(1);
-      clock.set(200_000);
-      engine.tick(); // expires again; horizon 20000 <= now - maxPastAgeMs: forgotten
-      expect(engine.stats).toMatchObject({ openWindows: 0, devices: 0 });
+      expect(engine.stats).toMatchObject({ openWindows: 0, devicesExpired: 1, devices: 0 });
+      expect((engine.snapshot() as { devices: unknown[] }).devices).toEqual([]);
+      engine.add(hr('a', 2_000, 61)); // nothing is remembered of "a": a fresh window, revision 0
+      expect(late).toEqual([]);
+      engine.flush();
       expect(emitted.map((w) => [w.start, w.revision, w.values['bpm_count']])).toEqual([
         [0, 0, 1],
-        [10_000, 0, 1],
+        [0, 0, 1],
+      ]);
+    });
+  });
+
+  describe('bounded devices (emit-lru)', () => {
+    it('50k distinct devices (anonymous mode) should hold at most window.maxDevices in memory and in the snapshot, emit every evicted window, and drop idle ones entirely', () => {
+      const clock = new ManualClock(1_700_000_000_000);
+      const maxDevices = 5_000;
+      const { engine, emitted } = harness(
+        { defaultSizesMs: [10_000, 60_000], allowedLatenessMs: 30_000, idleTimeoutMs: 60_000, maxDevices },
+        {},
+        clock,
+      );
+      const n = 50_000;
+      let peak = 0;
+      for (let i = 0; i < n; i++) {
+        if (i % 100 === 0) clock.advance(50);
+        engine.add(hr(`anon-${i}`, clock.now(), 60 + (i % 50)));
+        peak = Math.max(peak, engine.stats.devices);
+        if (i % 5_000 === 4_999) engine.tick();
+      }
+      expect(peak).toBe(maxDevices);
+      expect(engine.stats.devicesEvicted).toBe(n - maxDevices);
+      const snapshotBytes = JSON.stringify(engine.snapshot()).length;
+      // One device with two one-reading windows is ~300 bytes of JSON: the bound is maxDevices, not n.
+      expect(snapshotBytes).toBeLessThan(maxDevices * 400);
+      // Nothing lost: every evicted device's windows were emitted (both sizes), the rest on flush.
+      const byDevice = new Set(emitted.map((w) => `${w.deviceId}/${w.sizeMs}`));
+      expect(byDevice.size).toBe(2 * (n - maxDevices));
+      clock.advance(60_000 + 30_000);
+      engine.tick(); // every device idle past idleTimeoutMs + allowedLatenessMs: emitted and forgotten
+      expect(engine.stats).toMatchObject({ devices: 0, openWindows: 0, devicesExpired: maxDevices });
+      expect(new Set(emitted.map((w) => `${w.deviceId}/${w.sizeMs}`)).size).toBe(2 * n);
+      expect(emitted.reduce((sum, w) => sum + (w.values['bpm_count'] ?? 0), 0)).toBe(2 * n);
+      expect(JSON.stringify(engine.snapshot()).length).toBeLessThan(200);
+    });
+
+    it('should evict the least recently active device, not the oldest created, and emit its windows first', () => {
+      const clock = new ManualClock(0);
+      const { engine, emitted } = harness({ defaultSizesMs: [10_000], maxDevices: 2 }, {}, clock);
+      engine.add(hr('a', 1_000, 60));
+      engine.add(hr('b', 1_000, 61));
+      engine.add(hr('a', 2_000, 62)); // "a" is now the most recently active
+      engine.add(hr('c', 3_000, 63)); // evicts "b"
+      expect(emitted.map((w) => [w.deviceId, w.revision, w.values['bpm_count']])).toEqual([['b', 0, 1]]);
+      expect(engine.stats).toMatchObject({ devices: 2, devicesEvicted: 1 });
+      const saved = JSON.parse(JSON.stringify(engine.snapshot())) as { devices: { deviceId: string }[] };
+      expect(saved.devices.map((d) => d.deviceId)).toEqual(['a', 'c']); // activity order survives a restart
+      engine.add(hr('a', 4_000, 64));
+      engine.add(hr('d', 4_000, 65)); // evicts "c"
+      expect(emitted.map((w) => w.deviceId)).toEqual(['b', 'c']);
+    });
+  });
+
+  describe('watermark bounded by the gateway clock', () => {
+    it('one reading 290 s in the future (inside the 5 min ingest skew) should not make the next 30 on-time readings late', () => {
+      // The defaults of the schema: 10 s and 1 min windows, 30 s allowed lateness, 5 s watermark skew.
+      const start = 1_700_000_040_000; // a minute boundary
+      const clock = new ManualClock(start);
+      const { engine, emitted, late } = harness(
+        { defaultSizesMs: [10_000, 60_000], allowedLatenessMs: 30_000, idleTimeoutMs: 60_000, maxWatermarkSkewMs: 5_000 },
+        {},
+        clock,
+      );
+      const onTime: Reading[] = [];
+      const tick5Hz = (): void => {
+        clock.advance(200);
+        const r = hr('runner', clock.now(), 120);
+        onTime.push(r);
+        engine.add(r);
+      };
+      for (let i = 0; i < 5; i++) tick5Hz();
+      const outlier = hr('runner', clock.now() + 290_000, 200);
+      engine.add(outlier);
+      for (let i = 0; i < 30; i++) tick5Hz();
+      expect(late).toEqual([]);
+      expect(engine.stats.futureReadings).toBe(1);
+      engine.flush();
+      // Every reading is in the last revision of its windows: 35 on time, the outlier in its own.
+      const last = new Map<string, (typeof emitted)[number]>();
+      for (const w of emitted) last.set(identity(w), w);
+      for (const size of [10_000, 60_000]) {
+        const counted = [...last.values()].filter((w) => w.sizeMs === size).reduce((n, w) => n + (w.values['bpm_count'] ?? 0), 0);
+        expect(counted, `size ${size}`).toBe(onTime.length + 1);
+        const outlierWindow = [...last.values()].find((w) => w.sizeMs === size && w.start <= outlier.ts && outlier.ts < w.end);
+        expect(outlierWindow?.values['bpm_max']).toBe(200);
+      }
+    });
+
+    it('should move the watermark to receivedAt + maxWatermarkSkewMs at most, and no further', () => {
+      const { engine, emitted, late } = harness({ defaultSizesMs: [10_000], allowedLatenessMs: 0, maxWatermarkSkewMs: 2_000 });
+      engine.add(hr('a', 1_000, 60), 7_999, 7_999);
+      engine.add(hr('a', 60_000, 61), 8_000, 7_999); // bound 9999: [0, 10000) does not fire yet
+      expect(emitted).toEqual([]);
+      engine.add(hr('a', 9_000, 62), 8_000, 7_999); // still open: taken
+      expect(late).toEqual([]);
+      engine.add(hr('a', 60_000, 63), 8_000, 8_000); // bound 10000: fires
+      expect(emitted.map((w) => [w.start, w.values['bpm_count']])).toEqual([[0, 2]]);
+      expect(engine.stats.futureReadings).toBe(2);
+    });
+
+    it('a checkpoint from before the bound should restore, its far-future watermark capped at takenAt + maxWatermarkSkewMs and its expired-device horizons dropped', () => {
+      const takenAt = 1_700_000_000_000;
+      // format pulsegate-window/1 without maxWatermarkSkewMs: "w" had one reading 290 s ahead,
+      // "gone" had expired and was kept as a bare horizon.
+      const before = harness({ defaultSizesMs: [10_000], allowedLatenessMs: 5_000 }, {}, new ManualClock(takenAt - 1_000));
+      before.engine.add(hr('w', takenAt - 1_000, 60));
+      before.clock.set(takenAt);
+      const old = before.engine.snapshot() as { takenAt: number; maxWatermarkSkewMs?: number; devices: { maxTs: number }[] };
+      expect(old.takenAt).toBe(takenAt);
+      delete old.maxWatermarkSkewMs;
+      old.devices[0]!.maxTs = takenAt + 290_000;
+      old.devices.unshift({ kind: 'heart-rate', deviceId: 'gone', maxTs: takenAt - 500_000, lastArrival: takenAt - 400_000, lateBefore: takenAt - 500_000, groups: [] } as never);
+      const h = harness({ defaultSizesMs: [10_000], allowedLatenessMs: 5_000, maxWatermarkSkewMs: 5_000 }, {}, new ManualClock(takenAt + 1_000));
+      h.engine.restore(JSON.parse(JSON.stringify(old)));
+      expect(h.engine.stats.devices).toBe(1);
+      h.engine.add(hr('w', takenAt + 500, 70)); // on time: with the old watermark it was late
+      expect(h.late).toEqual([]);
+      h.engine.flush();
+      expect(h.emitted.map((w) => [w.start, w.values['bpm_count']])).toEqual([
+        [takenAt - 10_000, 1],
+        [takenAt, 1],
       ]);
     });
   });
@@ -339,6 +454,8 @@ describe('window engine', () => {
 
   describe('snapshot', () => {
     it('should produce byte-identical output after restore(snapshot()) mid-stream', () => {
+      let evicted = 0;
+      let future = 0;
       for (let seed = 1; seed <= 40; seed++) {
         const rnd = mulberry32(seed);
         const config = {
@@ -347,8 +464,12 @@ describe('window engine', () => {
           allowedLatenessMs: 1_500,
           idleTimeoutMs: 3_000,
           maxOpenWindowsPerKey: 4,
+          // 6 devices (3 ids x 2 kinds) for 4 places: "emit-lru" evictions on both sides of the cut;
+          // event time runs ahead of the clock, so the watermark bound is hit too.
+          maxDevices: 4,
+          maxWatermarkSkewMs: 1_000,
         };
-        const extra = { sliding: [{ kind: 'heart-rate', sizeMs: 3_000, slideMs: 1_000 }], maxPastAgeMs: 20_000 };
+        const extra = { sliding: [{ kind: 'heart-rate', sizeMs: 3_000, slideMs: 1_000 }] };
         const inputs: (Reading | number)[] = [];
         let t = 0;
         for (let i = 0; i < 400; i++) {
@@ -393,7 +514,11 @@ describe('window engine', () => {
         expect(JSON.stringify([...first.emitted, ...second.emitted]), `seed ${seed} cut ${cut}`).toBe(JSON.stringify(whole.emitted));
         expect(JSON.stringify([...first.late, ...second.late])).toBe(JSON.stringify(whole.late));
         expect(second.engine.stats.openWindows).toBe(whole.engine.stats.openWindows);
+        evicted += whole.engine.stats.devicesEvicted;
+        future += whole.engine.stats.futureReadings;
       }
+      expect(evicted).toBeGreaterThan(40);
+      expect(future).toBeGreaterThan(40);
     });
 
     it('should not count the time between snapshot and restore (gateway downtime) as device silence', () => {

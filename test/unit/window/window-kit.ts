@@ -35,6 +35,8 @@ export function windowConfig(overrides: Partial<WindowConfig> = {}): WindowConfi
     allowedLatenessMs: 5_000,
     idleTimeoutMs: 60_000,
     maxOpenWindowsPerKey: 64,
+    maxDevices: 100_000,
+    maxWatermarkSkewMs: 5_000,
     ...overrides,
   };
 }

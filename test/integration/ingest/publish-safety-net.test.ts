@@ -1,0 +1,85 @@
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../gateway/config/load-config.js';
+import { decodeDeadLetter } from '../../../gateway/ingest/ingest-record.js';
+import { createMqttIngest, type MqttIngest } from '../../../gateway/ingest/mqtt-ingest.js';
+import { createPayloadDecoder, type PayloadDecoder } from '../../../gateway/ingest/payload-decoder.js';
+import { createKindRegistry } from '../../../gateway/kinds/registry.js';
+import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { createIngestMetrics, createRegistry } from '../../../gateway/metrics.js';
+import { systemClock } from '../../../gateway/clock.js';
+import { readAll, tempDir } from '../../unit/log/log-test-helpers.js';
+import { sample } from '../../helpers/metrics.js';
+
+/**
+ * The last line of defence: whatever code a publish reaches, an exception it raises is turned
+ * into a rejection of that publish alone. The decoder here is the real one, made to fail for one
+ * device the way a future decoder bug would.
+ */
+describe('ingest safety net', () => {
+  const config = loadConfig({ env: {}, overrides: { mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true } } });
+  const kinds = createKindRegistry();
+  const registry = createRegistry();
+  const metrics = createIngestMetrics(registry, [...kinds.keys()]);
+  const real = createPayloadDecoder(kinds, config.ingest);
+  const failing: PayloadDecoder = {
+    decode(kind, deviceId, payload, receivedAt) {
+      if (deviceId === 'boom') throw new TypeError('decoder bug');
+      return real.decode(kind, deviceId, payload, receivedAt);
+    },
+  };
+  let dir: { dir: string; cleanup: () => Promise<void> };
+  let log: FileMessageLog;
+  let ingest: MqttIngest;
+  let processed = 0;
+  beforeAll(async () => {
+    dir = await tempDir();
+    log = await createMessageLog({ dir: dir.dir });
+    await log.start();
+    ingest = await createMqttIngest({
+      config: config.mqtt,
+      maxInFlightReadings: 1000,
+      kinds,
+      decoder: failing,
+      credentials: null,
+      log,
+      clock: systemClock,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      onDurable: (readings) => {
+        if (readings[0]?.deviceId === 'boom-later') throw new RangeError('pipeline bug');
+        processed += readings.length;
+      },
+    });
+    await ingest.start();
+  });
+  afterAll(async () => {
+    await ingest?.close();
+    await log?.close();
+    await dir?.cleanup();
+  });
+
+  it('a publish whose handling throws is rejected as internal_error and dead-lettered; the connection and the process go on', async () => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    await client.publishAsync('sensors/heart-rate/boom', JSON.stringify({ seq: 1, ts: Date.now(), bpm: 70 }), { qos: 1 });
+    await client.publishAsync('sensors/heart-rate/boom', JSON.stringify({ seq: 2, ts: Date.now(), bpm: 70 }), { qos: 0 });
+    // A failure after the reading is durable: it stays acked (it is in the log), and is counted.
+    await client.publishAsync('sensors/heart-rate/boom-later', JSON.stringify({ seq: 1, ts: Date.now(), bpm: 70 }), { qos: 1 });
+    await client.publishAsync('sensors/heart-rate/fine', JSON.stringify({ seq: 1, ts: Date.now(), bpm: 70 }), { qos: 1 });
+    expect(client.connected).toBe(true);
+    await client.endAsync();
+    await ingest.drain();
+    expect(processed).toBe(1);
+    const text = await registry.metrics();
+    expect(sample(text, 'pulsegate_readings_rejected_total', { reason: 'internal_error' })).toBe(3);
+    const records = await readAll(log);
+    const dead = records.filter((r) => r.type === RECORD_TYPES.deadLetter).map((r) => decodeDeadLetter(r.payload));
+    expect(dead.map((d) => [d.reason, d.topic])).toEqual([
+      ['internal_error', 'sensors/heart-rate/boom'],
+      ['internal_error', 'sensors/heart-rate/boom'],
+    ]);
+    expect(records.filter((r) => r.type === RECORD_TYPES.ingest)).toHaveLength(2);
+  });
+});

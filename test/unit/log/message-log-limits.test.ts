@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { isGatewayError } from '../../../gateway/errors.js';
+import { MAX_PAYLOAD_BYTES } from '../../../gateway/log/record-format.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { openLog, readAll, tempDir } from './log-test-helpers.js';
+
+describe('message log limits', () => {
+  it('huge publish: an append over the record limit is refused through its callback, never thrown, and the log keeps appending', async () => {
+    const { dir, cleanup } = await tempDir();
+    const log = await openLog(dir);
+    try {
+      const before = log.append(RECORD_TYPES.ingest, Buffer.from('before'));
+      let offset = 0;
+      const refused = await new Promise<Error | null>((resolve) => {
+        offset = log.append(RECORD_TYPES.deadLetter, Buffer.alloc(MAX_PAYLOAD_BYTES + 1), (err) => resolve(err));
+      });
+      expect(offset).toBe(-1);
+      expect(isGatewayError(refused, 'GW_ERR_LOG_IO')).toBe(true);
+      expect(refused?.message).toContain('exceeds the log');
+      const after = await log.appendDurable(RECORD_TYPES.ingest, Buffer.from('after'));
+      expect(after).toBe(before + 1);
+      expect((await readAll(log)).map((r) => r.payload.toString())).toEqual(['before', 'after']);
+    } finally {
+      await log.close();
+      await cleanup();
+    }
+  });
+});
