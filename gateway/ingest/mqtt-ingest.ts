@@ -221,7 +221,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           if (!closed) logger.error({ err }, 'credential check failed');
           refuse('error', `credential check failed: ${(err as Error).message}`, 3);
         },
-      );
+      )
+        // Nothing a CONNECT causes may end up as an unhandled rejection.
+        .catch((err: unknown) => logger.error({ err, clientId: client.id }, 'answering a CONNECT failed'));
     },
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
