@@ -197,6 +197,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   const ingest: MqttIngest = await createMqttIngest({
     config: config.mqtt,
     maxInFlightReadings: config.ingest.maxInFlightReadings,
+    rateLimit: { ...config.ingest.rateLimit, maxDevices: config.ingest.maxDevices },
     kinds,
     decoder,
     credentials,

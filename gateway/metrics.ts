@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { AUTH_RESULTS, type AuthResult } from './ingest/login-guard.js';
 import { REJECT_REASONS, type RejectReason } from './ingest/reject-reasons.js';
 
 /**
@@ -10,6 +11,10 @@ export interface IngestMetrics {
   rejected(reason: RejectReason, n: number): void;
   duplicate(n: number): void;
   published(qos: number): void;
+  /** One per CONNECT that reached authentication. */
+  auth(result: AuthResult): void;
+  /** One per password hash computed on a hasher worker thread. */
+  authHashed(): void;
   readonly connectedClients: Gauge;
   /** Plain running totals, read synchronously for the health samples written to the store. */
   readonly totals: { received: number; rejected: number; duplicates: number };
@@ -43,6 +48,8 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   const byKind = new Map<string, number>(kinds.map((k) => [k, 0]));
   const byReason = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
   const byQos = [0, 0, 0];
+  const byAuth = new Map<AuthResult, number>(AUTH_RESULTS.map((r) => [r, 0]));
+  let authHashes = 0;
   const totals = { received: 0, rejected: 0, duplicates: 0 };
   const registers = [registry];
 
@@ -61,6 +68,8 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   labelled('pulsegate_readings_received_total', 'Readings received, decoded and valid, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
   labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
   labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
+  labelled('pulsegate_mqtt_auth_total', 'MQTT CONNECT authentications, by result', 'result', () => byAuth);
+  collectedCounter(registry, 'pulsegate_mqtt_auth_hashes_total', 'Password hashes computed on the hasher worker threads (off libuv\'s pool)', () => authHashes);
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
@@ -84,6 +93,12 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     published(qos) {
       byQos[qos] = (byQos[qos] ?? 0) + 1;
+    },
+    auth(result) {
+      byAuth.set(result, byAuth.get(result)! + 1);
+    },
+    authHashed() {
+      authHashes++;
     },
   };
 }

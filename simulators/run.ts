@@ -168,11 +168,13 @@ function connectionSpecs(options: ResolvedOptions, deviceIds: readonly string[])
   for (let i = 0; i < options.connections; i++) {
     if (options.perDeviceCredentials) {
       const id = deviceIds[i]!;
-      const spec: { -readonly [K in keyof ConnectionSpec]: ConnectionSpec[K] } = { clientId: `${id}-${tag}`, username: id };
+      const spec: { -readonly [K in keyof ConnectionSpec]: ConnectionSpec[K] } = { clientId: `${id}:${tag}`, username: id };
       if (options.password !== undefined) spec.password = options.password.replaceAll('{device}', id);
       specs.push(spec);
     } else {
-      const spec: { -readonly [K in keyof ConnectionSpec]: ConnectionSpec[K] } = { clientId: `${options.clientIdPrefix}-${tag}-${i + 1}` };
+      // A gateway binds client ids to usernames (mqtt.clientIdPolicy): <username>:<suffix>.
+      const base = `${options.clientIdPrefix}-${tag}-${i + 1}`;
+      const spec: { -readonly [K in keyof ConnectionSpec]: ConnectionSpec[K] } = { clientId: options.username === undefined ? base : `${options.username}:${base}` };
       if (options.username !== undefined) spec.username = options.username;
       if (options.password !== undefined) spec.password = options.password;
       specs.push(spec);

@@ -9,6 +9,18 @@ export interface MqttConfig {
   readonly tlsPort: number | null;
   readonly wssPort: number | null;
   readonly clientCertificates: ClientCertificateMode;
+  readonly clientIdPolicy: 'username-prefix' | 'any';
+  readonly auth: MqttAuthConfig;
+}
+export interface MqttAuthConfig {
+  readonly hashWorkers: number;
+  readonly maxPendingLogins: number;
+  readonly maxFailuresPerUsername: number;
+  readonly maxFailuresPerIp: number;
+  readonly failureWindowMs: number;
+  readonly lockoutMs: number;
+  readonly maxLockoutMs: number;
+  readonly maxTracked: number;
 }
 /** off: not asked for; optional: asked for, a device without one logs in with a password; required: the TLS handshake fails without a trusted one. */
 export type ClientCertificateMode = 'off' | 'optional' | 'required';
@@ -27,6 +39,7 @@ export interface IngestConfig {
   readonly seqWindow: number;
   readonly maxInFlightReadings: number;
   readonly maxDevices: number;
+  readonly rateLimit: { readonly publishesPerSecond: number | null; readonly burst: number };
 }
 export interface LogConfig {
   readonly dir: string;

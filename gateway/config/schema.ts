@@ -34,6 +34,27 @@ export const configSchema = {
         wssPort: { anyOf: [port, { type: 'null' }], default: null },
         /** Client certificates (mTLS) on the TLS listeners; a verified certificate's CN is the device id. */
         clientCertificates: { enum: ['off', 'optional', 'required'], default: 'off' },
+        /** "username-prefix": a credentialed client id is <username> or <username>:<suffix> (no session takeover); "any": unbound. */
+        clientIdPolicy: { enum: ['username-prefix', 'any'], default: 'username-prefix' },
+        /** Password checks and failed-login throttling (see README "Devices and credentials"). */
+        auth: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** Worker threads that run scrypt (never libuv's pool, which the log's fsync uses). */
+            hashWorkers: { type: 'integer', minimum: 1, maximum: 16, default: 1 },
+            /** Logins waiting for a worker; past it a CONNECT is refused with CONNACK 3. */
+            maxPendingLogins: { type: 'integer', minimum: 0, maximum: 100_000, default: 32 },
+            maxFailuresPerUsername: { type: 'integer', minimum: 1, default: 5 },
+            maxFailuresPerIp: { type: 'integer', minimum: 1, default: 20 },
+            failureWindowMs: { ...positiveMs, default: 60_000 },
+            lockoutMs: { ...positiveMs, default: 1000 },
+            maxLockoutMs: { ...positiveMs, default: 60_000 },
+            /** Usernames and addresses with failed logins remembered (each); the oldest are forgotten. */
+            maxTracked: { type: 'integer', minimum: 1, default: 10_000 },
+          },
+        },
       },
     },
     http: {
@@ -69,6 +90,17 @@ export const configSchema = {
         maxInFlightReadings: { type: 'integer', minimum: 1, default: 10_000 },
         /** Devices tracked for dedup; the least recently seen is evicted past this. */
         maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
+        /** Per-device publish budget (token bucket); over it a publish is rejected as rate_limited. */
+        rateLimit: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** null = no limit. */
+            publishesPerSecond: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'null' }], default: null },
+            burst: { type: 'integer', minimum: 1, default: 100 },
+          },
+        },
       },
     },
     log: {

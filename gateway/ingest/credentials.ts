@@ -2,6 +2,7 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { GatewayError } from '../errors.js';
+import type { PasswordHasher } from './password-hasher.js';
 import { isValidDeviceId } from './topic.js';
 
 /**
@@ -13,6 +14,7 @@ import { isValidDeviceId } from './topic.js';
  *       subscribe: ["alerts/#"]                 # optional, topic filters it may subscribe to
  *
  * A device may publish only under sensors/<kind>/<username>. Secrets are stored hashed (scrypt).
+ * Its MQTT client id is bound to its username (see `ownerOfClientId`).
  */
 export interface DeviceCredential {
   readonly username: string;
@@ -21,13 +23,31 @@ export interface DeviceCredential {
 }
 
 export interface CredentialStore {
-  /** Resolves true when the username exists and the secret matches its hash. */
-  verify(username: string, secret: Buffer): Promise<boolean>;
+  /**
+   * Resolves true when the username exists and the secret matches its hash. An unknown username
+   * is checked against a dummy hash with the parameters of the file's first entry, so it costs
+   * one hash like a wrong secret does and its timing does not tell which usernames exist.
+   * Rejects when the hasher refuses (GW_ERR_AUTH_BUSY) or fails.
+   */
+  verify(username: string, secret: Buffer, hasher: PasswordHasher): Promise<boolean>;
   subscribeFilters(username: string): readonly string[];
+  /** Whether `username` is a credentialed device. */
+  has(username: string): boolean;
+  /**
+   * The credentialed username a client id belongs to: the client id itself, or the longest
+   * username `u` such that the client id starts with `u` + CLIENT_ID_SEPARATOR; undefined if none.
+   * Longest wins so that with users `a` and `a:b`, the id `a:b:x` is `a:b`'s, never `a`'s.
+   */
+  ownerOfClientId(clientId: string): string | undefined;
   readonly size: number;
   /** Whether the file lists this device. */
   has(username: string): boolean;
 }
+
+/** `<username>:<anything>` is a client id of `<username>` (mqtt.clientIdPolicy "username-prefix"). */
+export const CLIENT_ID_SEPARATOR = ':';
+/** Usernames are device ids: at most 128 characters (isValidDeviceId). */
+const MAX_USERNAME = 128;
 
 /** Filters of a device that lists none (or that only its client certificate names). */
 export const DEFAULT_SUBSCRIBE = ['alerts/#'] as const;
@@ -44,7 +64,7 @@ export async function hashSecret(secret: string, N = 16384, r = 8, p = 1): Promi
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
-interface ParsedHash {
+export interface ParsedHash {
   N: number;
   r: number;
   p: number;
@@ -92,19 +112,43 @@ export function loadCredentials(file: string): CredentialStore {
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CREDENTIALS_INVALID', `invalid credentials file ${file}:\n  - ${problems.join('\n  - ')}`, { details: { problems } });
   }
+  return createCredentialStore(entries);
+}
+
+/** Exported for unit tests; `loadCredentials` is the way in. */
+export function createCredentialStore(entries: ReadonlyMap<string, { hash: ParsedHash; subscribe: readonly string[] }>): CredentialStore {
+  const first = entries.values().next().value?.hash;
+  const dummy: ParsedHash = {
+    N: first?.N ?? 16384,
+    r: first?.r ?? 8,
+    p: first?.p ?? 1,
+    salt: randomBytes(first?.salt.length ?? 16),
+    key: randomBytes(first?.key.length ?? 32),
+  };
   return {
     size: entries.size,
-    async verify(username, secret) {
+    async verify(username, secret, hasher) {
       const e = entries.get(username);
-      if (e === undefined) return false;
-      const key = await scrypt(secret, e.hash.salt, e.hash.key.length, { N: e.hash.N, r: e.hash.r, p: e.hash.p, maxmem: 256 * e.hash.N * e.hash.r });
-      return timingSafeEqual(key, e.hash.key);
+      // Same work either way: one hash, then one constant-time compare.
+      const target = e?.hash ?? dummy;
+      const key = await hasher.scrypt(secret, target.salt, target.key.length, target);
+      const match = key.length === target.key.length && timingSafeEqual(key, target.key);
+      return match && e !== undefined;
     },
     subscribeFilters(username) {
       return entries.get(username)?.subscribe ?? [];
     },
     has(username) {
       return entries.has(username);
+    },
+    ownerOfClientId(clientId) {
+      if (entries.has(clientId)) return clientId;
+      // Usernames are at most MAX_USERNAME chars, so a 64 KiB client id costs at most that many steps.
+      for (let i = clientId.lastIndexOf(CLIENT_ID_SEPARATOR, MAX_USERNAME); i > 0; i = clientId.lastIndexOf(CLIENT_ID_SEPARATOR, i - 1)) {
+        const u = clientId.slice(0, i);
+        if (entries.has(u)) return u;
+      }
+      return undefined;
     },
   };
 }

@@ -13,6 +13,10 @@ import { RECORD_TYPES, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from '../metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
 import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
+import { createLoginGuard, type AuthResult, type LoginGuard } from './login-guard.js';
+import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
+import { createRateLimiter, type RateLimitOptions } from './rate-limiter.js';
+import { certificateClientIdRefusal, clientIdRefusal } from './session-binding.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
 import { SensorTopicCache } from './topic.js';
@@ -32,6 +36,8 @@ export interface MqttIngestOptions {
    * publisher meets TCP backpressure instead of filling the heap (policy "block").
    */
   readonly maxInFlightReadings: number;
+  /** Per-device publish budget (ingest.rateLimit, bounded by ingest.maxDevices); absent = no limit. */
+  readonly rateLimit?: RateLimitOptions;
   readonly kinds: KindRegistry;
   readonly decoder: PayloadDecoder;
   readonly credentials: CredentialStore | null;
@@ -81,6 +87,19 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   };
 
   const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES, (t) => kinds.has(t.kind));
+  const limiter = options.rateLimit === undefined ? null : createRateLimiter(options.rateLimit);
+  // Password checks run on their own worker threads, throttled per username and address.
+  const hasher: PasswordHasher | null =
+    credentials === null ? null : createPasswordHasher({ workers: config.auth.hashWorkers, maxQueued: config.auth.maxPendingLogins, onHashed: () => metrics.authHashed() });
+  const guard: LoginGuard | null = credentials === null ? null : createLoginGuard({ ...config.auth, clock });
+
+  // A rate-limited publish past the first of its run: counted and acknowledged, no dead letter,
+  // so a flooding device adds no log writes.
+  function refuseUnlogged(packet: PublishPacket, done: (error?: Error | null) => void, reason: RejectReason): void {
+    metrics.rejected(reason, 1);
+    packet.topic = REJECTED_TOPIC_PREFIX + reason;
+    done(null);
+  }
 
   // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH has no way to tell the client; it
   // either acknowledges it positively or closes the connection. We acknowledge it (once the dead
@@ -116,6 +135,18 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     const identity = identities.get(client);
     if (identity !== undefined && identity !== sensor.deviceId) {
       return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
+    }
+    // An anonymous client (mqtt.allowAnonymous beside a credentials file) never writes as a device that has credentials.
+    if (identity === undefined && credentials !== null && credentials.has(sensor.deviceId)) {
+      return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `"${sensor.deviceId}" is a credentialed device; anonymous clients may not publish under its topics`);
+    }
+    if (limiter !== null) {
+      const verdict = limiter.take(sensor.deviceId, receivedAt);
+      if (verdict === 'refused') return refuseUnlogged(packet, done, 'rate_limited');
+      if (verdict === 'first_refusal') {
+        const { publishesPerSecond, burst } = options.rateLimit!;
+        return rejectPublish(packet, topic, payload, receivedAt, done, 'rate_limited', `over ingest.rateLimit (${publishesPerSecond}/s, burst ${burst}); further refusals until the device is back within budget are counted, not dead-lettered`);
+      }
     }
     if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
     const kind = kinds.get(sensor.kind);
@@ -169,29 +200,51 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   const broker = await Aedes.createBroker({
     // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids; keep aedes' default.
     authenticate(client: Client, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
-      // A verified client certificate authenticates its device (no password); bound like a login.
+      // aedes calls this before registerClient, where a second connection with a client id
+      // already online takes that client's session over: refusing here leaves the session alone.
+      const refuse = (result: AuthResult, message: string, returnCode: number): void => {
+        metrics.auth(result);
+        done(authError(message, returnCode), false);
+      };
+      // A verified client certificate authenticates its device (no password); bound like a login,
+      // client id included.
       const byCertificate = certificateLogin(peers.get(client), username);
       if (byCertificate !== null) {
-        if ('refused' in byCertificate) return done(authError(byCertificate.refused, 5), false);
+        if ('refused' in byCertificate) return refuse('not_authorized', byCertificate.refused, 5);
+        const why = certificateClientIdRefusal(config.clientIdPolicy, client.id, byCertificate.deviceId);
+        if (why !== null) return refuse('client_id_rejected', why, 2);
         identities.set(client, byCertificate.deviceId);
+        metrics.auth('ok');
         return done(null, true);
       }
-      if (username === undefined || username === '') {
-        if (config.allowAnonymous) return done(null, true);
-        return done(authError('anonymous access is disabled', 4), false);
+      if (username === undefined || username === '' || credentials === null) {
+        if (!config.allowAnonymous) return refuse('not_authorized', username ? 'no credentials configured' : 'anonymous access is disabled', 4);
+        const why = clientIdRefusal(config.clientIdPolicy, credentials, client.id, undefined);
+        if (why !== null) return refuse('client_id_rejected', why, 2);
+        metrics.auth('ok');
+        return done(null, true);
       }
-      if (credentials === null) {
-        if (config.allowAnonymous) return done(null, true);
-        return done(authError('no credentials configured', 4), false);
-      }
-      credentials.verify(username, password === undefined ? Buffer.alloc(0) : Buffer.from(password)).then(
-        (ok) => {
-          if (!ok) return done(authError('bad username or password', 4), false);
+      const secret = password === undefined ? Buffer.alloc(0) : Buffer.from(password);
+      guard!.attempt(username, remoteAddressOf(client), () => credentials.verify(username, secret, hasher!)).then(
+        (result) => {
+          // [MQTT-3.2.2.3] 3 = server unavailable (try later), 4 = bad user name or password.
+          if (result === 'throttled') return refuse('throttled', 'too many failed logins for this device or address; try again later', 3);
+          if (result === 'busy') return refuse('busy', 'too many logins waiting for a password check; try again later', 3);
+          if (result === 'bad_credentials') return refuse('bad_credentials', 'bad username or password', 4);
+          // Checked only after the secret matched, so the answer tells nothing about usernames.
+          const why = clientIdRefusal(config.clientIdPolicy, credentials, client.id, username);
+          if (why !== null) return refuse('client_id_rejected', why, 2);
           identities.set(client, username);
+          metrics.auth('ok');
           return done(null, true);
         },
-        (err: unknown) => done(authError(`credential check failed: ${(err as Error).message}`, 3), false),
-      );
+        (err: unknown) => {
+          if (!closed) logger.error({ err }, 'credential check failed');
+          refuse('error', `credential check failed: ${(err as Error).message}`, 3);
+        },
+      )
+        // Nothing a CONNECT causes may end up as an unhandled rejection.
+        .catch((err: unknown) => logger.error({ err, clientId: client.id }, 'answering a CONNECT failed'));
     },
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
@@ -333,7 +386,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       wss?.close();
       const tlsClosed = tlsListeners?.close();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await Promise.all([tcpClosed, wsClosed, tlsClosed]);
+      await Promise.all([tcpClosed, wsClosed, tlsClosed, hasher?.close()]);
     },
   };
 }
@@ -343,6 +396,13 @@ function authError(message: string, returnCode: number): AuthenticateError {
   // [MQTT-3.2.2.3] CONNACK 4 = bad user name or password, 3 = server unavailable, 5 = not authorized.
   err.returnCode = returnCode;
   return err;
+}
+
+/** The client's remote address, for per-address login throttling; undefined when the transport hides it. */
+function remoteAddressOf(client: Client): string | undefined {
+  const c = client as unknown as { conn?: { remoteAddress?: unknown; socket?: { remoteAddress?: unknown } }; req?: { socket?: { remoteAddress?: unknown } } };
+  const address = c.conn?.remoteAddress ?? c.conn?.socket?.remoteAddress ?? c.req?.socket?.remoteAddress;
+  return typeof address === 'string' ? address : undefined;
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {

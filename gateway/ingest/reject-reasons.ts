@@ -9,5 +9,7 @@ export const REJECT_REASONS = [
   'unauthorized',
   /** The gateway failed on a publish (a bug, logged with its stack); the publish alone is refused. */
   'internal_error',
+  /** Over the device's publish budget (ingest.rateLimit); only the first of a run is dead-lettered. */
+  'rate_limited',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -127,11 +127,11 @@ describe('mqtt ingest (device credentials and ACL)', () => {
 
   it('should refuse anonymous and wrong-secret connections', async () => {
     await expect(connect(gw.ports.mqtt)).rejects.toThrow(/Bad username or password|Not authorized|Connection refused/i);
-    await expect(connect(gw.ports.mqtt, { username: 'athlete-1', password: 'nope-nope' })).rejects.toThrow(/Bad username or password|Connection refused/i);
+    await expect(connect(gw.ports.mqtt, { clientId: 'athlete-1', username: 'athlete-1', password: 'nope-nope' })).rejects.toThrow(/Bad username or password|Connection refused/i);
   });
 
   it('should let a device publish only under its own topic, and keep its connection after a refused publish', async () => {
-    const c = await connect(gw.ports.mqtt, { username: 'athlete-1', password: 's3cret-one' });
+    const c = await connect(gw.ports.mqtt, { clientId: 'athlete-1', username: 'athlete-1', password: 's3cret-one' });
     const t = now();
     await c.publishAsync('sensors/heart-rate/athlete-2', JSON.stringify({ seq: 1, ts: t, bpm: 70 }), { qos: 1 });
     await c.publishAsync('sensors/heart-rate/athlete-1', JSON.stringify({ seq: 1, ts: t, bpm: 70 }), { qos: 1 });
@@ -144,8 +144,8 @@ describe('mqtt ingest (device credentials and ACL)', () => {
   it('should check mosquitto_pub credentials too', async () => {
     const port = String(gw.ports.mqtt);
     const payload = JSON.stringify({ seq: 1, ts: now(), lane: 1, vehicleClass: 'BUS', speedKmh: 40, axles: 2 });
-    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-u', 'bridge-9', '-P', 's3cret-nine', '-t', 'sensors/bridge/bridge-9', '-m', payload]);
-    await expect(run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-u', 'bridge-9', '-P', 'wrong-pass', '-t', 'sensors/bridge/bridge-9', '-m', payload])).rejects.toThrow();
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-i', 'bridge-9', '-u', 'bridge-9', '-P', 's3cret-nine', '-t', 'sensors/bridge/bridge-9', '-m', payload]);
+    await expect(run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-i', 'bridge-9', '-u', 'bridge-9', '-P', 'wrong-pass', '-t', 'sensors/bridge/bridge-9', '-m', payload])).rejects.toThrow();
     await eventually(() => received(gw, 'bridge'), (n) => n === 1);
   });
 });

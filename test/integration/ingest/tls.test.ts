@@ -33,7 +33,9 @@ type Outcome = { connected: true; client: MqttClient } | { connected: false; err
 /** Connects once (no retries) and tells how it ended: CONNACK accepted, refused, or no MQTT at all. */
 function attempt(url: string, opts: IClientOptions): Promise<Outcome> {
   return new Promise((resolve) => {
-    const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    // Client ids are bound to the device (mqtt.clientIdPolicy): a password login uses its username.
+    const clientId = opts.clientId ?? (typeof opts.username === 'string' ? opts.username : undefined);
+    const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...opts, ...(clientId === undefined ? {} : { clientId }) });
     let settled = false;
     const settle = (o: Outcome): void => {
       if (settled) return;
@@ -82,7 +84,7 @@ describe('TLS with required client certificates (mqtts, wss, https)', () => {
   it('a device with a client certificate CN=dev-a publishes on its own topic without a password, over mqtts and wss', async () => {
     const before = await received();
     for (const url of [`mqtts://127.0.0.1:${gw.ports.mqtts}`, `wss://127.0.0.1:${gw.ports.wss}`]) {
-      const o = await attempt(url, { ca: caPem, ...devA, clientId: `dev-a-${url.slice(0, 4)}` });
+      const o = await attempt(url, { ca: caPem, ...devA, clientId: `dev-a:${url.slice(0, 4)}` });
       expect(o.connected, url).toBe(true);
       if (!o.connected) continue;
       await o.client.publishAsync('sensors/heart-rate/dev-a', reading(url.startsWith('wss') ? 2 : 1), { qos: 1 });
@@ -93,7 +95,7 @@ describe('TLS with required client certificates (mqtts, wss, https)', () => {
 
   it('a certificate for dev-a does not let it publish as dev-b: rejected as unauthorized', async () => {
     const before = { unauthorized: await unauthorized(), received: await received() };
-    const o = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, ...devA });
+    const o = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, ...devA, clientId: 'dev-a' });
     expect(o.connected).toBe(true);
     if (!o.connected) return;
     await o.client.publishAsync('sensors/heart-rate/dev-b', reading(1), { qos: 1 });
@@ -138,7 +140,7 @@ describe('TLS with required client certificates (mqtts, wss, https)', () => {
   });
 
   it('a device known only by its certificate may subscribe to alerts, not to other devices\' readings', async () => {
-    const o = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, ...devA });
+    const o = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, ...devA, clientId: 'dev-a' });
     expect(o.connected).toBe(true);
     if (!o.connected) return;
     // [MQTT-3.9.3] a refused filter is granted 0x80, which mqtt.js turns into an error.
@@ -152,7 +154,7 @@ describe('TLS with required client certificates (mqtts, wss, https)', () => {
     const before = await received();
     const a = pki.client('mosq-dev-a', 'dev-a');
     const port = String(gw.ports.mqtts);
-    const base = ['-h', '127.0.0.1', '-p', port, '-q', '1', '-V', 'mqttv311', '-t', 'sensors/heart-rate/dev-a'];
+    const base = ['-h', '127.0.0.1', '-p', port, '-q', '1', '-V', 'mqttv311', '-i', 'dev-a', '-t', 'sensors/heart-rate/dev-a'];
     await run('mosquitto_pub', [...base, '--cafile', pki.ca.cert, '--cert', a.cert, '--key', a.key, '-m', reading(10)]);
     await eventually(received, (n) => n === before + 1);
     await expect(run('mosquitto_pub', [...base, '--cafile', pki.ca.cert, '-m', reading(11)])).rejects.toThrow();
@@ -201,7 +203,7 @@ describe('TLS with optional client certificates and passwords', () => {
 
   it('a device with a trusted certificate needs no password; one signed by another CA is refused at CONNACK', async () => {
     const a = pki.client('opt-dev-a', 'dev-a');
-    const ok = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, cert: pem(a.cert), key: pem(a.key) });
+    const ok = await attempt(`mqtts://127.0.0.1:${gw.ports.mqtts}`, { ca: caPem, cert: pem(a.cert), key: pem(a.key), clientId: 'dev-a' });
     expect(ok.connected).toBe(true);
     if (ok.connected) await ok.client.endAsync();
     const rogue = pki.client('opt-rogue', 'pw-1', pki.otherCa('opt-rogue-ca'));
