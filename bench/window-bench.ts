@@ -42,6 +42,7 @@ const engine = createWindowEngine({
     maxOpenWindowsPerKey: 64,
     maxDevices: 100_000,
     maxWatermarkSkewMs: 5_000,
+    maxForgottenDevices: 500_000,
   },
   clock,
 });

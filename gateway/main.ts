@@ -129,6 +129,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     kinds,
     config: config.window,
     clock,
+    maxPastAgeMs: config.ingest.maxPastAgeMs,
   });
   registerWindowMetrics(registry, windows.stats);
   const batcher = new SinkBatcher({

@@ -61,6 +61,7 @@ export interface WindowConfig {
   readonly maxOpenWindowsPerKey: number;
   readonly maxDevices: number;
   readonly maxWatermarkSkewMs: number;
+  readonly maxForgottenDevices: number;
 }
 export interface SinksConfig {
   readonly influxUrl: string | null;

@@ -146,6 +146,8 @@ export const configSchema = {
         maxDevices: { type: 'integer', minimum: 1, default: 100_000 },
         /** A reading moves its device's watermark at most this far past its receive time (the gateway's clock). */
         maxWatermarkSkewMs: { type: 'integer', minimum: 0, default: 5_000 },
+        /** Forgotten devices whose horizon (which of their windows were emitted) is kept; beyond, the oldest goes ("drop-oldest"). */
+        maxForgottenDevices: { type: 'integer', minimum: 0, default: 400_000 },
       },
     },
     sinks: {

@@ -30,14 +30,28 @@ import { accumulate, columnValues, compileAggregates, type CompiledAggregates } 
  *   idle       tick(): a device with no arrival for idleTimeoutMs by the clock has every window
  *              with unemitted data emitted (silent devices still get their windows); the state
  *              stays, so a backlog it uploads later still corrects them. After
- *              idleTimeoutMs + allowedLatenessMs of silence the device is forgotten entirely
- *              (nothing of it stays in memory or in the checkpoint): a later reading from it
- *              starts afresh, as from a new device.
+ *              idleTimeoutMs + allowedLatenessMs of silence the device is forgotten: its
+ *              windows and groups are dropped, only its horizon stays (below).
  *   devices    policy "emit-lru": at most maxDevices devices hold state. A reading from one
  *              more device first evicts the least recently active device: its windows with
  *              unemitted data are emitted (as the idle timeout would), then it is forgotten
- *              like an expired one. Nothing applied is lost; a later reading from it starts
- *              fresh windows.
+ *              like an expired one. Nothing applied is lost.
+ *   horizon    a forgotten device leaves one number, finalBefore: every window it emitted
+ *              starts before it (max of its windows' starts + 1, of the starts of windows closed
+ *              by lateness or by overflow). When the device sends again it gets it back, and a
+ *              window [start, end) with start < finalBefore is final: its readings are reported
+ *              late, never applied to a window that would start again at revision 0 and
+ *              overwrite the complete stored one (same identity) with partial data. Readings for
+ *              later windows are taken as from a new device. Beyond exact lateness this also
+ *              drops an out-of-order reading for a window the device never had, if it starts
+ *              before finalBefore; and a reading for a window that was still correctable when
+ *              the device was forgotten is late too (the correction would need its state).
+ *              Policy "drop-oldest": at most maxForgottenDevices horizons are kept, the oldest
+ *              forgotten goes first (counted in horizonsDropped: for that device the overwrite
+ *              hazard is back). A horizon expires (horizonsExpired) once
+ *              clock - maxPastAgeMs >= finalBefore + the largest window size: ingest rejects
+ *              every reading that could still fall in a window it covers. Expiry runs in tick(),
+ *              oldest forgotten first, stopping at the first one still needed.
  *   overflow   policy "emit-oldest": a key (kind, deviceId, group) holds at most
  *              maxOpenWindowsPerKey windows (emitted-but-correctable ones included); one more
  *              emits the oldest (smallest end) early if it has unemitted data, drops its state
@@ -47,7 +61,10 @@ import { accumulate, columnValues, compileAggregates, type CompiledAggregates } 
  *              reported late (once per window definition) only when none of them took it.
  *
  * Memory is bounded by maxDevices x groups per device (group-by fields are enums or bounded
- * ints) x maxOpenWindowsPerKey, and the snapshot holds only that live state.
+ * ints) x maxOpenWindowsPerKey, plus maxForgottenDevices horizons (one Map entry each: 165 bytes
+ * of heap and 21 of checkpoint JSON for a 14-character device id, bench/horizon-heap.ts; the
+ * default 400000 is about 63 MB), and the snapshot holds only that state (a horizon as kind
+ * index, device id, delta of finalBefore).
  *
  * A correction is emitted by the add() that caused it when the window's end is already <= W;
  * a window emitted early (idle, flush, eviction) that gets more data is emitted again when W
@@ -73,6 +90,12 @@ export interface WindowEngineOptions {
   readonly sliding?: readonly SlidingWindowSpec[];
   /** Event-time slack before a window first fires; 0 (the default) fires at end <= maxTs. */
   readonly outOfOrdernessMs?: number;
+  /**
+   * Ingest's ingest.maxPastAgeMs: how old a reading's event time may be and still be accepted.
+   * A forgotten device's horizon is kept no longer than it can matter. Defaults to 7 days, the
+   * schema default; pass the configured value.
+   */
+  readonly maxPastAgeMs?: number;
 }
 
 /** Counters (monotonic) and gauges for the metrics registry. */
@@ -97,6 +120,12 @@ export interface WindowEngineStats {
   openWindows: number;
   /** Gauge: devices holding state (at most maxDevices). */
   devices: number;
+  /** Forgotten devices' horizons dropped by the "drop-oldest" policy of maxForgottenDevices. */
+  horizonsDropped: number;
+  /** Forgotten devices' horizons expired (older than maxPastAgeMs + the largest window size). */
+  horizonsExpired: number;
+  /** Gauge: forgotten devices' horizons held (at most maxForgottenDevices). */
+  horizons: number;
 }
 
 export interface MeteredWindowEngine extends WindowEngine {
@@ -107,8 +136,13 @@ export interface MeteredWindowEngine extends WindowEngine {
 export const OPEN_WINDOW_OVERFLOW_POLICY = 'emit-oldest' as const;
 /** What happens when one more device than maxDevices sends: the least recently active one is emitted and forgotten. */
 export const DEVICE_OVERFLOW_POLICY = 'emit-lru' as const;
+/** What happens when one more device than maxForgottenDevices is forgotten: the oldest forgotten one's horizon is dropped. */
+export const HORIZON_OVERFLOW_POLICY = 'drop-oldest' as const;
 
 const SNAPSHOT_FORMAT = 'pulsegate-window/1';
+const DEFAULT_MAX_PAST_AGE_MS = 7 * 86_400_000;
+/** Separates kind and device id in a horizon key; MQTT topics cannot hold U+0000 [MQTT-4.7.3-2]. */
+const KEY_SEPARATOR = '\u0000';
 /** JSON-safe stand-in for -Infinity (the earliest Date). */
 const NEVER = -8.64e15;
 const GROUP_SEPARATOR = '\u001f';
@@ -125,6 +159,8 @@ interface KindState {
   readonly agg: CompiledAggregates;
   /** Sorted by (sizeMs, slideMs); a window's `spec` indexes this. */
   readonly specs: readonly Spec[];
+  /** Smallest window size of the kind (0 when it has none). */
+  readonly minSizeMs: number;
   readonly devices: Map<string, DeviceState>;
 }
 
@@ -135,6 +171,8 @@ interface DeviceState {
   maxTs: number;
   /** Clock time of the last reading (idle detection). */
   lastArrival: number;
+  /** Windows starting before this were emitted before the device was forgotten: final. */
+  finalBefore: number;
   readonly groups: Map<string, GroupState>;
   /** Every window with state, sorted by end (closing order). */
   windows: Win[];
@@ -175,11 +213,15 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   const maxOpen = config.maxOpenWindowsPerKey;
   const maxDevices = config.maxDevices;
   const skew = config.maxWatermarkSkewMs;
+  const maxForgotten = config.maxForgottenDevices;
+  const maxPastAge = options.maxPastAgeMs ?? DEFAULT_MAX_PAST_AGE_MS;
   const problems: string[] = [];
   if (!(Number.isInteger(outOfOrderness) && outOfOrderness >= 0)) problems.push('outOfOrdernessMs must be an integer >= 0');
   if (!(maxOpen >= 1)) problems.push('maxOpenWindowsPerKey must be >= 1');
   if (!(Number.isInteger(maxDevices) && maxDevices >= 1)) problems.push('maxDevices must be an integer >= 1');
   if (!(Number.isInteger(skew) && skew >= 0)) problems.push('maxWatermarkSkewMs must be an integer >= 0');
+  if (!(Number.isInteger(maxForgotten) && maxForgotten >= 0)) problems.push('maxForgottenDevices must be an integer >= 0');
+  if (!(maxPastAge > 0)) problems.push('maxPastAgeMs must be > 0');
 
   const kinds = new Map<string, KindState>();
   for (const desc of options.kinds.values()) {
@@ -193,11 +235,13 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     };
     for (const size of config.sizesMs[desc.name] ?? config.defaultSizesMs) addSpec(size, size, `window sizes of ${desc.name}`);
     for (const s of options.sliding ?? []) if (s.kind === desc.name) addSpec(s.sizeMs, s.slideMs, `sliding window of ${desc.name}`);
+    const sorted = [...specs.values()].sort((a, b) => a.sizeMs - b.sizeMs || a.slideMs - b.slideMs);
     kinds.set(desc.name, {
       name: desc.name,
       groupBy: desc.window.groupBy,
       agg: compileAggregates(desc),
-      specs: [...specs.values()].sort((a, b) => a.sizeMs - b.sizeMs || a.slideMs - b.slideMs),
+      specs: sorted,
+      minSizeMs: sorted[0]?.sizeMs ?? 0,
       devices: new Map(),
     });
   }
@@ -205,6 +249,8 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `window engine: ${problems.join('; ')}`, { details: { problems } });
   }
+  let maxSizeMs = 0;
+  for (const k of kinds.values()) for (const s of k.specs) maxSizeMs = Math.max(maxSizeMs, s.sizeMs);
 
   const emitListeners: ((w: WindowResult) => void)[] = [];
   const lateListeners: ((r: Reading, sizeMs: number, slideMs: number) => void)[] = [];
@@ -219,6 +265,9 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     futureReadings: 0,
     openWindows: 0,
     devices: 0,
+    horizonsDropped: 0,
+    horizonsExpired: 0,
+    horizons: 0,
   };
 
   // ---- emission -------------------------------------------------------------------------
@@ -287,16 +336,50 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     dev.next = null;
   }
 
-  function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number): DeviceState {
-    const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, groups: new Map(), windows: [], dirty: [], prev: null, next: null };
+  function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number, finalBefore: number): DeviceState {
+    const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, finalBefore, groups: new Map(), windows: [], dirty: [], prev: null, next: null };
     kind.devices.set(deviceId, dev);
     link(dev);
     stats.devices++;
     return dev;
   }
 
-  /** Drops every trace of a device; its unemitted windows must have been taken out of `dirty` first. */
+  // Forgotten devices' horizons, key kind + KEY_SEPARATOR + deviceId -> finalBefore. A Map keeps
+  // insertion order: the first entry is the oldest forgotten ("drop-oldest"). Entries change only
+  // on add() and on forgetting, so replay drops the same ones as the live path did.
+  const forgotten = new Map<string, number>();
+
+  function remember(key: string, finalBefore: number): void {
+    if (maxForgotten === 0) {
+      stats.horizonsDropped++;
+      return;
+    }
+    if (forgotten.size >= maxForgotten) {
+      const oldest = forgotten.keys().next().value as string;
+      forgotten.delete(oldest);
+      stats.horizonsDropped++;
+    }
+    forgotten.set(key, finalBefore);
+    stats.horizons = forgotten.size;
+  }
+
+  /** Every window the device emitted starts before the returned bound (see "horizon"). */
+  function horizonOf(dev: DeviceState): number {
+    const kind = dev.kind;
+    // Closed by lateness: end <= closedThrough, so start <= closedThrough - size <= closedThrough - minSize.
+    let bound = Math.max(dev.finalBefore, dev.maxTs - outOfOrderness - lateness - kind.minSizeMs + 1);
+    for (const w of dev.windows) if (w.start + 1 > bound) bound = w.start + 1;
+    for (const g of dev.groups.values()) {
+      g.horizon.forEach((h, i) => {
+        if (h !== NEVER) bound = Math.max(bound, h - kind.specs[i]!.sizeMs + 1);
+      });
+    }
+    return bound;
+  }
+
+  /** Drops every trace of a device but its horizon; its unemitted windows must have been taken out of `dirty` first. */
   function forget(dev: DeviceState): void {
+    remember(dev.kind.name + KEY_SEPARATOR + dev.deviceId, horizonOf(dev));
     unlink(dev);
     dev.kind.devices.delete(dev.deviceId);
     stats.devices--;
@@ -399,7 +482,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   /** Applies a reading to one window unless that window is final; returns whether it did. */
   function applyTo(g: GroupState, spec: number, start: number, end: number, closedThrough: number, reading: Reading): boolean {
-    if (end <= closedThrough || end <= g.horizon[spec]!) return false;
+    if (end <= closedThrough || end <= g.horizon[spec]! || start < g.device.finalBefore) return false;
     const open = g.open[spec]!;
     let w: Win | undefined;
     for (let k = open.length - 1; k >= 0; k--) {
@@ -454,7 +537,18 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     let dev = kind.devices.get(reading.deviceId);
     if (dev === undefined) {
       if (stats.devices >= maxDevices) evictLeastRecent();
-      dev = newDevice(kind, reading.deviceId, bounded, now);
+      let finalBefore = NEVER;
+      if (forgotten.size > 0) {
+        const key = kind.name + KEY_SEPARATOR + reading.deviceId;
+        const h = forgotten.get(key);
+        if (h !== undefined) {
+          // Back from being forgotten: the device carries its horizon again (and leaves it when forgotten anew).
+          finalBefore = h;
+          forgotten.delete(key);
+          stats.horizons = forgotten.size;
+        }
+      }
+      dev = newDevice(kind, reading.deviceId, bounded, now, finalBefore);
     } else {
       dev.lastArrival = now;
       if (bounded > dev.maxTs) dev.maxTs = bounded;
@@ -518,7 +612,19 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
       }
       dev = next;
     }
+    expireHorizons(now);
     emitSorted(due);
+  }
+
+  /** Oldest forgotten first, up to the first horizon still needed (see "horizon"). */
+  function expireHorizons(now: number): void {
+    const limit = now - maxPastAge - maxSizeMs;
+    for (const [key, finalBefore] of forgotten) {
+      if (finalBefore > limit) break;
+      forgotten.delete(key);
+      stats.horizonsExpired++;
+    }
+    stats.horizons = forgotten.size;
   }
 
   function flush(): void {
@@ -550,9 +656,47 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
         });
         groups.push({ group: { ...g.values }, horizons, windows });
       }
-      devices.push({ kind: kind.name, deviceId: dev.deviceId, maxTs: dev.maxTs, lastArrival: dev.lastArrival, lateBefore: NEVER, groups });
+      const d: DeviceSnapshot = { kind: kind.name, deviceId: dev.deviceId, maxTs: dev.maxTs, lastArrival: dev.lastArrival, lateBefore: NEVER, groups };
+      devices.push(dev.finalBefore === NEVER ? d : { ...d, finalBefore: dev.finalBefore });
     }
-    return { format: SNAPSHOT_FORMAT, takenAt: clock.now(), maxWatermarkSkewMs: skew, devices };
+    return { format: SNAPSHOT_FORMAT, takenAt: clock.now(), maxWatermarkSkewMs: skew, devices, forgotten: encodeHorizons() };
+  }
+
+  /** Oldest first: kind index, device id, finalBefore minus the previous entry's (small numbers in JSON). */
+  function encodeHorizons(): HorizonsSnapshot {
+    const names: string[] = [];
+    const index = new Map<string, number>();
+    const entries: (number | string)[] = [];
+    let previous = 0;
+    for (const [key, finalBefore] of forgotten) {
+      const cut = key.indexOf(KEY_SEPARATOR);
+      const name = key.slice(0, cut);
+      let k = index.get(name);
+      if (k === undefined) {
+        k = names.length;
+        names.push(name);
+        index.set(name, k);
+      }
+      entries.push(k, key.slice(cut + 1), finalBefore - previous);
+      previous = finalBefore;
+    }
+    return { kinds: names, entries };
+  }
+
+  function restoreHorizons(h: HorizonsSnapshot): void {
+    let previous = 0;
+    for (let i = 0; i + 2 < h.entries.length; i += 3) {
+      const k = h.entries[i];
+      const deviceId = h.entries[i + 1];
+      const delta = h.entries[i + 2];
+      if (typeof k !== 'number' || typeof deviceId !== 'string' || typeof delta !== 'number') break;
+      const finalBefore = previous + delta;
+      previous = finalBefore;
+      const name = h.kinds[k];
+      // A kind no longer configured has no windows to protect.
+      if (name === undefined || !kinds.has(name)) continue;
+      remember(name + KEY_SEPARATOR + deviceId, finalBefore);
+    }
   }
 
   function restore(state: unknown): void {
@@ -562,6 +706,8 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     for (const kind of kinds.values()) kind.devices.clear();
     head = null;
     tail = null;
+    forgotten.clear();
+    stats.horizons = 0;
     const downtime = state.takenAt === undefined ? 0 : Math.max(0, clock.now() - state.takenAt);
     // A snapshot without maxWatermarkSkewMs predates the bound: its maxTs may sit far in the
     // future. No reading before it was received after takenAt, so takenAt + skew caps it as the
@@ -569,19 +715,33 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     const maxTsCap = state.maxWatermarkSkewMs === undefined && state.takenAt !== undefined ? state.takenAt + skew : Infinity;
     stats.devices = 0;
     stats.openWindows = 0;
+    // Older snapshots have no horizons; their expired devices come below, as bare lateBefore.
+    if (state.forgotten !== undefined) restoreHorizons(state.forgotten);
     // Windows of a kind, size or group-by no longer configured are dropped: they cannot be emitted
     // under an identity the current configuration knows.
     for (const d of state.devices) {
       const kind = kinds.get(d.kind);
       if (kind === undefined) continue;
-      // An older format kept silent devices as a bare horizon (lateBefore, no groups); the current
-      // rule forgets them.
-      if (d.groups.length === 0 && d.lateBefore !== NEVER) continue;
+      // An older format kept silent devices as a bare horizon (lateBefore, no groups): windows
+      // ending at or before it were final. As a start bound: end <= lateBefore gives
+      // start <= lateBefore - minSize.
+      if (d.groups.length === 0 && d.lateBefore !== NEVER) {
+        const key = kind.name + KEY_SEPARATOR + d.deviceId;
+        if (!kind.devices.has(d.deviceId) && !forgotten.has(key)) remember(key, d.lateBefore - kind.minSizeMs + 1);
+        continue;
+      }
       if (kind.devices.has(d.deviceId)) continue;
       if (stats.devices >= maxDevices) evictLeastRecent();
       // The time the gateway was down is not device silence: arrival times move forward by it, or
       // a restart after idleTimeoutMs + allowedLatenessMs would close every half-filled window.
-      const dev = newDevice(kind, d.deviceId, Math.min(d.maxTs, maxTsCap), d.lastArrival + downtime);
+      const dev = newDevice(kind, d.deviceId, Math.min(d.maxTs, maxTsCap), d.lastArrival + downtime, d.finalBefore ?? NEVER);
+      const key = kind.name + KEY_SEPARATOR + d.deviceId;
+      if (forgotten.has(key)) {
+        // Not in snapshots this engine takes (a live device holds no horizon entry); keep the larger bound.
+        dev.finalBefore = Math.max(dev.finalBefore, forgotten.get(key)!);
+        forgotten.delete(key);
+        stats.horizons = forgotten.size;
+      }
       for (const gs of d.groups) {
         const values: Record<string, string> = {};
         let complete = true;
@@ -634,6 +794,14 @@ interface WindowSnapshot {
   readonly maxWatermarkSkewMs?: number;
   /** Least recently active first. */
   readonly devices: DeviceSnapshot[];
+  /** Forgotten devices' horizons; absent in snapshots taken before they were kept. */
+  readonly forgotten?: HorizonsSnapshot;
+}
+
+interface HorizonsSnapshot {
+  readonly kinds: string[];
+  /** Oldest forgotten first, three items each: index into kinds, deviceId, finalBefore - previous entry's (0 for the first). */
+  readonly entries: (number | string)[];
 }
 
 interface DeviceSnapshot {
@@ -644,6 +812,8 @@ interface DeviceSnapshot {
   readonly lastArrival: number;
   /** Always NEVER now (kept so an older gateway can still restore the snapshot); older ones set it for expired devices. */
   readonly lateBefore: number;
+  /** Windows starting before this are final (the device was forgotten once); absent = none. */
+  readonly finalBefore?: number;
   readonly groups: GroupSnapshot[];
 }
 
@@ -659,6 +829,15 @@ function isSnapshot(v: unknown): v is WindowSnapshot {
   if (!isObject(v) || v['format'] !== SNAPSHOT_FORMAT || !Array.isArray(v['devices'])) return false;
   if (v['takenAt'] !== undefined && !isNum(v['takenAt'])) return false;
   if (v['maxWatermarkSkewMs'] !== undefined && !isNum(v['maxWatermarkSkewMs'])) return false;
+  const f = v['forgotten'];
+  if (f !== undefined) {
+    if (!isObject(f) || !Array.isArray(f['kinds']) || !f['kinds'].every((k: unknown) => typeof k === 'string')) return false;
+    const e = f['entries'];
+    if (!Array.isArray(e) || e.length % 3 !== 0) return false;
+    for (let i = 0; i < e.length; i += 3) {
+      if (!Number.isInteger(e[i]) || typeof e[i + 1] !== 'string' || !isNum(e[i + 2])) return false;
+    }
+  }
   return v['devices'].every(
     (d: unknown) =>
       isObject(d) &&
@@ -667,6 +846,7 @@ function isSnapshot(v: unknown): v is WindowSnapshot {
       isNum(d['maxTs']) &&
       isNum(d['lastArrival']) &&
       isNum(d['lateBefore']) &&
+      (d['finalBefore'] === undefined || isNum(d['finalBefore'])) &&
       Array.isArray(d['groups']) &&
       d['groups'].every(
         (g: unknown) =>

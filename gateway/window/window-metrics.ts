@@ -25,6 +25,8 @@ export function registerWindowMetrics(registry: Registry, stats: Readonly<Window
   counter('pulsegate_window_devices_expired_total', 'Devices forgotten after idleTimeoutMs + allowedLatenessMs of silence', () => stats.devicesExpired);
   counter('pulsegate_window_devices_evicted_total', 'Devices whose windows were emitted early and state dropped by the "emit-lru" policy of window.maxDevices', () => stats.devicesEvicted);
   counter('pulsegate_window_future_readings_total', 'Readings more than window.maxWatermarkSkewMs ahead of their receive time (windowed; the watermark stops at the bound)', () => stats.futureReadings);
+  counter('pulsegate_window_horizons_dropped_total', 'Forgotten devices whose horizon was dropped by the "drop-oldest" policy of window.maxForgottenDevices (a late reading from one may overwrite a stored window)', () => stats.horizonsDropped);
   gauge('pulsegate_window_open', 'Windows currently holding state', () => stats.openWindows);
   gauge('pulsegate_window_devices', 'Devices with window state', () => stats.devices);
+  gauge('pulsegate_window_horizons', 'Forgotten devices whose horizon is kept (at most window.maxForgottenDevices)', () => stats.horizons);
 }

@@ -190,7 +190,7 @@ describe('window engine', () => {
       ]);
     });
 
-    it('should forget a device silent for idleTimeoutMs + allowedLatenessMs entirely, so a later reading starts afresh', () => {
+    it('should forget a device silent for idleTimeoutMs + allowedLatenessMs, keeping only its horizon', () => {
       const clock = new ManualClock(0);
       const { engine, emitted, late } = harness({ defaultSizesMs: [10_000], idleTimeoutMs: 30_000, allowedLatenessMs: 5_000 }, {}, clock);
       engine.add(hr('a', 1_000, 60));
@@ -199,20 +199,162 @@ describe('window engine', () => {
       expect(engine.stats).toMatchObject({ openWindows: 1, devices: 1 });
       clock.set(35_000);
       engine.tick();
-      expect(engine.stats).toMatchObject({ openWindows: 0, devicesExpired: 1, devices: 0 });
+      expect(engine.stats).toMatchObject({ openWindows: 0, devicesExpired: 1, devices: 0, horizons: 1 });
       expect((engine.snapshot() as { devices: unknown[] }).devices).toEqual([]);
-      engine.add(hr('a', 2_000, 61)); // nothing is remembered of "a": a fresh window, revision 0
+      engine.add(hr('a', 12_000, 61)); // a window "a" never had: taken, revision 0
       expect(late).toEqual([]);
       engine.flush();
       expect(emitted.map((w) => [w.start, w.revision, w.values['bpm_count']])).toEqual([
         [0, 0, 1],
-        [0, 0, 1],
+        [10_000, 0, 1],
       ]);
+      expect(engine.stats).toMatchObject({ devices: 1, horizons: 0 }); // the device carries its horizon again
+    });
+  });
+
+  describe('forgotten devices keep their horizon', () => {
+    // The schema's defaults: 10 s and 1 min windows, 30 s allowed lateness, 60 s idle timeout.
+    const defaults = { defaultSizesMs: [10_000, 60_000], allowedLatenessMs: 30_000, idleTimeoutMs: 60_000 };
+    const t0 = 1_700_000_040_000; // a minute boundary
+
+    /** The last emission per identity: what the store holds (same identity = overwrite). */
+    function stored(emitted: readonly ReturnType<typeof harness>['emitted'][number][]): Map<string, { revision: number; count: number | undefined }> {
+      const m = new Map<string, { revision: number; count: number | undefined }>();
+      for (const w of emitted) m.set(identity(w), { revision: w.revision, count: w.values['bpm_count'] });
+      return m;
+    }
+
+    it('a device forgotten after idling should not overwrite its emitted window with partial data when a late reading arrives', () => {
+      const clock = new ManualClock(t0);
+      const { engine, emitted, late } = harness(defaults, {}, clock);
+      // A full minute at 1 Hz: [t0, t0 + 60 s) holds 60 readings, each 10 s window 10.
+      for (let i = 0; i < 60; i++) {
+        clock.set(t0 + i * 1_000);
+        engine.add(hr('runner', t0 + i * 1_000, 100 + (i % 20)));
+      }
+      clock.set(t0 + 59_000 + 60_000);
+      engine.tick(); // idle: every window emitted
+      const full = stored(emitted);
+      expect(full.get(`heart-rate|runner|60000/60000|${t0}|`)).toEqual({ revision: 0, count: 60 });
+      clock.set(t0 + 59_000 + 60_000 + 30_000);
+      engine.tick(); // silent for idleTimeoutMs + allowedLatenessMs: forgotten
+      expect(engine.stats).toMatchObject({ devices: 0, devicesExpired: 1, horizons: 1 });
+      const before = emitted.length;
+
+      // A reconnect backlog overlapping what was emitted, then new readings.
+      const backlog = hr('runner', t0 + 30_500, 150);
+      engine.add(backlog);
+      expect(late.map((l) => [l.reading, l.sizeMs])).toEqual([
+        [backlog, 10_000],
+        [backlog, 60_000],
+      ]);
+      expect(engine.stats.lateDropped).toBe(2);
+      const fresh = hr('runner', t0 + 150_000, 90);
+      engine.add(fresh);
+      engine.flush();
+      const after = emitted.slice(before);
+      // No emission for an identity the store already holds: nothing overwrote the complete windows.
+      expect(after.filter((w) => full.has(identity(w)))).toEqual([]);
+      expect(after.map((w) => [w.sizeMs, w.start, w.revision, w.values['bpm_count']])).toEqual([
+        [10_000, t0 + 150_000, 0, 1],
+        [60_000, t0 + 120_000, 0, 1],
+      ]);
+      expect(late.length).toBe(2);
+    });
+
+    it('a device evicted by maxDevices should not overwrite its emitted window with partial data when a late reading arrives', () => {
+      const clock = new ManualClock(t0);
+      const { engine, emitted, late } = harness({ ...defaults, maxDevices: 1 }, {}, clock);
+      const at = (ts: number): number => {
+        clock.set(ts);
+        return ts;
+      };
+      for (let i = 0; i < 60; i++) engine.add(hr('a', at(t0 + i * 1_000), 100));
+      engine.add(hr('a', at(t0 + 61_000), 101)); // fires every window of the first minute
+      const minute = `heart-rate|a|60000/60000|${t0}|`;
+      expect(stored(emitted).get(minute)).toEqual({ revision: 0, count: 60 });
+      engine.add(hr('b', t0 + 61_000, 70)); // evicts "a": [t0 + 60 s, ...) windows emitted early
+      expect(engine.stats).toMatchObject({ devicesEvicted: 1, horizons: 1 });
+      const full = stored(emitted);
+      const before = emitted.length;
+      // "a" again: a reading 40 s behind (past allowed lateness of the minute window) and one for
+      // a window still correctable when it was evicted: both late, neither reopens its window.
+      const pastLateness = hr('a', t0 + 21_000, 150);
+      const inEvictedWindow = hr('a', t0 + 61_500, 150);
+      engine.add(pastLateness); // evicts "b"
+      engine.add(inEvictedWindow);
+      expect(late.map((l) => [l.reading.ts, l.sizeMs])).toEqual([
+        [t0 + 21_000, 10_000],
+        [t0 + 21_000, 60_000],
+        [t0 + 61_500, 10_000],
+        [t0 + 61_500, 60_000],
+      ]);
+      engine.add(hr('a', t0 + 70_000, 90)); // a new 10 s window: taken
+      engine.flush();
+      const after = emitted.slice(before).filter((w) => w.deviceId === 'a');
+      expect(after.filter((w) => full.has(identity(w)))).toEqual([]);
+      expect(after.map((w) => [w.sizeMs, w.start, w.revision, w.values['bpm_count']])).toEqual([[10_000, t0 + 70_000, 0, 1]]);
+      expect(stored(emitted).get(minute)).toEqual({ revision: 0, count: 60 });
+    });
+
+    it('horizons should be bounded by maxForgottenDevices (oldest dropped, counted) and expire after maxPastAgeMs', () => {
+      const clock = new ManualClock(t0);
+      const maxPastAgeMs = 3_600_000;
+      const { engine, late } = harness({ ...defaults, maxDevices: 1, maxForgottenDevices: 3 }, { maxPastAgeMs }, clock);
+      for (const id of ['d0', 'd1', 'd2', 'd3', 'd4']) engine.add(hr(id, t0 + 1_000, 60)); // d0..d3 evicted in turn
+      // horizons of d0..d3 for 3 places: d0's, the oldest, dropped
+      expect(engine.stats).toMatchObject({ devicesEvicted: 4, horizons: 3, horizonsDropped: 1 });
+      engine.add(hr('d0', t0 + 2_000, 61)); // its horizon was dropped: the counted hazard, taken (evicts d4: d1's dropped)
+      expect(late).toEqual([]);
+      expect(engine.stats).toMatchObject({ horizons: 3, horizonsDropped: 2 });
+      engine.add(hr('d3', t0 + 2_000, 61)); // kept (evicts d0: d2's dropped): late
+      expect(late.map((l) => l.reading.deviceId)).toEqual(['d3', 'd3']);
+      expect(engine.stats).toMatchObject({ horizons: 2, horizonsDropped: 3 }); // d4, d0; d3 carries its own
+      // Every horizon is t0 + 1 (windows starting at t0 were emitted). It is kept while ingest
+      // still accepts a reading that falls in a window starting before it: ts >= now - maxPastAgeMs,
+      // in a window up to the largest size (60 s) long.
+      const lastNeeded = t0 + maxPastAgeMs + 60_000;
+      clock.set(lastNeeded);
+      engine.tick(); // d3 idle: forgotten, its horizon back in the memory
+      expect(engine.stats).toMatchObject({ devices: 0, horizons: 3, horizonsExpired: 0 });
+      clock.set(lastNeeded + 1);
+      engine.tick();
+      expect(engine.stats).toMatchObject({ horizons: 0, horizonsExpired: 3 });
+    });
+
+    it('a restart should keep forgotten devices\' horizons: snapshot, JSON, restore, and the late reading is still late', () => {
+      const clock = new ManualClock(t0);
+      const n = 1_000;
+      const config = { ...defaults, maxDevices: 2, maxForgottenDevices: n - 2 };
+      const { engine } = harness(config, {}, clock);
+      for (let i = 0; i < n; i++) engine.add(hr(`dev-${i}`, t0 + 1_000, 60)); // n - 2 evicted, each with a horizon
+      expect(engine.stats.horizons).toBe(n - 2);
+      const saved = JSON.stringify(engine.snapshot());
+      const restarted = harness(config, {}, new ManualClock(t0 + 5_000));
+      restarted.engine.restore(JSON.parse(saved));
+      expect(restarted.engine.stats.horizons).toBe(n - 2);
+      // Proportional: a few bytes per forgotten device (index, id, delta), not a device record.
+      const live = JSON.stringify({ ...(JSON.parse(saved) as object), forgotten: undefined }).length;
+      expect((saved.length - live) / (n - 2)).toBeLessThan(20);
+      restarted.engine.add(hr('dev-7', t0 + 2_000, 61));
+      expect(restarted.late.map((l) => l.reading.deviceId)).toEqual(['dev-7', 'dev-7']);
+      restarted.engine.add(hr('dev-7', t0 + 10_000, 62)); // its next 10 s window: taken
+      restarted.engine.flush();
+      expect(restarted.emitted.map((w) => [w.deviceId, w.sizeMs, w.start, w.revision])).toContainEqual(['dev-7', 10_000, t0 + 10_000, 0]);
+      // Same drops after the restart as without it: the horizons keep their order (dev-0 goes first).
+      const again = harness(config, {}, new ManualClock(t0 + 5_000));
+      again.engine.restore(JSON.parse(saved));
+      for (const e of [engine, again.engine]) e.add(hr('late-comer', t0 + 1_000, 60));
+      const horizonsOf = (e: typeof engine) => JSON.stringify((e.snapshot() as { forgotten: unknown }).forgotten);
+      expect(horizonsOf(again.engine)).toBe(horizonsOf(engine));
+      expect(again.engine.stats.horizonsDropped).toBe(1);
+      again.engine.add(hr('dev-0', t0 + 2_000, 61)); // its horizon was the one dropped
+      expect(again.late).toEqual([]);
     });
   });
 
   describe('bounded devices (emit-lru)', () => {
-    it('50k distinct devices (anonymous mode) should hold at most window.maxDevices in memory and in the snapshot, emit every evicted window, and drop idle ones entirely', () => {
+    it('50k distinct devices (anonymous mode) should hold at most window.maxDevices in memory and in the snapshot, emit every evicted window, and keep only a horizon of forgotten ones', () => {
       const clock = new ManualClock(1_700_000_000_000);
       const maxDevices = 5_000;
       const { engine, emitted } = harness(
@@ -231,8 +373,10 @@ describe('window engine', () => {
       expect(peak).toBe(maxDevices);
       expect(engine.stats.devicesEvicted).toBe(n - maxDevices);
       const snapshotBytes = JSON.stringify(engine.snapshot()).length;
-      // One device with two one-reading windows is ~300 bytes of JSON: the bound is maxDevices, not n.
-      expect(snapshotBytes).toBeLessThan(maxDevices * 400);
+      // One device with two one-reading windows is ~300 bytes of JSON, a forgotten device's horizon
+      // ~20 (kind index, id, delta): the windows are bounded by maxDevices, not n.
+      expect(engine.stats.horizons).toBe(n - maxDevices);
+      expect(snapshotBytes).toBeLessThan(maxDevices * 400 + (n - maxDevices) * 20);
       // Nothing lost: every evicted device's windows were emitted (both sizes), the rest on flush.
       const byDevice = new Set(emitted.map((w) => `${w.deviceId}/${w.sizeMs}`));
       expect(byDevice.size).toBe(2 * (n - maxDevices));
@@ -241,7 +385,8 @@ describe('window engine', () => {
       expect(engine.stats).toMatchObject({ devices: 0, openWindows: 0, devicesExpired: maxDevices });
       expect(new Set(emitted.map((w) => `${w.deviceId}/${w.sizeMs}`)).size).toBe(2 * n);
       expect(emitted.reduce((sum, w) => sum + (w.values['bpm_count'] ?? 0), 0)).toBe(2 * n);
-      expect(JSON.stringify(engine.snapshot()).length).toBeLessThan(200);
+      expect(engine.stats.horizons).toBe(n);
+      expect(JSON.stringify(engine.snapshot()).length).toBeLessThan(200 + n * 20);
     });
 
     it('should evict the least recently active device, not the oldest created, and emit its windows first', () => {
@@ -308,7 +453,7 @@ describe('window engine', () => {
       expect(engine.stats.futureReadings).toBe(2);
     });
 
-    it('a checkpoint from before the bound should restore, its far-future watermark capped at takenAt + maxWatermarkSkewMs and its expired-device horizons dropped', () => {
+    it('a checkpoint from before the bound should restore, its far-future watermark capped at takenAt + maxWatermarkSkewMs and its expired-device horizons kept as horizons', () => {
       const takenAt = 1_700_000_000_000;
       // format pulsegate-window/1 without maxWatermarkSkewMs: "w" had one reading 290 s ahead,
       // "gone" had expired and was kept as a bare horizon.
@@ -322,11 +467,13 @@ describe('window engine', () => {
       old.devices.unshift({ kind: 'heart-rate', deviceId: 'gone', maxTs: takenAt - 500_000, lastArrival: takenAt - 400_000, lateBefore: takenAt - 500_000, groups: [] } as never);
       const h = harness({ defaultSizesMs: [10_000], allowedLatenessMs: 5_000, maxWatermarkSkewMs: 5_000 }, {}, new ManualClock(takenAt + 1_000));
       h.engine.restore(JSON.parse(JSON.stringify(old)));
-      expect(h.engine.stats.devices).toBe(1);
+      expect(h.engine.stats).toMatchObject({ devices: 1, horizons: 1 });
       h.engine.add(hr('w', takenAt + 500, 70)); // on time: with the old watermark it was late
       expect(h.late).toEqual([]);
+      h.engine.add(hr('gone', takenAt - 500_001, 1)); // in a window ending at its old horizon: still late
+      expect(h.late.map((l) => l.reading.deviceId)).toEqual(['gone']);
       h.engine.flush();
-      expect(h.emitted.map((w) => [w.start, w.values['bpm_count']])).toEqual([
+      expect(h.emitted.filter((w) => w.deviceId === 'w').map((w) => [w.start, w.values['bpm_count']])).toEqual([
         [takenAt - 10_000, 1],
         [takenAt, 1],
       ]);
@@ -468,6 +615,7 @@ describe('window engine', () => {
           // event time runs ahead of the clock, so the watermark bound is hit too.
           maxDevices: 4,
           maxWatermarkSkewMs: 1_000,
+          maxForgottenDevices: 500_000,
         };
         const extra = { sliding: [{ kind: 'heart-rate', sizeMs: 3_000, slideMs: 1_000 }] };
         const inputs: (Reading | number)[] = [];

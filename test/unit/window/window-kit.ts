@@ -37,6 +37,7 @@ export function windowConfig(overrides: Partial<WindowConfig> = {}): WindowConfi
     maxOpenWindowsPerKey: 64,
     maxDevices: 100_000,
     maxWatermarkSkewMs: 5_000,
+    maxForgottenDevices: 500_000,
     ...overrides,
   };
 }
