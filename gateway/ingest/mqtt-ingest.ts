@@ -25,6 +25,8 @@ import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type P
 
 /** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
 const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
+/** Longest quiet time between two "ingest append failed" lines while the log keeps failing. */
+const APPEND_FAILURE_LOG_MS = 10_000;
 /** Parsed sensor topics kept (a device publishes on one topic); the memo is cleared when full. */
 const TOPIC_CACHE_ENTRIES = 65_536;
 
@@ -125,6 +127,21 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     if (packet.qos === 0) done(null);
   }
 
+  // A failing log refuses every publish in flight at once: one error line, then a count at most
+  // every APPEND_FAILURE_LOG_MS, instead of a stack per publish.
+  let appendFailuresSinceLog = 0;
+  let appendFailureLoggedAt = Number.NEGATIVE_INFINITY;
+  function appendFailureLog(err: Error, topic: string): void {
+    const now = clock.now();
+    if (now - appendFailureLoggedAt < APPEND_FAILURE_LOG_MS) {
+      appendFailuresSinceLog++;
+      return;
+    }
+    logger.error({ err, topic, alsoFailedSinceLastLine: appendFailuresSinceLog }, 'ingest append failed; publish not acknowledged');
+    appendFailureLoggedAt = now;
+    appendFailuresSinceLog = 0;
+  }
+
   function authorizeDevicePublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
     metrics.published(packet.qos);
     const topic = packet.topic;
@@ -175,7 +192,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         settle();
         inFlightReadings -= n;
         if (err) {
-          logger.error({ err, topic }, 'ingest append failed; publish not acknowledged');
+          appendFailureLog(err, topic);
           // Closing the connection withholds the PUBACK; the client resends (QoS 1).
           return waitForDurable ? done(new Error('log unavailable')) : undefined;
         }
@@ -276,7 +293,11 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
       const identity = client === null ? undefined : identities.get(client);
       if (sub.topic.startsWith(REJECTED_TOPIC_PREFIX.slice(0, -1)) && identity !== undefined) return done(new Error('not allowed'));
-      if (identity === undefined) return done(null, sub);
+      // Without credentials (an open gateway) anonymous clients subscribe freely. Beside
+      // credentialed devices, an anonymous client gets only the default filters (alerts/#): it
+      // must not read those devices' readings (sensors/#).
+      if (identity === undefined && credentials === null) return done(null, sub);
+      if (identity === undefined) return done(null, DEFAULT_SUBSCRIBE.some((f) => filterCovers(f, sub.topic)) ? sub : null);
       // A device known only by its certificate gets the default filters (alerts/#).
       const filters = credentials?.has(identity) ? credentials.subscribeFilters(identity) : DEFAULT_SUBSCRIBE;
       const allowed = filters.some((f) => filterCovers(f, sub.topic));

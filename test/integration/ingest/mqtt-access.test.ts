@@ -136,13 +136,32 @@ describe('mqtt access: anonymous clients beside a credentials file', () => {
     await devB.client.endAsync();
   });
 
+  it("anonymous subscribe beside credentials: an anonymous client may not read the devices' readings (sensors/#), only alerts/#", async () => {
+    const anon = (await connectWithAck(gw.ports.mqtt, { clientId: 'watcher-1' })).client;
+    // [MQTT-3.9.3-1] a refused filter is granted 0x80, which mqtt.js reports as a subscribe error.
+    for (const filter of ['sensors/#', 'sensors/heart-rate/dev-a', '#', '+/heart-rate/+']) {
+      await expect(anon.subscribeAsync(filter, { qos: 0 }), filter).rejects.toThrow(/Subscribe error/);
+    }
+    expect((await anon.subscribeAsync('alerts/#', { qos: 0 })).map((g) => g.qos)).toEqual([0]);
+    const seen: string[] = [];
+    anon.on('message', (topic) => seen.push(topic));
+    const devA = (await connectWithAck(gw.ports.mqtt, { clientId: 'dev-a', username: 'dev-a', password: 'secret-a' })).client;
+    await devA.publishAsync('sensors/heart-rate/dev-a', reading(7), { qos: 1 });
+    await devA.endAsync();
+    // Nothing can arrive on a refused filter; a round trip on the same connection orders it.
+    await anon.publishAsync('sensors/heart-rate/watcher-1', reading(1), { qos: 1 });
+    expect(seen).toEqual([]);
+    await anon.endAsync();
+  });
+
   it('anonymous publish as a credentialed device: rejected as unauthorized, counted and dead-lettered, while free device ids are accepted', async () => {
     const anon = (await connectWithAck(gw.ports.mqtt, { clientId: 'visitor-1' })).client;
     const before = await metric(gw, 'pulsegate_readings_rejected_total', { reason: 'unauthorized' });
+    const receivedBefore = await metric(gw, 'pulsegate_readings_received_total', { kind: 'heart-rate' });
     await anon.publishAsync('sensors/heart-rate/dev-a', reading(1), { qos: 1 });
     await anon.publishAsync('sensors/heart-rate/visitor-1', reading(1), { qos: 1 });
     expect(anon.connected).toBe(true);
-    await eventually(() => metric(gw, 'pulsegate_readings_received_total', { kind: 'heart-rate' }), (n) => n === 2); // dev-b's above + visitor-1
+    await eventually(() => metric(gw, 'pulsegate_readings_received_total', { kind: 'heart-rate' }), (n) => n === receivedBefore + 1); // visitor-1's
     expect(await metric(gw, 'pulsegate_readings_rejected_total', { reason: 'unauthorized' })).toBe(before + 1);
     await anon.endAsync();
     const dead = await deadLettersOf(gw);
