@@ -67,6 +67,12 @@ export interface MessageLogOptions {
   readonly writeRetryMaxMs?: number;
   /** While writes keep failing, at most one log line per this many ms. Default 10000. */
   readonly failureLogIntervalMs?: number;
+  /**
+   * How often the log checks that its active segment file is still in the directory (a data
+   * directory deleted under a running gateway leaves writes to an unlinked file succeeding:
+   * acknowledged data that no restart would find). 0 = never. Default 1000.
+   */
+  readonly fileCheckIntervalMs?: number;
 }
 
 /** What start() found and repaired. */
@@ -210,6 +216,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   const retryInitialMs = Math.max(1, options.writeRetryInitialMs ?? 100);
   const retryMaxMs = Math.max(retryInitialMs, options.writeRetryMaxMs ?? 5000);
   const failureLogIntervalMs = options.failureLogIntervalMs ?? 10_000;
+  const fileCheckIntervalMs = options.fileCheckIntervalMs ?? 1000;
   // The repair probe: short enough that a crash mid-probe leaves what recovery calls a torn tail.
   const probeBytes = Math.min(groupMaxBytes, 64 * 1024);
   const metrics = options.registry === undefined ? null : createLogMetrics(options.registry);
@@ -240,6 +247,10 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   let resumedAt = -Infinity;
   // Segments rolled to in the failed group: their files (if created) hold nothing durable.
   let abandoned: Segment[] = [];
+  // The active segment's file was found unlinked: the next group fails instead of writing.
+  let activeFileGone: Error | null = null;
+  let fileCheckTimer: NodeJS.Timeout | null = null;
+  let fileChecking = false;
 
   // Group buffer (double-buffered: appends fill `buf` while `spare` is being written).
   let buf: Buffer = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(groupMaxBytes * 2, 8 * 1024 * 1024)));
@@ -496,6 +507,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     let cbi = 0;
     let callbackError: unknown = null;
     try {
+      if (activeFileGone !== null) throw activeFileGone;
       for (let c = 0; c <= wcuts.length; c++) {
         const cut = wcuts[c];
         const stop = cut === undefined ? wlen : cut.pos;
@@ -661,6 +673,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
       abandoned = [];
       const seg = writeSeg!;
       fh = await open(seg.path, 'r+');
+      activeFileGone = null;
       await fh.truncate(seg.durableSize);
       await fh.datasync();
       const probe = Buffer.alloc(probeBytes);
@@ -696,6 +709,28 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     // Said once per episode, not after every probe that a relapse takes back.
     if (now - resumedAt >= RELAPSE_MS) logger?.warn({ attempts: repairAttempts, failedForMs: Math.round(now - failedSince), nextOffset }, 'log writes work again: appends resumed');
     resumedAt = now;
+  }
+
+  /**
+   * A file unlinked while open keeps taking writes and fdatasyncs, so a deleted data directory
+   * shows nowhere else: st_nlink of the open handle turns 0. The log then fails as on a write
+   * error (acks withheld, readiness down, repair retried: reopening the path fails while it is gone).
+   */
+  async function checkActiveFile(): Promise<void> {
+    const fh = writeFh;
+    if (fileChecking || closed || failure !== null || fh === null || activeFileGone !== null) return;
+    fileChecking = true;
+    try {
+      const st = await fh.stat();
+      if (st.nlink > 0 || fh !== writeFh) return;
+      activeFileGone = new Error(`the active segment ${writeSeg?.name ?? ''} was removed from ${dir} (was the data directory deleted?)`);
+    } catch (err) {
+      if (fh !== writeFh) return;
+      activeFileGone = err as Error;
+    } finally {
+      fileChecking = false;
+    }
+    if (!flushing && !closed && failure === null) fail(ioError('file check', activeFileGone, true));
   }
 
   function whenDurable(offset: number): Promise<void> {
@@ -835,6 +870,10 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     start() {
       startPromise ??= recover().then(() => {
         started = true;
+        if (fileCheckIntervalMs > 0 && !closed) {
+          fileCheckTimer = setInterval(() => void checkActiveFile(), fileCheckIntervalMs);
+          fileCheckTimer.unref();
+        }
       });
       return startPromise;
     },
@@ -910,6 +949,8 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         }
         closed = true;
         disarm();
+        if (fileCheckTimer !== null) clearInterval(fileCheckTimer);
+        fileCheckTimer = null;
         if (repairTimer !== null) clearTimeout(repairTimer);
         repairTimer = null;
         if (repairing !== null) await repairing;

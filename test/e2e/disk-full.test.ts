@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startChildGatewayWithConfig } from '../helpers/child-gateway-config.js';
 import type { ChildGateway } from '../helpers/child-gateway.js';
 import { fillDisk, mountTmpfs } from '../helpers/disk.js';
+import { eventually } from '../helpers/metrics.js';
 
 // A real 16 MiB tmpfs as the data directory: the log and the embedded store both run out of space.
 const tmpfs = mountTmpfs(16, 'pg-e2e-diskfull-');
@@ -58,15 +59,18 @@ describe.runIf(tmpfs !== null)('gateway on a full disk', () => {
     client.on('error', () => undefined);
     const acked = new Set<number>();
     const baseTs = Date.now() - 60_000;
-    const publish = (seq: number): Promise<void> =>
-      client.publishAsync('sensors/heart-rate/disk-1', JSON.stringify({ seq, ts: baseTs + seq, bpm: 70 }), { qos: 1 }).then(() => void acked.add(seq));
+    // Readings published on the full disk are padded (leading spaces) past a page: a smaller
+    // group can still fit in the unused tail of the segment's last page, and that write really
+    // succeeds (and is rightly acknowledged).
+    const publish = (seq: number, pad = 0): Promise<void> =>
+      client.publishAsync('sensors/heart-rate/disk-1', ' '.repeat(pad) + JSON.stringify({ seq, ts: baseTs + seq, bpm: 70 }), { qos: 1 }).then(() => void acked.add(seq));
     let filler: string | null = null;
     try {
       await Promise.all(Array.from({ length: 20 }, (_, k) => publish(k + 1)));
       expect(acked.size).toBe(20);
 
       filler = fillDisk(tmpfs!.dir);
-      const late = Array.from({ length: 20 }, (_, k) => publish(100 + k).catch(() => undefined));
+      const late = Array.from({ length: 20 }, (_, k) => publish(100 + k, 8192).catch(() => undefined));
       const notReady = await until(() => readyz(gw.ports.http), (r) => r.status === 503, 15_000, '/readyz to answer 503');
       expect(notReady.body.reason).toMatch(/log write failing.*ENOSPC/);
       // Nothing written on the full disk is acknowledged.
@@ -135,7 +139,18 @@ describe.runIf(tmpfs !== null)('gateway on a full disk', () => {
     try {
       for (let seq = 1; seq <= 10; seq++) await client.publishAsync('sensors/heart-rate/disk-3', JSON.stringify({ seq, ts: Date.now(), bpm: 70 }), { qos: 1 });
       rmSync(dataDir, { recursive: true, force: true });
+      // Writes to the unlinked segment would still succeed: the gateway must notice, stop acking
+      // and say why, instead of acknowledging readings no restart can find.
       for (let seq = 11; seq <= 20; seq++) void client.publishAsync('sensors/heart-rate/disk-3', JSON.stringify({ seq, ts: Date.now(), bpm: 70 }), { qos: 1 }).catch(() => undefined);
+      const ready = await eventually(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${gw.ports.http}/readyz`);
+          return { status: res.status, body: await res.text() };
+        },
+        (r) => r.status === 503,
+        10_000,
+      );
+      expect(ready.body).toContain('was removed from');
       const { tookMs } = await terminate(gw, SHUTDOWN_TIMEOUT_MS + 3000);
       expect(tookMs).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 3000);
     } finally {

@@ -1,8 +1,9 @@
+import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../../../gateway/log/record-format.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
-import { openLog, readAll, tempDir } from './log-test-helpers.js';
+import { openLog, readAll, tempDir, until } from './log-test-helpers.js';
 
 describe('message log limits', () => {
   it('huge publish: an append over the record limit is refused through its callback, never thrown, and the log keeps appending', async () => {
@@ -20,6 +21,26 @@ describe('message log limits', () => {
       const after = await log.appendDurable(RECORD_TYPES.ingest, Buffer.from('after'));
       expect(after).toBe(before + 1);
       expect((await readAll(log)).map((r) => r.payload.toString())).toEqual(['before', 'after']);
+    } finally {
+      await log.close();
+      await cleanup();
+    }
+  });
+
+  it('data directory deleted under a running log: appends are refused and writeFailure names it, instead of acking writes to an unlinked file', async () => {
+    const { dir, cleanup } = await tempDir();
+    const log = await openLog(dir, { fileCheckIntervalMs: 20, writeRetryInitialMs: 20, writeRetryMaxMs: 50 });
+    try {
+      await log.appendDurable(RECORD_TYPES.ingest, Buffer.from('kept'));
+      await rm(dir, { recursive: true, force: true });
+      await until(() => log.writeFailure !== null, 5000, 'the log notices its file is gone');
+      expect(log.writeFailure?.message).toContain('was removed from');
+      expect(log.backpressured).toBe(true);
+      const refused = await new Promise<Error | null>((resolve) => log.append(RECORD_TYPES.ingest, Buffer.from('after'), (err) => resolve(err)));
+      expect(isGatewayError(refused, 'GW_ERR_LOG_IO')).toBe(true);
+      // Repairs keep failing while the path is gone: nothing is acknowledged again.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(log.writeFailure).not.toBeNull();
     } finally {
       await log.close();
       await cleanup();
