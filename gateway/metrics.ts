@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from './ingest/reject-reasons.js';
+import { CONNECTION_REFUSAL_REASONS, type ConnectionRefusalReason } from './ingest/packet-guard.js';
 
 /**
  * The gateway's Prometheus registry (one per gateway instance, never the global default, so that
@@ -13,6 +14,8 @@ export interface IngestMetrics {
   readonly connectedClients: Gauge;
   /** Plain running totals, read synchronously for the health samples written to the store. */
   readonly totals: { received: number; rejected: number; duplicates: number };
+  /** An MQTT connection closed by the packet guard (see gateway/ingest/packet-guard.ts). */
+  connectionRefused(reason: ConnectionRefusalReason): void;
 }
 
 export function createRegistry(): Registry {
@@ -62,6 +65,8 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
   labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
+  const byRefusal = new Map<ConnectionRefusalReason, number>(CONNECTION_REFUSAL_REASONS.map((r) => [r, 0]));
+  labelled('pulsegate_mqtt_connections_refused_total', 'MQTT connections closed for an oversize, slow or malformed packet, by reason', 'reason', () => byRefusal);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',
@@ -84,6 +89,9 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     published(qos) {
       byQos[qos] = (byQos[qos] ?? 0) + 1;
+    },
+    connectionRefused(reason) {
+      byRefusal.set(reason, byRefusal.get(reason)! + 1);
     },
   };
 }

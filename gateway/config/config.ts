@@ -6,6 +6,10 @@ export interface MqttConfig {
   readonly allowAnonymous: boolean;
   readonly credentialsFile: string | null;
   readonly deadLetterPayloadBytes: number;
+  /** Resolved at load: null in the file means the larger of 1 MiB and maxPayloadBytes + 1 KiB. */
+  readonly maxPacketBytes: number;
+  readonly maxConnectBytes: number;
+  readonly packetTimeoutMs: number;
 }
 export interface HttpConfig {
   readonly host: string;

@@ -28,6 +28,15 @@ export const configSchema = {
         credentialsFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
         /** Bytes of a rejected publish's payload kept in its dead-letter record (its length is always kept). */
         deadLetterPayloadBytes: { type: 'integer', minimum: 0, maximum: 1_048_576, default: 4096 },
+        /**
+         * Largest remaining length of an MQTT packet; a connection declaring more is closed before
+         * the packet is buffered. null = the larger of 1 MiB and maxPayloadBytes + 1 KiB.
+         */
+        maxPacketBytes: { anyOf: [{ type: 'integer', minimum: 64, maximum: 268_435_455 }, { type: 'null' }], default: null },
+        /** Largest remaining length of a connection's first packet (the CONNECT, read before authentication). */
+        maxConnectBytes: { type: 'integer', minimum: 64, maximum: 268_435_455, default: 16_384 },
+        /** Longest an MQTT packet may take to arrive once its first byte was read (whatever the keepalive). */
+        packetTimeoutMs: { ...positiveMs, default: 30_000 },
       },
     },
     http: {

@@ -10,6 +10,7 @@ import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from '../metrics.js';
 import type { CredentialStore } from './credentials.js';
+import { guardConnection, type PacketGuardOptions } from './packet-guard.js';
 import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
@@ -240,8 +241,19 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   broker.on('clientError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   broker.on('connectionError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
+  // Every connection is scanned for oversize, slow and malformed packets before aedes parses it.
+  const guard: PacketGuardOptions = {
+    maxConnectBytes: config.maxConnectBytes,
+    maxPacketBytes: config.maxPacketBytes,
+    packetTimeoutMs: config.packetTimeoutMs,
+    onRefused(reason, detail) {
+      metrics.connectionRefused(reason);
+      logger.debug({ reason, detail }, 'mqtt connection refused');
+    },
+  };
+
   // noDelay: Nagle's algorithm holds small PUBACKs back and cuts QoS 1 throughput several-fold.
-  const tcp: NetServer = createNetServer({ noDelay: true }, (socket) => broker.handle(socket));
+  const tcp: NetServer = createNetServer({ noDelay: true }, (socket) => broker.handle(guardConnection(socket, guard)));
   let httpForWs: HttpServer | null = null;
   let wss: WebSocketServer | null = null;
   const ports = { mqtt: 0, ws: null as number | null };
@@ -256,11 +268,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         httpForWs = createHttpServer((_req, res) => {
           res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
         });
-        wss = new WebSocketServer({ server: httpForWs });
+        // A WebSocket message is buffered whole before the guard sees it: bound it by the largest packet
+        // (plus its fixed header) instead of ws' default of 100 MiB.
+        wss = new WebSocketServer({ server: httpForWs, maxPayload: Math.max(config.maxPacketBytes, config.maxConnectBytes) + 5 });
         wss.on('connection', (ws) => {
           const stream = createWebSocketStream(ws);
           stream.on('error', () => stream.destroy());
-          broker.handle(stream as never);
+          broker.handle(guardConnection(stream, guard) as never);
         });
         await listen(httpForWs, config.wsPort, config.host);
         ports.ws = (httpForWs.address() as AddressInfo).port;
