@@ -106,6 +106,34 @@ export class PacketScanner {
     let i = 0;
     while (i < end) {
       if (this.state === HEADER) {
+        // Fast path: a whole, plainly acceptable packet with a 1- or 2-byte remaining length
+        // inside this chunk is stepped over in one go; anything else takes the full path below.
+        if (this.packetsStarted !== 0 && i + 2 < end) {
+          const b0 = chunk[i]!;
+          const b1 = chunk[i + 1]!;
+          let len = -1;
+          let next = 0;
+          if (b1 < 0x80) {
+            len = b1;
+            next = i + 2 + len;
+          } else if (chunk[i + 2]! < 0x80) {
+            len = (b1 & 0x7f) | (chunk[i + 2]! << 7);
+            next = i + 3 + len;
+          }
+          if (len >= 0 && next <= end && len <= this.maxPacketBytes) {
+            let plain = true;
+            if (b0 >> 4 === PUBLISH && (b0 & 0x06) !== 0) {
+              const body = next - len;
+              const at = len >= 2 ? body + 2 + ((chunk[body]! << 8) | chunk[body + 1]!) : next;
+              plain = at + 2 <= next && (chunk[at]! | chunk[at + 1]!) !== 0;
+            }
+            if (plain) {
+              this.packetsStarted++;
+              i = next;
+              continue;
+            }
+          }
+        }
         start = i;
         const byte = chunk[i++]!;
         this.packetsStarted++;

@@ -64,6 +64,10 @@ describe('PacketScanner', () => {
     const scanner = new PacketScanner(16_384, 1_048_576);
     expect(scanner.scan(Buffer.concat([c, big.subarray(0, 1000)]))).toBe(c.length);
     expect(scanner.refusal?.reason).toBe('packet_too_large');
+    // The same with a 2-byte remaining length, the whole packet inside one chunk.
+    const small = new PacketScanner(16_384, 100);
+    expect(small.scan(Buffer.concat([c, publish(0, undefined, Buffer.alloc(200))]))).toBe(c.length);
+    expect(small.refusal?.reason).toBe('packet_too_large');
     // A packet of exactly the bound is accepted.
     const exact = new PacketScanner(16_384, 1000);
     const p = publish(0, undefined, Buffer.alloc(1000 - 2 - 'sensors/heart-rate/dev-1'.length));
