@@ -19,6 +19,8 @@ export const CONNECTION_REFUSAL_REASONS = [
   'packet_id_zero',
   /** A remaining length longer than four bytes [MQTT-2.2.3]. */
   'malformed_length',
+  /** Nothing at all arrived within mqtt.packetTimeoutMs of the connection being accepted. */
+  'connect_timeout',
 ] as const;
 export type ConnectionRefusalReason = (typeof CONNECTION_REFUSAL_REASONS)[number];
 
@@ -27,7 +29,7 @@ export interface PacketGuardOptions {
   readonly maxConnectBytes: number;
   /** Largest remaining length of any later packet. */
   readonly maxPacketBytes: number;
-  /** Longest a packet may take to arrive once its first byte was read. */
+  /** Longest a packet may take to arrive once its first byte was read; also the longest wait for a first byte. */
   readonly packetTimeoutMs: number;
   /** Called once per refused connection, before it is closed. */
   readonly onRefused: (reason: ConnectionRefusalReason, detail: string) => void;
@@ -258,15 +260,17 @@ export class PacketScanner {
  * parser, and the connection is closed. Unread bytes stay within the stream's high-water mark
  * (TCP backpressure holds the rest), so a refused packet costs at most one chunk of memory.
  *
- * The packet timer measures from the first byte of a packet the broker has read; it does not
- * fire while bytes are waiting unread in the stream (the broker, not the client, is slow then).
+ * The packet timer measures from the first byte of a packet the broker has read (from the accept
+ * for the first one); it does not fire while bytes are waiting unread in the stream (the broker,
+ * not the client, is slow then). aedes' own connectTimeout (30 s) stays as a backstop.
  */
 export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardOptions): T {
   const scanner = new PacketScanner(options.maxConnectBytes, options.maxPacketBytes);
   const read = conn.read;
   let timedPacket = 0;
-  let packetStartedAt = 0;
-  let timer: NodeJS.Timeout | null = null;
+  // Until the first byte, the clock runs from the accept: a silent connection is closed too.
+  let packetStartedAt = performance.now();
+  let timer: NodeJS.Timeout | null = setTimeout(() => onTimer(), options.packetTimeoutMs);
 
   const refuse = (): void => {
     const { reason, detail } = scanner.refusal!;
@@ -281,13 +285,16 @@ export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardO
 
   const onTimer = (): void => {
     timer = null;
-    if (scanner.refusal !== null || conn.destroyed || !scanner.midPacket) return;
+    const silent = scanner.packetsStarted === 0;
+    if (scanner.refusal !== null || conn.destroyed || !(silent || scanner.midPacket)) return;
     const age = performance.now() - packetStartedAt;
     if (age < options.packetTimeoutMs || conn.readableLength > 0) {
       timer = setTimeout(onTimer, age < options.packetTimeoutMs ? options.packetTimeoutMs - age : options.packetTimeoutMs);
       return;
     }
-    scanner.refusal = { reason: 'packet_timeout', detail: `a packet took more than mqtt.packetTimeoutMs ${options.packetTimeoutMs} ms to arrive` };
+    scanner.refusal = silent
+      ? { reason: 'connect_timeout', detail: `nothing arrived within mqtt.packetTimeoutMs ${options.packetTimeoutMs} ms of the connection` }
+      : { reason: 'packet_timeout', detail: `a packet took more than mqtt.packetTimeoutMs ${options.packetTimeoutMs} ms to arrive` };
     refuse();
   };
 

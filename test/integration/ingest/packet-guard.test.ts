@@ -105,6 +105,16 @@ describe('mqtt packet guard (real TCP and WebSocket)', () => {
     idle.socket.destroy();
   });
 
+  it('a connection that sends nothing after the TCP accept is closed after mqtt.packetTimeoutMs', async () => {
+    const before = await refused('connect_timeout');
+    const openedAt = Date.now();
+    const c = await raw(gw.ports.mqtt);
+    await until(() => c.closed, 'close', PACKET_TIMEOUT_MS + 5000);
+    expect(Date.now() - openedAt).toBeGreaterThanOrEqual(PACKET_TIMEOUT_MS - 50);
+    expect(c.bytes().length).toBe(0);
+    expect(await refused('connect_timeout')).toBe(before + 1);
+  });
+
   it('a 16 MiB PUBLISH over mqtt.maxPacketBytes closes its connection from the fixed header: counted, nothing written to the log', async () => {
     const before = { refused: await refused('packet_too_large'), tooLarge: sample(await scrape(gw.ports.http), 'pulsegate_readings_rejected_total', { reason: 'too_large' }), appended: await appendedBytes() };
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0, keepalive: 0 });
