@@ -302,15 +302,13 @@ export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardO
     const chunk: unknown = read.call(this, size);
     if (chunk === null) return chunk;
     if (scanner.refusal !== null) return null;
-    if (!(chunk instanceof Uint8Array)) {
-      scanner.refusal = { reason: 'malformed_length', detail: 'the connection delivered text, not bytes' };
-      refuse();
-      return null;
-    }
-    const cut = scanner.scan(chunk);
+    // Only a stream given an encoding yields text (aedes never sets one); its parser would take the
+    // UTF-8 bytes, so those are what is scanned.
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    const cut = scanner.scan(bytes);
     if (cut >= 0) {
       refuse();
-      return cut === 0 ? null : chunk.subarray(0, cut);
+      return cut === 0 ? null : bytes.subarray(0, cut);
     }
     if (scanner.midPacket && scanner.packetsStarted !== timedPacket) {
       timedPacket = scanner.packetsStarted;
