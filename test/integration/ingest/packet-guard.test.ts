@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
@@ -7,6 +9,7 @@ import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { eventually, sample, scrape } from '../../helpers/metrics.js';
 
 const PACKET_TIMEOUT_MS = 400;
+const run = promisify(execFile);
 const gen = (p: Record<string, unknown>): Buffer => mqttPacket.generate(p as unknown as mqttPacket.Packet);
 const connectPacket = (extra: Record<string, unknown> = {}) => gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `raw-${Math.random()}`, clean: true, keepalive: 0, ...extra });
 
@@ -128,6 +131,20 @@ describe('mqtt packet guard (real TCP and WebSocket)', () => {
     // 1 MiB payload prefix a dead letter of this publish would hold.
     expect(await appendedBytes()).toBeLessThan(before.appended + 64 * 1024);
     client.end(true);
+  });
+
+  it('mosquitto_pub speaking MQTT 5 is answered "unacceptable protocol version"; speaking MQTT 3.1 (MQIsdp) it is served', async () => {
+    const before = { refused: await refused('protocol_version'), received: sample(await scrape(gw.ports.http), 'pulsegate_readings_received_total', { kind: 'heart-rate' }) };
+    const args = (version: string) => ['-h', '127.0.0.1', '-p', String(gw.ports.mqtt), '-q', '1', '-V', version, '-i', `m-${version}`, '-t', 'sensors/heart-rate/mq', '-m', JSON.stringify({ seq: 1, ts: Date.now(), bpm: 61 })];
+    const v5 = await run('mosquitto_pub', args('mqttv5')).then(
+      () => ({ ok: true, stderr: '' }),
+      (err: { stderr: string }) => ({ ok: false, stderr: err.stderr }),
+    );
+    expect(v5.ok).toBe(false);
+    expect(v5.stderr.toLowerCase()).toMatch(/protocol version/);
+    expect(await refused('protocol_version')).toBe(before.refused + 1);
+    await run('mosquitto_pub', args('mqttv31'));
+    await eventually(() => scrape(gw.ports.http).then((m) => sample(m, 'pulsegate_readings_received_total', { kind: 'heart-rate' })), (n) => n === before.received + 1);
   });
 
   it('the first packet must be a CONNECT [MQTT-3.1.0-1]', async () => {
