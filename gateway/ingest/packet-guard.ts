@@ -15,7 +15,7 @@ export const CONNECTION_REFUSAL_REASONS = [
   'not_connect_first',
   /** CONNECT with a protocol level the broker does not speak: answered CONNACK 0x01 [MQTT-3.1.2-2]. */
   'protocol_version',
-  /** A QoS 1 or 2 PUBLISH with packet identifier 0 [MQTT-2.3.1-1]. */
+  /** A QoS 1 or 2 PUBLISH, a SUBSCRIBE or an UNSUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]. */
   'packet_id_zero',
   /** A remaining length longer than four bytes [MQTT-2.2.3]. */
   'malformed_length',
@@ -43,6 +43,8 @@ const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
 
 const CONNECT = 1;
 const PUBLISH = 3;
+const SUBSCRIBE = 8;
+const UNSUBSCRIBE = 10;
 const PROTOCOL_MQTT = [0x4d, 0x51, 0x54, 0x54]; // "MQTT", level 4 (3.1.1)
 const PROTOCOL_MQISDP = [0x4d, 0x51, 0x49, 0x73, 0x64, 0x70]; // "MQIsdp", level 3 (3.1)
 
@@ -57,14 +59,14 @@ const CONNECT_NAME_LENGTH = 1;
 const CONNECT_NAME = 2;
 const CONNECT_LEVEL = 3;
 const PUBLISH_TOPIC_LENGTH = 4;
-const PUBLISH_ID_HIGH = 5;
-const PUBLISH_ID_LOW = 6;
+const PACKET_ID_HIGH = 5;
+const PACKET_ID_LOW = 6;
 
 /**
  * Follows the MQTT fixed headers [MQTT-2.2] along a connection's byte stream without copying or
  * buffering anything: per packet it reads the type byte and the remaining length, skips the body,
- * and looks at a few bytes of two bodies (the CONNECT's protocol name and level, a QoS > 0
- * PUBLISH's packet identifier). A verdict is reached from the fixed header alone, before the
+ * and looks at a few bytes of some bodies (the CONNECT's protocol name and level; the packet
+ * identifier of a QoS > 0 PUBLISH, a SUBSCRIBE or an UNSUBSCRIBE). A verdict is reached from the fixed header alone, before the
  * body arrives, so a packet declaring 200 MiB is refused after at most one socket read.
  */
 export class PacketScanner {
@@ -124,10 +126,14 @@ export class PacketScanner {
           }
           if (len >= 0 && next <= end && len <= this.maxPacketBytes) {
             let plain = true;
-            if (b0 >> 4 === PUBLISH && (b0 & 0x06) !== 0) {
+            const t = b0 >> 4;
+            if (t === PUBLISH && (b0 & 0x06) !== 0) {
               const body = next - len;
               const at = len >= 2 ? body + 2 + ((chunk[body]! << 8) | chunk[body + 1]!) : next;
               plain = at + 2 <= next && (chunk[at]! | chunk[at + 1]!) !== 0;
+            } else if (t === SUBSCRIBE || t === UNSUBSCRIBE) {
+              const body = next - len;
+              plain = len >= 2 && (chunk[body]! | chunk[body + 1]!) !== 0;
             }
             if (plain) {
               this.packetsStarted++;
@@ -167,6 +173,9 @@ export class PacketScanner {
           this.wantAt = 0;
         } else if (this.type === PUBLISH && (this.flags & 0x06) !== 0) {
           this.inspect = PUBLISH_TOPIC_LENGTH;
+          this.wantAt = 0;
+        } else if (this.type === SUBSCRIBE || this.type === UNSUBSCRIBE) {
+          this.inspect = PACKET_ID_HIGH;
           this.wantAt = 0;
         } else this.inspect = INSPECT_NONE;
         this.state = this.length === 0 ? HEADER : BODY;
@@ -222,17 +231,20 @@ export class PacketScanner {
           return;
         }
         this.field |= byte;
-        this.inspect = PUBLISH_ID_HIGH;
+        this.inspect = PACKET_ID_HIGH;
         this.wantAt = 2 + this.field;
         return;
-      case PUBLISH_ID_HIGH:
+      case PACKET_ID_HIGH:
         this.field = byte << 8;
-        this.inspect = PUBLISH_ID_LOW;
+        this.inspect = PACKET_ID_LOW;
         this.wantAt++;
         return;
-      case PUBLISH_ID_LOW:
+      case PACKET_ID_LOW:
         this.stopInspecting();
-        if ((this.field | byte) === 0) this.refusal = { reason: 'packet_id_zero', detail: `QoS ${(this.flags >> 1) & 3} PUBLISH with packet identifier 0` };
+        if ((this.field | byte) === 0) {
+          const what = this.type === PUBLISH ? `QoS ${(this.flags >> 1) & 3} PUBLISH` : this.type === SUBSCRIBE ? 'SUBSCRIBE' : 'UNSUBSCRIBE';
+          this.refusal = { reason: 'packet_id_zero', detail: `${what} with packet identifier 0` };
+        }
         return;
       default:
         return this.stopInspecting();

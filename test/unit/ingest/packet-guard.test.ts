@@ -111,6 +111,18 @@ describe('PacketScanner', () => {
     expect(new PacketScanner(16_384, 1_048_576).scan(Buffer.concat([c, publish(0, undefined, Buffer.from([0, 0, 0]), 'a')]))).toBe(-1);
   });
 
+  it('a SUBSCRIBE or UNSUBSCRIBE with packet id 0 is refused, whole in a chunk or split', () => {
+    const c = connect();
+    for (const bad of [gen({ cmd: 'subscribe', messageId: 0, subscriptions: [{ topic: 'alerts/#', qos: 0 }] }), gen({ cmd: 'unsubscribe', messageId: 0, unsubscriptions: ['alerts/#'] })]) {
+      const whole = new PacketScanner(16_384, 1_048_576);
+      expect(whole.scan(Buffer.concat([c, bad]))).toBe(c.length);
+      expect(whole.refusal?.reason).toBe('packet_id_zero');
+      const split = new PacketScanner(16_384, 1_048_576);
+      expect(pointsAt(scanInPieces(split, Buffer.concat([c, bad]), 3, 2).cutAt, c.length, c.length + bad.length)).toBe(true);
+    }
+    expect(new PacketScanner(16_384, 1_048_576).scan(Buffer.concat([c, gen({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: ['a'] })]))).toBe(-1);
+  });
+
   it('a first packet other than CONNECT is refused at its first byte', () => {
     const scanner = new PacketScanner(16_384, 1_048_576);
     expect(scanner.scan(publish(0, undefined, Buffer.from('x')))).toBe(0);
