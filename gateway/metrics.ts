@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { AUTH_RESULTS, type AuthResult } from './ingest/login-guard.js';
 import { REJECT_REASONS, type RejectReason } from './ingest/reject-reasons.js';
+import { CONNECTION_REFUSAL_REASONS, type ConnectionRefusalReason } from './ingest/packet-guard.js';
 
 /**
  * The gateway's Prometheus registry (one per gateway instance, never the global default, so that
@@ -18,6 +19,8 @@ export interface IngestMetrics {
   readonly connectedClients: Gauge;
   /** Plain running totals, read synchronously for the health samples written to the store. */
   readonly totals: { received: number; rejected: number; duplicates: number };
+  /** An MQTT connection closed by the packet guard (see gateway/ingest/packet-guard.ts). */
+  connectionRefused(reason: ConnectionRefusalReason): void;
 }
 
 export function createRegistry(): Registry {
@@ -71,6 +74,8 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   labelled('pulsegate_mqtt_auth_total', 'MQTT CONNECT authentications, by result', 'result', () => byAuth);
   collectedCounter(registry, 'pulsegate_mqtt_auth_hashes_total', 'Password hashes computed on the hasher worker threads (off libuv\'s pool)', () => authHashes);
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
+  const byRefusal = new Map<ConnectionRefusalReason, number>(CONNECTION_REFUSAL_REASONS.map((r) => [r, 0]));
+  labelled('pulsegate_mqtt_connections_refused_total', 'MQTT connections closed for an oversize, slow or malformed packet, by reason', 'reason', () => byRefusal);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',
@@ -99,6 +104,9 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     authHashed() {
       authHashes++;
+    },
+    connectionRefused(reason) {
+      byRefusal.set(reason, byRefusal.get(reason)! + 1);
     },
   };
 }

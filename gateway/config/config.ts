@@ -11,6 +11,10 @@ export interface MqttConfig {
   readonly clientCertificates: ClientCertificateMode;
   readonly clientIdPolicy: 'username-prefix' | 'any';
   readonly auth: MqttAuthConfig;
+  /** Resolved at load: null in the file means the larger of 1 MiB and maxPayloadBytes + 1 KiB. */
+  readonly maxPacketBytes: number;
+  readonly maxConnectBytes: number;
+  readonly packetTimeoutMs: number;
 }
 export interface MqttAuthConfig {
   readonly hashWorkers: number;

@@ -63,6 +63,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   applyEnv(raw, options.env ?? process.env, problems);
 
   if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
+  resolveMqttBounds(raw['mqtt'], problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -87,6 +88,28 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     });
   }
   return deepFreeze(config);
+}
+
+/** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */
+export const PUBLISH_HEADROOM_BYTES = 1024;
+const DEFAULT_MAX_PACKET_BYTES = 1_048_576;
+/** [MQTT-2.2.3] the largest remaining length a fixed header can declare. */
+const MAX_REMAINING_LENGTH = 268_435_455;
+
+/** mqtt.maxPacketBytes: derived when null; otherwise it must leave room for a largest payload. */
+function resolveMqttBounds(section: unknown, problems: string[]): void {
+  const mqtt = section as { maxPayloadBytes: unknown; maxPacketBytes: unknown };
+  // A section or value of the wrong type was reported by the schema already.
+  if (typeof mqtt !== 'object' || mqtt === null || !Number.isInteger(mqtt.maxPayloadBytes)) return;
+  if (mqtt.maxPacketBytes !== null && !Number.isInteger(mqtt.maxPacketBytes)) return;
+  const needed = (mqtt.maxPayloadBytes as number) + PUBLISH_HEADROOM_BYTES;
+  if (mqtt.maxPacketBytes === null) {
+    mqtt.maxPacketBytes = Math.min(MAX_REMAINING_LENGTH, Math.max(DEFAULT_MAX_PACKET_BYTES, needed));
+  } else if ((mqtt.maxPacketBytes as number) < needed) {
+    problems.push(
+      `mqtt.maxPacketBytes: must be at least mqtt.maxPayloadBytes + ${PUBLISH_HEADROOM_BYTES} (topic and packet id) = ${needed}, got ${mqtt.maxPacketBytes}`,
+    );
+  }
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };

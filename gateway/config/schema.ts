@@ -55,6 +55,15 @@ export const configSchema = {
             maxTracked: { type: 'integer', minimum: 1, default: 10_000 },
           },
         },
+        /**
+         * Largest remaining length of an MQTT packet; a connection declaring more is closed before
+         * the packet is buffered. null = the larger of 1 MiB and maxPayloadBytes + 1 KiB.
+         */
+        maxPacketBytes: { anyOf: [{ type: 'integer', minimum: 64, maximum: 268_435_455 }, { type: 'null' }], default: null },
+        /** Largest remaining length of a connection's first packet (the CONNECT, read before authentication). */
+        maxConnectBytes: { type: 'integer', minimum: 64, maximum: 268_435_455, default: 16_384 },
+        /** Longest an MQTT packet may take to arrive once its first byte was read (whatever the keepalive); also the longest a new connection may stay silent. */
+        packetTimeoutMs: { ...positiveMs, default: 30_000 },
       },
     },
     http: {

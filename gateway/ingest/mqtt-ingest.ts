@@ -12,6 +12,7 @@ import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from '../metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
+import { guardConnection, type PacketGuardOptions } from './packet-guard.js';
 import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
 import { createLoginGuard, type AuthResult, type LoginGuard } from './login-guard.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
@@ -93,7 +94,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   // Password checks run on their own worker threads, throttled per username and address.
   const hasher: PasswordHasher | null =
     credentials === null ? null : createPasswordHasher({ workers: config.auth.hashWorkers, maxQueued: config.auth.maxPendingLogins, onHashed: () => metrics.authHashed() });
-  const guard: LoginGuard | null = credentials === null ? null : createLoginGuard({ ...config.auth, clock });
+  const loginGuard: LoginGuard | null = credentials === null ? null : createLoginGuard({ ...config.auth, clock });
 
   // A rate-limited publish past the first of its run: counted and acknowledged, no dead letter,
   // so a flooding device adds no log writes.
@@ -242,7 +243,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         return done(null, true);
       }
       const secret = password === undefined ? Buffer.alloc(0) : Buffer.from(password);
-      guard!.attempt(username, remoteAddressOf(client), () => credentials.verify(username, secret, hasher!)).then(
+      loginGuard!.attempt(username, remoteAddressOf(client), () => credentials.verify(username, secret, hasher!)).then(
         (result) => {
           // [MQTT-3.2.2.3] 3 = server unavailable (try later), 4 = bad user name or password.
           if (result === 'throttled') return refuse('throttled', 'too many failed logins for this device or address; try again later', 3);
@@ -333,9 +334,23 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   broker.on('clientError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   broker.on('connectionError', (client: Client, err: Error) => logger.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
-  /** The one place a connection stream (of any listener) is handed to the broker. */
+  // Every connection is scanned for oversize, slow and malformed packets before aedes parses it.
+  const packetGuard: PacketGuardOptions = {
+    maxConnectBytes: config.maxConnectBytes,
+    maxPacketBytes: config.maxPacketBytes,
+    packetTimeoutMs: config.packetTimeoutMs,
+    onRefused(reason, detail) {
+      metrics.connectionRefused(reason);
+      logger.debug({ reason, detail }, 'mqtt connection refused');
+    },
+  };
+
+  // A WebSocket message carries MQTT bytes: the largest packet plus its fixed header (5 bytes).
+  const WS_MAX_PAYLOAD = Math.max(config.maxPacketBytes, config.maxConnectBytes) + 5;
+
+  /** The one place a connection stream (of any listener) is handed to the broker, through the guard. */
   function handle(stream: Duplex, peer?: PeerIdentity): void {
-    const client = broker.handle(stream);
+    const client = broker.handle(guardConnection(stream, packetGuard) as never);
     // Set before any packet is read (that happens on a later tick), so authenticate sees it.
     if (peer !== undefined) peers.set(client, peer);
   }
@@ -357,6 +372,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       wssPort: config.wssPort,
       logger,
       handle,
+      wsMaxPayload: WS_MAX_PAYLOAD,
     });
   }
 
@@ -370,7 +386,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         httpForWs = createHttpServer((_req, res) => {
           res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
         });
-        wss = new WebSocketServer({ server: httpForWs });
+        // A WebSocket message is buffered whole before the guard sees it: bound it by the largest packet
+        // (plus its fixed header) instead of ws' default of 100 MiB.
+        wss = new WebSocketServer({ server: httpForWs, maxPayload: WS_MAX_PAYLOAD });
         wss.on('connection', (ws) => {
           const stream = createWebSocketStream(ws);
           stream.on('error', () => stream.destroy());

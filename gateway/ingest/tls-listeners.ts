@@ -34,6 +34,8 @@ export interface MqttTlsListenersOptions {
   readonly metrics: TlsMetrics;
   readonly logger: Logger;
   readonly handle: (stream: Duplex, peer: PeerIdentity) => void;
+  /** Largest WebSocket message taken (ws buffers a whole message before the packet guard sees it). */
+  readonly wsMaxPayload: number;
 }
 
 export interface MqttTlsListeners {
@@ -80,7 +82,7 @@ export function createMqttTlsListeners(options: MqttTlsListenersOptions): MqttTl
           res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over secure WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
         });
         httpsForWss.on('tlsClientError', onHandshakeError('wss'));
-        wss = new WebSocketServer({ server: httpsForWss });
+        wss = new WebSocketServer({ server: httpsForWss, maxPayload: options.wsMaxPayload });
         wss.on('connection', (ws, req) => {
           const peer = mode === 'off' ? NO_PEER : peerIdentity(req.socket as TLSSocket);
           const stream = createWebSocketStream(ws);

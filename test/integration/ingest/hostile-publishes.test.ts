@@ -118,7 +118,9 @@ describe('huge publish', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pg-huge-'));
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({ mqtt: { maxPayloadBytes: 4096 } }, dataDir);
+    // The packet bound raised to MQTT's own limit, so the publish reaches the too_large path (a
+    // packet over mqtt.maxPacketBytes closes its connection before it is buffered at all).
+    gw = await startTestGateway({ mqtt: { maxPayloadBytes: 4096, maxPacketBytes: 268_435_455 } }, dataDir);
   });
   afterAll(async () => {
     await gw?.close();

@@ -4,6 +4,7 @@ import { configSchema } from '../../../gateway/config/schema.js';
 import { ENV_OVERRIDES } from '../../../gateway/config/load-config.js';
 import { ERROR_CODES } from '../../../gateway/errors.js';
 import { REJECT_REASONS } from '../../../gateway/ingest/reject-reasons.js';
+import { CONNECTION_REFUSAL_REASONS } from '../../../gateway/ingest/packet-guard.js';
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 
@@ -29,5 +30,9 @@ describe('README', () => {
 
   it('should document every rejection reason', () => {
     for (const reason of REJECT_REASONS) expect(readme, reason).toContain(`| \`${reason}\` |`);
+  });
+
+  it('should document every connection refusal reason', () => {
+    for (const reason of CONNECTION_REFUSAL_REASONS) expect(readme, reason).toContain(`| \`${reason}\` |`);
   });
 });

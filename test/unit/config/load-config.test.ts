@@ -73,4 +73,24 @@ describe('config loader', () => {
     expect(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).toThrow(expect.objectContaining({ code: 'GW_ERR_CONFIG_READ' }));
     expect(() => loadConfig({ file: file('broken.yaml', 'a: [1,\n'), env: {} })).toThrow(expect.objectContaining({ code: 'GW_ERR_CONFIG_READ' }));
   });
+
+  it('mqtt.maxPacketBytes defaults to the larger of 1 MiB and maxPayloadBytes + 1 KiB', () => {
+    expect(loadConfig({ env: {} }).mqtt.maxPacketBytes).toBe(1_048_576);
+    expect(loadConfig({ env: {}, overrides: { mqtt: { maxPayloadBytes: 4_000_000 } } }).mqtt.maxPacketBytes).toBe(4_001_024);
+    expect(loadConfig({ env: {}, overrides: { mqtt: { maxPacketBytes: 2_000_000 } } }).mqtt.maxPacketBytes).toBe(2_000_000);
+  });
+
+  it('a maxPacketBytes too small for a maxPayloadBytes publish is listed with the other problems', () => {
+    try {
+      loadConfig({ env: {}, overrides: { mqtt: { maxPayloadBytes: 262_144, maxPacketBytes: 262_144 }, http: { port: 'x' } } });
+      expect.unreachable();
+    } catch (err) {
+      expect(isGatewayError(err, 'GW_ERR_CONFIG_INVALID')).toBe(true);
+      const problems = (err as { details: { problems: string[] } }).details.problems;
+      expect(problems).toEqual([
+        'http.port: must be integer',
+        'mqtt.maxPacketBytes: must be at least mqtt.maxPayloadBytes + 1024 (topic and packet id) = 263168, got 262144',
+      ]);
+    }
+  });
 });
