@@ -3,7 +3,8 @@
  * all in one run (only same-run figures compare on a shared machine).
  *
  *   npx tsx bench/contention-bench.ts [--phase-s 8] [--rate 50] [--logins 100] [--queries 200]
- *       [--preload 20000] [--json bench/results/<date>-contention.json]
+ *       [--preload 20000] [--json bench/results/<date>-contention.json] [--profile-dir DIR]
+ *       [--max-concurrent-queries N]
  *
  * One gateway (the CLI, `pulsegate start --config`, from the TypeScript sources through tsx) with
  * a credentials file and the embedded store. The honest device (mqtt.js, its password right)
@@ -17,7 +18,8 @@
  *
  * The floods run in a second process (this script with --role), so they never share the
  * measuring process's event loop. Figures: honest PUBACK p50/p99/max per phase, and what the
- * floods saw (logins refused, queries answered by status).
+ * floods saw (logins refused, queries answered by status). --profile-dir writes the gateway's CPU
+ * profile there (node --cpu-prof; summarise it with bench/profile-summary.ts).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -127,11 +129,12 @@ async function main(): Promise<void> {
       dataDir: join(dir, 'data'),
       logLevel: 'info',
       mqtt: { host: '127.0.0.1', port: 0, credentialsFile: join(dir, 'devices.json') },
-      http: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0, ...(args.has('max-concurrent-queries') ? { maxConcurrentQueries: args.num('max-concurrent-queries', 4) } : {}) },
       sinks: { flushIntervalMs: 200 },
     }),
   );
-  const gw = spawnBinary('pulsegate', process.execPath, ['--import', 'tsx', join(ROOT, 'gateway/cli.ts'), 'start', '--config', join(dir, 'config.json')]);
+  const profileDir = args.str('profile-dir', '');
+  const gw = spawnBinary('pulsegate', process.execPath, [...(profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]), '--import', 'tsx', join(ROOT, 'gateway/cli.ts'), 'start', '--config', join(dir, 'config.json')]);
   try {
     const ready = await gw.waitLine((l) => l['msg'] === 'pulsegate ready', 60_000).catch(() => null);
     if (ready === null) throw new Error(`gateway did not start: ${gw.stderrTail()}`);

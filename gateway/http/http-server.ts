@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { Sink } from '../sinks/types.js';
+import { queryRowsJson, type SerializedRows, type Sink } from '../sinks/types.js';
 import { createQueryLimiter } from './query-limiter.js';
 import { secureContextOptions, type TlsMaterial, type TlsMetrics } from '../tls.js';
 
@@ -105,6 +105,16 @@ const DEFAULT_LIMIT = 1000;
 /** Seconds a client refused with GW_ERR_BUSY is told to wait (Retry-After). */
 const BUSY_RETRY_AFTER_S = 1;
 
+/**
+ * Sends `{kind, from, to, count, <what>}` with the rows as the sink serialized them: the same
+ * bytes fastify's serializer would write for the object, without the rows as objects here.
+ */
+function sendRows(reply: FastifyReply, q: { kind: string; from: number; to: number }, what: 'readings' | 'windows', rows: SerializedRows): FastifyReply {
+  return reply
+    .type('application/json; charset=utf-8')
+    .send(`{"kind":${JSON.stringify(q.kind)},"from":${JSON.stringify(q.from)},"to":${JSON.stringify(q.to)},"count":${rows.count},"${what}":${rows.json}}`);
+}
+
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, registry, kinds, sink } = options;
   // Request logs are at info level; the http tier logs warnings and errors only.
@@ -174,13 +184,13 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const params = singleParams(req.query, WINDOW_PARAMS);
     const q = common(params);
     const sizeMs = parseSize(params.size);
-    const windows = await limited(reply, () => sink.queryWindows({ ...q, ...(sizeMs !== undefined ? { sizeMs } : {}) }));
-    return { kind: q.kind, from: q.from, to: q.to, count: windows.length, windows };
+    const rows = await limited(reply, () => queryRowsJson(sink, 'windows', { ...q, ...(sizeMs !== undefined ? { sizeMs } : {}) }));
+    return sendRows(reply, q, 'windows', rows);
   });
   app.get('/v1/readings', async (req, reply) => {
     const q = common(singleParams(req.query, READING_PARAMS));
-    const readings = await limited(reply, () => sink.queryReadings(q));
-    return { kind: q.kind, from: q.from, to: q.to, count: readings.length, readings };
+    const rows = await limited(reply, () => queryRowsJson(sink, 'readings', q));
+    return sendRows(reply, q, 'readings', rows);
   });
 
   return {

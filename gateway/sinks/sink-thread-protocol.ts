@@ -15,6 +15,8 @@ export type SinkThreadRequest = { readonly id: number } & (
   | { readonly op: 'write'; readonly payload: Uint8Array }
   | { readonly op: 'queryWindows'; readonly query: WindowQuery }
   | { readonly op: 'queryReadings'; readonly query: ReadingQuery }
+  | { readonly op: 'queryWindowsJson'; readonly query: WindowQuery }
+  | { readonly op: 'queryReadingsJson'; readonly query: ReadingQuery }
   | { readonly op: 'applyRetention'; readonly nowMs: number }
   | { readonly op: 'close' }
 );

@@ -13,7 +13,7 @@ import { EMBEDDED_SINK_NAME, type EmbeddedRetentionResult } from './embedded-sin
 import { INFLUX_SINK_NAME } from './influx-sink.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
 import type { SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
-import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
+import type { ReadingQuery, SerializedRows, SerializingSink, Sink, SinkBatch, WindowQuery } from './types.js';
 
 /**
  * The configured sink (InfluxDB or the embedded store) on a thread of its own. The gateway's
@@ -21,7 +21,7 @@ import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
  * store's own work (SQLite inserts are synchronous) use the second core instead of holding the
  * thread that runs MQTT ingest.
  */
-export interface ThreadedSink extends Sink {
+export interface ThreadedSink extends SerializingSink {
   /** Writes one batch in batch-codec form, as the outbox reads it from the log. */
   writeEncoded(payload: Uint8Array): Promise<void>;
   /** Ages out the embedded store's rows; null for a sink that keeps its own retention. */
@@ -128,6 +128,12 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
     },
     queryReadings(query: ReadingQuery) {
       return call({ op: 'queryReadings', query }) as Promise<Reading[]>;
+    },
+    queryWindowsJson(query: WindowQuery) {
+      return call({ op: 'queryWindowsJson', query }) as Promise<SerializedRows>;
+    },
+    queryReadingsJson(query: ReadingQuery) {
+      return call({ op: 'queryReadingsJson', query }) as Promise<SerializedRows>;
     },
     applyRetention(nowMs: number) {
       return call({ op: 'applyRetention', nowMs }) as Promise<EmbeddedRetentionResult | null>;

@@ -73,6 +73,12 @@ async function handle(request: SinkThreadRequest): Promise<unknown> {
       return sink.queryWindows(request.query);
     case 'queryReadings':
       return sink.queryReadings(request.query);
+    case 'queryWindowsJson':
+    case 'queryReadingsJson': {
+      // Serialized here, on the sink thread: one string crosses to the main thread.
+      const rows: readonly unknown[] = request.op === 'queryWindowsJson' ? await sink.queryWindows(request.query) : await sink.queryReadings(request.query);
+      return { count: rows.length, json: JSON.stringify(rows) };
+    }
     case 'applyRetention': {
       const retaining = sink as { applyRetention?: (nowMs: number) => unknown };
       return typeof retaining.applyRetention === 'function' ? retaining.applyRetention(request.nowMs) : null;

@@ -101,4 +101,21 @@ describe('sink thread', () => {
     expect(await sink.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 1, limit: 10 })).toEqual([heartRateReading('v', 1, BASE_TS, 80)]);
     await sink.close();
   });
+
+  it('query flood starved ingest: rows are serialized on the sink thread, the same JSON the main thread would have written', async () => {
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'json.sqlite') }), kinds: createKindRegistry(), logger: silent });
+    await sink.start();
+    await sink.write({
+      readings: Array.from({ length: 50 }, (_, i) => heartRateReading(`d${i % 3}`, i + 1, BASE_TS + i * 100, 60 + (i % 40))),
+      windows: [heartRateWindow('d0', BASE_TS, 10_000, [60, 61, 62]), heartRateWindow('d1', BASE_TS, 10_000, [70])],
+      health: [],
+    });
+    const rq = { kind: 'heart-rate', from: 0, to: BASE_TS + 10_000, limit: 40 };
+    const readings = await sink.queryReadingsJson(rq);
+    expect(readings).toEqual({ count: 40, json: JSON.stringify(await sink.queryReadings(rq)) });
+    const wq = { kind: 'heart-rate', from: 0, to: BASE_TS + 20_000, limit: 10 };
+    const windows = await sink.queryWindowsJson(wq);
+    expect(windows).toEqual({ count: 2, json: JSON.stringify(await sink.queryWindows(wq)) });
+    await sink.close();
+  });
 });
