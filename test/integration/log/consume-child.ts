@@ -2,7 +2,8 @@
  * Test helper process: appends records to the log in DIR/log (up to MAX in all) while a log
  * consumer with its cursor in DIR/state handles them; each handled record prints "h <offset>"
  * (a synchronous write, so it is in the pipe before handle resolves: the handler's effect).
- * Prints "cursor <offset>" once the consumer has loaded its cursor. The parent kills it with
+ * Prints "cursor <offset>" once the consumer has loaded its cursor, and "caught-up <offset>" once
+ * appends are done and the cursor on disk covers every record. The parent kills it with
  * SIGKILL and checks at-least-once, in-order delivery across restarts.
  *
  *   node --import tsx test/integration/log/consume-child.ts DIR MAX
@@ -38,6 +39,13 @@ async function main(): Promise<void> {
     for (let i = 0; i < 100 && log.nextOffset < max; i++) last = log.append(RECORD_TYPES.ingest, Buffer.from(`r-${log.nextOffset}`));
     await log.whenDurable(last);
   }
+  // Appends done: say so once every record is handled and the cursor on disk has caught up.
+  const timer = setInterval(() => {
+    if (consumer.position === log.nextOffset && consumer.oldestUnackedOffset === consumer.position) {
+      clearInterval(timer);
+      writeSync(1, `caught-up ${consumer.position}\n`);
+    }
+  }, 5);
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
