@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { backoffMs, sleepUnlessAborted, type RetryPolicy } from './backoff.js';
+import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted, type RetryPolicy } from './backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { tailLog, type TailItem, type TailLog } from './tail-reader.js';
 import type { LogRecord, MessageLog, RecordType } from './types.js';
@@ -110,15 +110,14 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
   let closing = false;
   let loop: Promise<void> | null = null;
   let closePromise: Promise<void> | null = null;
-  // Three signals: backoff sleeps and the follow end at once on close; a handle() in flight gets its grace first.
-  const stopSleeping = new AbortController();
-  const abort = new AbortController();
+  // Backoff sleeps and the follow end at once on close; a handle() in flight gets its grace first.
+  const stops = createStopSignals();
 
   function reportError(err: unknown, context: { offset: number | null; attempt: number }): void {
     options.onError?.(err, context);
     if (logger === undefined) return;
     if (context.attempt === 0) logger.error({ err, consumer: name, offset: context.offset }, 'log consumer failed; retrying from the log');
-    else if (context.attempt === 1 || context.attempt % 10 === 0) {
+    else if (isLoggedAttempt(context.attempt)) {
       logger.warn({ err, consumer: name, offset: context.offset, attempt: context.attempt }, 'log consumer handler failed; backing off');
     }
   }
@@ -153,7 +152,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
     for (let attempt = 1; !closing; attempt++) {
       let failure: unknown;
       try {
-        await handle(record, { attempt, signal: abort.signal });
+        await handle(record, { attempt, signal: stops.work });
         handled++;
         return true;
       } catch (err) {
@@ -172,7 +171,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
       }
       retries++;
       reportError(failure, { offset: record.offset, attempt });
-      await sleepUnlessAborted(backoffMs(options.retry, attempt, random), stopSleeping.signal);
+      await sleepUnlessAborted(backoffMs(options.retry, attempt, random), stops.idle);
     }
     return false;
   }
@@ -181,7 +180,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
     let failures = 0;
     while (!closing) {
       try {
-        for await (const item of tailLog(log, position, { signal: stopSleeping.signal })) {
+        for await (const item of tailLog(log, position, { signal: stops.idle })) {
           if (item.kind !== 'record') {
             skip(item);
           } else {
@@ -201,7 +200,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
         // The log failed to read (a damaged record): report, back off, read again from the position.
         if (closing) return;
         reportError(err, { offset: position, attempt: 0 });
-        await sleepUnlessAborted(backoffMs(options.retry, ++failures, random), stopSleeping.signal);
+        await sleepUnlessAborted(backoffMs(options.retry, ++failures, random), stops.idle);
       }
     }
   }
@@ -242,15 +241,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
     close(closeOptions) {
       closePromise ??= (async () => {
         closing = true;
-        stopSleeping.abort();
-        const graceMs = closeOptions?.graceMs ?? 0;
-        if (loop !== null && graceMs > 0) {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-          clearTimeout(timer);
-        }
-        abort.abort();
-        if (loop !== null) await loop;
+        await stops.stop(loop, closeOptions?.graceMs ?? 0);
         if (started) await cursor.flush();
         else await cursor.stop();
       })();

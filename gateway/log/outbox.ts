@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { encodeDeadLetter } from '../ingest/ingest-record.js';
-import { backoffMs, sleepUnlessAborted } from './backoff.js';
+import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } from './backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';
@@ -189,14 +189,13 @@ export function createOutbox(options: OutboxOptions): Outbox {
   let loop: Promise<void> | null = null;
   let closePromise: Promise<void> | null = null;
   // Two signals: backoff sleeps end at once on close; a send in flight gets its grace first.
-  const stopSleeping = new AbortController();
-  const abort = new AbortController();
+  const stops = createStopSignals();
   const logger = options.logger;
   function reportError(err: unknown, context: { offset: number | null; attempt: number }): void {
     options.onError?.(err, context);
     if (logger === undefined) return;
     if (context.attempt === 0) logger.error({ err, destination, offset: context.offset }, 'outbox sender failed; retrying from the log');
-    else if (context.attempt === 1 || context.attempt % 10 === 0) {
+    else if (isLoggedAttempt(context.attempt)) {
       logger.warn({ err, destination, offset: context.offset, attempt: context.attempt }, 'outbox send failed; backing off');
     }
   }
@@ -243,7 +242,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
     w?.();
   }
 
-  const sleep = (ms: number): Promise<void> => sleepUnlessAborted(ms, stopSleeping.signal);
+  const sleep = (ms: number): Promise<void> => sleepUnlessAborted(ms, stops.idle);
   const backoff = (attempt: number): number => backoffMs(options.retry, attempt, random);
 
   function safeOffset(): number {
@@ -345,7 +344,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
   async function deliver(rec: Pending): Promise<void> {
     for (let attempt = 1; !closing; attempt++) {
       try {
-        await send(rec.payload, { offset: rec.offset, attempt, signal: abort.signal });
+        await send(rec.payload, { offset: rec.offset, attempt, signal: stops.work });
         await log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, rec.offset, ACK_OUTCOMES.delivered));
         delivered++;
         return finish(rec);
@@ -462,16 +461,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
     close(closeOptions) {
       closePromise ??= (async () => {
         closing = true;
-        stopSleeping.abort();
         signal();
-        const graceMs = closeOptions?.graceMs ?? 0;
-        if (loop !== null && graceMs > 0) {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-          clearTimeout(timer);
-        }
-        abort.abort();
-        if (loop !== null) await loop;
+        await stops.stop(loop, closeOptions?.graceMs ?? 0);
         if (started) await cursor.flush();
         else await cursor.stop();
       })();
