@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted, type RetryPolicy } from './backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
+import { logMetricsFor } from './log-metrics.js';
 import { tailLog, type TailItem, type TailLog } from './tail-reader.js';
 import type { LogRecord, MessageLog, RecordType } from './types.js';
 
@@ -66,6 +68,8 @@ export interface LogConsumerOptions {
   /** Jitter source in [0, 1). */
   readonly random?: () => number;
   readonly logger?: Logger;
+  /** Registers pulsegate_log_consumer_lag_records and pulsegate_log_consumer_skipped_records_total (label consumer). */
+  readonly registry?: Registry;
 }
 
 export interface LogConsumer {
@@ -205,7 +209,7 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
     }
   }
 
-  return {
+  const consumer: LogConsumer = {
     name,
     async start() {
       if (started || closing) return;
@@ -248,4 +252,6 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
       return closePromise;
     },
   };
+  if (options.registry !== undefined) logMetricsFor(options.registry).attachConsumer(consumer);
+  return consumer;
 }

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../gateway/clock.js';
 import { GatewayError } from '../../../gateway/errors.js';
@@ -156,10 +157,41 @@ describe('log consumer', () => {
     log = await logAt({ clock });
     const skipped: { from: number; to: number; reason: string }[] = [];
     const again: number[] = [];
-    consumer = await consumerOn(log, async (r) => void again.push(r.offset), { stateDir: `${dir}/state`, clock, onSkipped: (s) => skipped.push(s) });
+    const registry = new Registry();
+    consumer = await consumerOn(log, async (r) => void again.push(r.offset), { stateDir: `${dir}/state`, clock, registry, onSkipped: (s) => skipped.push(s) });
     await until(() => consumer.position === 1505);
     expect(skipped).toEqual([{ from: 5, to: first, reason: 'retention' }]);
     expect(consumer.skipped).toBe(first - 5);
     expect(again).toEqual(range(first, 1505));
+    const metrics = await registry.getMetricsAsJSON();
+    const value = (name: string): unknown => metrics.find((m) => m.name === name)?.values.find((v) => v.labels.consumer === 'store')?.value;
+    expect(value('pulsegate_log_consumer_skipped_records_total')).toBe(first - 5);
+    expect(value('pulsegate_log_consumer_lag_records')).toBe(0);
+  });
+
+  it('log consumer closing with a handler in flight should give it its grace, then abort it, and hand that record out again after restart', async () => {
+    const log = await logAt();
+    await appendMany(log, 3);
+    const got: number[] = [];
+    let aborted = false;
+    const consumer = await consumerOn(
+      log,
+      async (r, ctx) => {
+        if (r.offset === 1) {
+          // Never finishes by itself: only the abort after the grace ends it.
+          await new Promise<void>((_, reject) => ctx.signal.addEventListener('abort', () => ((aborted = true), reject(new Error('aborted')))));
+        }
+        got.push(r.offset);
+      },
+      { stateDir: `${dir}/state`, cursorPersistIntervalMs: 0 },
+    );
+    await until(() => got.length === 1);
+    await consumer.close({ graceMs: 20 });
+    expect(aborted).toBe(true);
+    expect(consumer.position).toBe(1);
+    const again: number[] = [];
+    await consumerOn(log, async (r) => void again.push(r.offset), { stateDir: `${dir}/state` });
+    await until(() => again.length === 2);
+    expect(again).toEqual([1, 2]);
   });
 });
