@@ -90,9 +90,12 @@ export function createCursorKeeper<D>(options: CursorKeeperOptions<D>): CursorKe
 
   function defer(ms: number): void {
     if (deferred !== null || stopped) return;
+    // The interval is over when the timer fires: write then, without asking the clock again (an
+    // injected clock need not move with timers).
     deferred = setTimeout(() => {
       deferred = null;
-      void persist(false);
+      if (inFlight !== null) again = true;
+      else void write();
     }, Math.max(0, ms));
     deferred.unref();
   }
