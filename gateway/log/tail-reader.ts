@@ -58,6 +58,7 @@ export async function* tailLog(log: TailLog, from: number, options: TailOptions 
             if (aborted()) return;
           }
         }
+        if (aborted()) return;
       }
       // The read ended short of `end`: the rest was deleted under it (the active segment never is).
       if (expected < end) yield gapAt(expected, end);
