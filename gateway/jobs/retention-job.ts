@@ -90,6 +90,8 @@ export interface StartRetentionJobOptions {
   /** Every checkpoint store whose state is rebuilt from the log (null offset = none yet: keep all). */
   readonly checkpoints: CheckpointStore | readonly CheckpointStore[];
   readonly outboxes: readonly { readonly oldestUnackedOffset: number }[];
+  /** Log consumers (gateway/log/log-consumer.ts): each keeps what it has not handled. */
+  readonly consumers?: readonly { readonly oldestUnackedOffset: number }[];
   readonly config: Pick<LogConfig, 'retentionMs' | 'retentionSchedule'>;
   readonly logger?: Logger;
   readonly clock?: Clock;
@@ -97,8 +99,8 @@ export interface StartRetentionJobOptions {
 
 /**
  * Schedules retention on log.retentionSchedule: segments go once older than log.retentionMs and
- * below both the latest checkpoint (as last written or read by its store) and every outbox's oldest
- * un-acked record.
+ * below the latest checkpoint (as last written or read by its store), every outbox's oldest
+ * un-acked record and every log consumer's cursor on disk.
  */
 export function startRetentionJob(options: StartRetentionJobOptions): RetentionJob {
   const stores: readonly CheckpointStore[] = Array.isArray(options.checkpoints)
@@ -109,7 +111,7 @@ export function startRetentionJob(options: StartRetentionJobOptions): RetentionJ
     log: options.log,
     schedule: options.config.retentionSchedule,
     retentionMs: options.config.retentionMs,
-    protectedOffset: () => protectedOffsetOf({ checkpointOffsets: stores.map((s) => s.latestOffset), outboxes: options.outboxes }),
+    protectedOffset: () => protectedOffsetOf({ checkpointOffsets: stores.map((s) => s.latestOffset), outboxes: options.outboxes, consumers: options.consumers }),
     clock: options.clock ?? systemClock,
     onRun: (r) => {
       if (r.deleted.length > 0) logger?.info({ deleted: r.deleted, freedBytes: r.freedBytes, protectedOffset: r.protectedOffset }, 'log retention deleted segments');

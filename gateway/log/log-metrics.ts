@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FileMessageLog } from './message-log.js';
+import type { LogConsumer } from './log-consumer.js';
 import type { Outbox } from './outbox.js';
 
 /**
@@ -11,6 +12,7 @@ export interface LogMetrics {
   readonly observeFsync: (seconds: number, bytes: number) => void;
   attachLog(log: FileMessageLog): void;
   attachOutbox(outbox: Outbox): void;
+  attachConsumer(consumer: LogConsumer): void;
 }
 
 const byRegistry = new WeakMap<Registry, LogMetrics>();
@@ -97,6 +99,30 @@ export function createLogMetrics(registry: Registry): LogMetrics {
       }
     },
   });
+  const consumers: LogConsumer[] = [];
+  const skippedSeen = new Map<string, number>();
+  const consumerLag = new Gauge({
+    name: 'pulsegate_log_consumer_lag_records',
+    help: 'Durable log records a log consumer has not looked at yet',
+    labelNames: ['consumer'],
+    registers: [registry],
+    collect() {
+      for (const c of consumers) consumerLag.labels(c.name).set(c.lagRecords);
+    },
+  });
+  const consumerSkipped = new Counter({
+    name: 'pulsegate_log_consumer_skipped_records_total',
+    help: 'Records deleted (by retention, or skipped as damaged) before a log consumer could handle them',
+    labelNames: ['consumer'],
+    registers: [registry],
+    collect() {
+      for (const c of consumers) {
+        const prev = skippedSeen.get(c.name) ?? 0;
+        consumerSkipped.labels(c.name).inc(c.skipped - prev);
+        skippedSeen.set(c.name, c.skipped);
+      }
+    },
+  });
   let seenTruncated = 0;
   const recoveryTruncated = new Counter({
     name: 'pulsegate_log_recovery_truncated_bytes_total',
@@ -122,6 +148,15 @@ export function createLogMetrics(registry: Registry): LogMetrics {
       oldestUnackedAge.labels(o.destination).set(0);
       outboxPending.labels(o.destination).set(0);
       outboxDeadLettered.labels(o.destination).inc(0);
+    },
+    attachConsumer(c) {
+      // A consumer of the same name again (a restart in one process) replaces the old one.
+      const i = consumers.findIndex((x) => x.name === c.name);
+      if (i >= 0) consumers.splice(i, 1);
+      consumers.push(c);
+      skippedSeen.set(c.name, c.skipped);
+      consumerLag.labels(c.name).set(0);
+      consumerSkipped.labels(c.name).inc(0);
     },
   };
   byRegistry.set(registry, metrics);

@@ -139,6 +139,12 @@ export interface FileMessageLog extends MessageLog {
   /** Resolves once `offset` is durable; rejects if the log fails or closes first. */
   whenDurable(offset: number): Promise<void>;
   /**
+   * Resolves once `durableOffset > offset`, also for an offset not appended yet and across a write
+   * failure (the wait goes on while the log repairs itself): what a follower of the log waits on.
+   * Rejects when the log closes or `signal` aborts (with the signal's reason).
+   */
+  whenDurableBeyond(offset: number, signal?: AbortSignal): Promise<void>;
+  /**
    * Like read(), but hands out records in arrays (one per disk chunk): the fast replay path.
    * Payloads are views of the chunk read from disk: copy one to keep it long.
    */
@@ -283,6 +289,8 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   };
   let idleWaiters: (() => void)[] = [];
   let durableWaiters: { offset: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  // Followers (see whenDurableBeyond): one per waiting reader, removed on abort; never failed by a write error.
+  let followers: { offset: number; resolve: () => void; reject: (err: Error) => void }[] = [];
 
   let appendedRecords = 0;
   let appendedBytes = 0;
@@ -568,6 +576,14 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   }
 
   function resolveDurableWaiters(): void {
+    if (followers.length > 0) {
+      const waiting: typeof followers = [];
+      for (const f of followers) {
+        if (f.offset < durableNext) f.resolve();
+        else waiting.push(f);
+      }
+      followers = waiting;
+    }
     if (durableWaiters.length === 0) return;
     const keep: typeof durableWaiters = [];
     for (const w of durableWaiters) {
@@ -741,6 +757,31 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     return new Promise((resolve, reject) => durableWaiters.push({ offset, resolve, reject }));
   }
 
+  function whenDurableBeyond(offset: number, signal?: AbortSignal): Promise<void> {
+    if (offset < durableNext) return Promise.resolve();
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    if (closed) return Promise.reject(closedError());
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        followers = followers.filter((f) => f !== entry);
+        reject(signal!.reason as Error);
+      };
+      const entry = {
+        offset,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      followers.push(entry);
+    });
+  }
+
   function segmentIndexFor(offset: number, segs: Segment[]): number {
     let lo = 0;
     let hi = segs.length - 1;
@@ -904,6 +945,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     read,
     readBatches,
     whenDurable,
+    whenDurableBeyond,
     segments() {
       return segments.map((s) => ({
         file: s.name,
@@ -960,6 +1002,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         writeFh = null;
         if (fh !== null) await fh.close();
         for (const w of durableWaiters.splice(0)) w.reject(failure ?? closedError());
+        for (const f of followers.splice(0)) f.reject(closedError());
       })();
       return closePromise;
     },

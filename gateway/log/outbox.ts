@@ -3,7 +3,8 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { encodeDeadLetter } from '../ingest/ingest-record.js';
-import { createCheckpointStore, type CheckpointStore } from './checkpoint-store.js';
+import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } from './backoff.js';
+import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';
 
@@ -165,11 +166,6 @@ export function createOutbox(options: OutboxOptions): Outbox {
   const readAheadRecords = Math.max(1, options.readAheadRecords ?? 16);
   const readAheadBytes = options.readAheadBytes ?? 4 * 1024 * 1024;
   const maxTracked = Math.max(1, options.maxTrackedOffsets ?? 65_536);
-  const persistIntervalMs = options.cursorPersistIntervalMs ?? 5000;
-  const cursorStore: CheckpointStore<{ lastAcked: number }> | null =
-    options.stateDir === undefined
-      ? null
-      : createCheckpointStore({ dir: options.stateDir, name: `outbox-${destination.replace(/[^A-Za-z0-9_-]/g, '_')}`, clock });
 
   // Offsets (and append times) of pending records at or above `trackedFloor`, in order.
   let tracked: number[] = [];
@@ -192,17 +188,14 @@ export function createOutbox(options: OutboxOptions): Outbox {
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
   let closePromise: Promise<void> | null = null;
-  let lastPersist = 0;
-  let persisting: Promise<void> | null = null;
   // Two signals: backoff sleeps end at once on close; a send in flight gets its grace first.
-  const stopSleeping = new AbortController();
-  const abort = new AbortController();
+  const stops = createStopSignals();
   const logger = options.logger;
   function reportError(err: unknown, context: { offset: number | null; attempt: number }): void {
     options.onError?.(err, context);
     if (logger === undefined) return;
     if (context.attempt === 0) logger.error({ err, destination, offset: context.offset }, 'outbox sender failed; retrying from the log');
-    else if (context.attempt === 1 || context.attempt % 10 === 0) {
+    else if (isLoggedAttempt(context.attempt)) {
       logger.warn({ err, destination, offset: context.offset, attempt: context.attempt }, 'outbox send failed; backing off');
     }
   }
@@ -249,25 +242,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
     w?.();
   }
 
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = stopSleeping.signal;
-      if (signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  function backoffMs(attempt: number): number {
-    const base = Math.min(options.retry.maxMs, options.retry.initialMs * 2 ** Math.min(attempt - 1, 30));
-    // "Equal jitter": half fixed, half random, so retries of many senders spread out.
-    return base / 2 + (base / 2) * random();
-  }
+  const sleep = (ms: number): Promise<void> => sleepUnlessAborted(ms, stops.idle);
+  const backoff = (attempt: number): number => backoffMs(options.retry, attempt, random);
 
   function safeOffset(): number {
     if (!started) return Math.max(readPos, log.firstOffset);
@@ -277,24 +253,24 @@ export function createOutbox(options: OutboxOptions): Outbox {
     return trackedLength() > 0 ? tracked[trackedHead]! : log.nextOffset;
   }
 
+  // The cursor is a hint (the acks in the log are the truth): everything below its offset is acked.
+  const cursor = createCursorKeeper<{ lastAcked: number }>({
+    stateDir: options.stateDir,
+    name: cursorFileName('outbox', destination),
+    label: `outbox cursor of ${destination}`,
+    fallback: 'scanning the whole log for unacknowledged batches',
+    snapshot: () => ({ offset: safeOffset(), data: { lastAcked } }),
+    intervalMs: options.cursorPersistIntervalMs ?? 5000,
+    clock,
+    logger,
+    onWriteError: (err) => reportError(err, { offset: null, attempt: 0 }),
+  });
+
   async function scanAtStart(): Promise<void> {
-    const hint = cursorStore === null ? null : await cursorStore.read();
+    // Ahead of the log (it lost records it once held) or damaged: load() says so, a scan finds the truth.
+    const hint = await cursor.load(log);
     let from = log.firstOffset;
-    if (cursorStore !== null && cursorStore.unreadable.length > 0) {
-      logger?.warn(
-        { destination, unreadable: cursorStore.unreadable, usedOffset: hint?.offset ?? null },
-        hint === null
-          ? `damaged outbox cursor file(s) of ${destination} ignored; scanning the whole log for unacknowledged batches instead`
-          : `damaged outbox cursor file(s) of ${destination} ignored; using the older cursor at offset ${hint.offset} instead`,
-      );
-    }
-    if (hint !== null && hint.offset > log.nextOffset) {
-      // The log lost records it once held: the cursor means nothing here, a scan finds the truth.
-      logger?.warn(
-        { destination, cursorOffset: hint.offset, logNextOffset: log.nextOffset },
-        `outbox cursor of ${destination} is ahead of the log (offset ${hint.offset} > ${log.nextOffset}); ignored, scanning the whole log instead`,
-      );
-    } else if (hint !== null && hint.offset >= from) {
+    if (hint !== null && hint.offset >= from) {
       from = hint.offset;
       lastAcked = hint.data.lastAcked;
     }
@@ -365,25 +341,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
     }
   }
 
-  function maybePersist(force: boolean): Promise<void> | null {
-    if (cursorStore === null || persisting !== null) return persisting;
-    const now = clock.now();
-    if (!force && now - lastPersist < persistIntervalMs) return null;
-    lastPersist = now;
-    const offset = safeOffset();
-    persisting = cursorStore
-      .write({ offset, data: { lastAcked } })
-      .catch((err: unknown) => reportError(err, { offset: null, attempt: 0 }))
-      .finally(() => {
-        persisting = null;
-      });
-    return persisting;
-  }
-
   async function deliver(rec: Pending): Promise<void> {
     for (let attempt = 1; !closing; attempt++) {
       try {
-        await send(rec.payload, { offset: rec.offset, attempt, signal: abort.signal });
+        await send(rec.payload, { offset: rec.offset, attempt, signal: stops.work });
         await log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, rec.offset, ACK_OUTCOMES.delivered));
         delivered++;
         return finish(rec);
@@ -404,7 +365,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
         }
         retries++;
         reportError(err, { offset: rec.offset, attempt });
-        await sleep(backoffMs(attempt));
+        await sleep(backoff(attempt));
       }
     }
   }
@@ -413,7 +374,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
     readAhead.shift();
     if (rec.offset > lastAcked) lastAcked = rec.offset;
     pending = Math.max(0, pending - 1);
-    void maybePersist(false);
+    void cursor.persist();
   }
 
   async function run(): Promise<void> {
@@ -437,7 +398,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
         const tracedFrom = readPos;
         readPos = Math.min(readPos, lastAcked + 1);
         trackedFloor = Math.max(trackedFloor, tracedFrom);
-        await sleep(backoffMs(++failures));
+        await sleep(backoff(++failures));
       }
     }
   }
@@ -500,18 +461,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
     close(closeOptions) {
       closePromise ??= (async () => {
         closing = true;
-        stopSleeping.abort();
         signal();
-        const graceMs = closeOptions?.graceMs ?? 0;
-        if (loop !== null && graceMs > 0) {
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-          clearTimeout(timer);
-        }
-        abort.abort();
-        if (loop !== null) await loop;
-        if (persisting !== null) await persisting;
-        if (started) await maybePersist(true);
+        await stops.stop(loop, closeOptions?.graceMs ?? 0);
+        if (started) await cursor.flush();
+        else await cursor.stop();
       })();
       return closePromise;
     },

@@ -6,8 +6,9 @@ export interface RetentionOptions {
   /** Current time, ms. */
   readonly now: number;
   /**
-   * No record at or above this offset may be deleted: the minimum of the latest checkpoint offset
-   * and every outbox's oldest un-acked offset (see protectedOffsetOf).
+   * No record at or above this offset may be deleted: the minimum of the latest checkpoint offset,
+   * every outbox's oldest un-acked offset and every log consumer's durable cursor (see
+   * protectedOffsetOf).
    */
   readonly protectedOffset: number;
 }
@@ -53,14 +54,19 @@ export async function applyRetention(log: FileMessageLog, options: RetentionOpti
 
 /**
  * The offset below which every record is no longer needed: covered by the latest checkpoint
- * (null = none written yet, which protects everything) and acked by every outbox.
+ * (null = none written yet, which protects everything), acked by every outbox, and behind the
+ * cursor every log consumer has on disk (where it resumes after a crash: see log-consumer.ts). A
+ * consumer that lags or stops therefore keeps its segments, however old; the disk high-water mark
+ * (log.diskHighWaterBytes) is what bounds that.
  */
 export function protectedOffsetOf(parts: {
   readonly checkpointOffsets: readonly (number | null)[];
   readonly outboxes: readonly { readonly oldestUnackedOffset: number }[];
+  readonly consumers?: readonly { readonly oldestUnackedOffset: number }[];
 }): number {
   let min = Number.MAX_SAFE_INTEGER;
   for (const c of parts.checkpointOffsets) min = Math.min(min, c ?? 0);
   for (const o of parts.outboxes) min = Math.min(min, o.oldestUnackedOffset);
+  for (const c of parts.consumers ?? []) min = Math.min(min, c.oldestUnackedOffset);
   return min;
 }

@@ -98,7 +98,7 @@ describe('outbox', () => {
     expect(third).toEqual([]);
   });
 
-  it('outbox should resume from its persisted cursor after a restart', async () => {
+  it('outbox should resume from its persisted cursor after a restart: the start-up scan begins at the cursor, not at the start of the log', async () => {
     let log = await logAt();
     let outbox = await outboxOn(log, async () => {}, { stateDir: `${dir}/state`, cursorPersistIntervalMs: 0 });
     for (let i = 0; i < 5; i++) await outbox.enqueue(Buffer.from(`a-${i}`));
@@ -114,17 +114,31 @@ describe('outbox', () => {
       },
       { stateDir: `${dir}/state` },
     );
-    for (let i = 0; i < 3; i++) await outbox.enqueue(Buffer.from(`b-${i}`));
+    const bOffsets: number[] = [];
+    for (let i = 0; i < 3; i++) bOffsets.push(await outbox.enqueue(Buffer.from(`b-${i}`)));
     await outbox.close();
     await log.close();
     log = await logAt();
     down = false;
-    outbox = await outboxOn(log, async (p) => {
+    // The real log, watched: where does the outbox's start-up scan begin?
+    const readsFrom: number[] = [];
+    const watched = new Proxy(log, {
+      get(target, key) {
+        if (key === 'read') return (from: number, to?: number) => (readsFrom.push(from), target.read(from, to));
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    outbox = await outboxOn(watched, async (p) => {
       sent.push(text(p));
     }, { stateDir: `${dir}/state` });
     expect(outbox.pending).toBe(3);
+    // The a-records and their acks below the cursor are not read again: the scan starts at it.
+    expect(bOffsets[0]).toBeGreaterThanOrEqual(10);
+    expect(readsFrom[0]).toBe(bOffsets[0]);
     await until(() => sent.length === 3);
     expect(sent).toEqual(['b-0', 'b-1', 'b-2']);
+    expect(Math.min(...readsFrom)).toBe(bOffsets[0]);
   });
 
   it('outbox should retry a record that fails N times and keep the order', async () => {

@@ -1,8 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../gateway/clock.js';
-import { createRetentionJob } from '../../../gateway/jobs/retention-job.js';
+import { createRetentionJob, startRetentionJob } from '../../../gateway/jobs/retention-job.js';
+import { createCheckpointStore } from '../../../gateway/log/checkpoint-store.js';
+import { createLogConsumer } from '../../../gateway/log/log-consumer.js';
 import { applyRetention, protectedOffsetOf } from '../../../gateway/log/retention.js';
-import { appendMany, openLog, readAll, segmentFiles, tempDir } from './log-test-helpers.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { appendMany, openLog, readAll, segmentFiles, tempDir, until } from './log-test-helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -98,6 +101,56 @@ describe('retention', () => {
     for (const s of log.segments()) expect(s.lastOffset).toBeGreaterThanOrEqual(500);
     await job.close();
     await job.close();
+    await log.close();
+  });
+
+  it('retention should keep the segments a lagging log consumer has not handled, however old', async () => {
+    const clock = new ManualClock(0);
+    const log = await openLog(dir, { clock });
+    await appendMany(log, 2000);
+    clock.set(10 * HOUR);
+    await appendMany(log, 10, 2000);
+    // Everything is checkpointed and old: only the consumer holds the log back.
+    const checkpoints = createCheckpointStore({ dir: `${dir}/ckpt`, clock });
+    await checkpoints.write({ offset: 2010, data: {} });
+    let release: () => void = () => {};
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const handled: number[] = [];
+    const consumer = createLogConsumer({
+      log,
+      name: 'republish',
+      types: [RECORD_TYPES.ingest],
+      stateDir: `${dir}/state`,
+      cursorPersistIntervalMs: 0,
+      retry: { initialMs: 1, maxMs: 5 },
+      clock,
+      handle: async (r) => {
+        if (r.offset === 700) await blocked;
+        handled.push(r.offset);
+      },
+    });
+    await consumer.start();
+    await until(() => handled.length === 700);
+    await until(() => consumer.oldestUnackedOffset === 700, 5000, 'the cursor on disk to reach 700');
+    const job = startRetentionJob({
+      log,
+      checkpoints,
+      outboxes: [],
+      consumers: [consumer],
+      config: { retentionMs: HOUR, retentionSchedule: '0 0 1 1 *' },
+      clock,
+    });
+    const result = await job.runOnce();
+    await job.close();
+    expect(result.deleted.length).toBeGreaterThan(0);
+    expect(result.protectedOffset).toBe(700);
+    expect(log.firstOffset).toBeLessThanOrEqual(700);
+    release();
+    await until(() => consumer.position === 2010);
+    // Nothing it still needed was gone: every record from its cursor on was handed out.
+    expect(consumer.skipped).toBe(0);
+    expect(handled.slice(700)).toEqual(Array.from({ length: 1310 }, (_, i) => 700 + i));
+    await consumer.close();
     await log.close();
   });
 });

@@ -1,0 +1,76 @@
+import type { FileMessageLog } from './message-log.js';
+import type { LogRecord, RecordType } from './types.js';
+
+/**
+ * What a follower of the log gets, in offset order:
+ * - `record`: a durable record (its payload is a view of a read buffer: copy it to keep it long);
+ * - `earliest`: only ever the first item, when `from` is below the log's first offset (retention
+ *   deleted those records before the read began): the records from `firstOffset` follow. An SSE
+ *   hub resuming from a Last-Event-ID that old sends its `earliest` notice on this and goes on.
+ * - `gap`: records [from, to) were asked for but are gone: deleted by retention while the reader
+ *   was on its way to them (`retention`), or skipped as damaged at startup with log.skipCorrupt
+ *   (`damaged`). The record at `to` (or a later one) follows. Never skipped silently.
+ */
+export type TailItem =
+  | { readonly kind: 'record'; readonly record: LogRecord }
+  | { readonly kind: 'earliest'; readonly requested: number; readonly firstOffset: number }
+  | { readonly kind: 'gap'; readonly from: number; readonly to: number; readonly reason: 'retention' | 'damaged' };
+
+export interface TailOptions {
+  /** Aborting it ends the iteration cleanly (also while it waits for new records). */
+  readonly signal?: AbortSignal;
+  /** Only records of these types are handed out; the others are read and passed over. Default: all. */
+  readonly types?: readonly RecordType[];
+}
+
+export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 'readBatches' | 'whenDurableBeyond'>;
+
+/**
+ * Follows the log: hands out the durable records from `from` on, then waits for new ones to become
+ * durable (woken by the group commit, no polling) and hands those out too, for as long as the
+ * caller iterates. Ends cleanly when `options.signal` aborts or the log closes; a read error of
+ * the log (a damaged record) is thrown. Memory: one read chunk of the log at a time (a few hundred
+ * KiB, or one record if larger); the reader reads only as fast as the caller takes items — the
+ * log on disk is the queue (overflow policy: pause reading). An offset `from` past the log's end
+ * waits for that offset.
+ */
+export async function* tailLog(log: TailLog, from: number, options: TailOptions = {}): AsyncGenerator<TailItem, void, undefined> {
+  const { signal } = options;
+  const aborted = (): boolean => signal?.aborted === true;
+  const wanted = options.types === undefined ? null : new Set<number>(options.types);
+  let next = Math.max(0, from);
+  const first = log.firstOffset;
+  if (next < first) {
+    yield { kind: 'earliest', requested: next, firstOffset: first };
+    next = first;
+  }
+  const gapAt = (at: number, to: number): TailItem => ({ kind: 'gap', from: at, to, reason: log.firstOffset > at ? 'retention' : 'damaged' });
+  while (!aborted()) {
+    const end = log.durableOffset;
+    if (next < end) {
+      let expected = next;
+      for await (const batch of log.readBatches(next, end)) {
+        for (const r of batch) {
+          if (r.offset > expected) yield gapAt(expected, r.offset);
+          expected = r.offset + 1;
+          if (wanted === null || wanted.has(r.type)) {
+            yield { kind: 'record', record: r };
+            if (aborted()) return;
+          }
+        }
+        if (aborted()) return;
+      }
+      // The read ended short of `end`: the rest was deleted under it (the active segment never is).
+      if (expected < end) yield gapAt(expected, end);
+      next = end;
+      continue;
+    }
+    try {
+      await log.whenDurableBeyond(next, signal);
+    } catch (err) {
+      // Aborted, or the log closed: the follow is over.
+      if (aborted() || (err as { code?: string }).code === 'GW_ERR_LOG_CLOSED') return;
+      throw err;
+    }
+  }
+}
