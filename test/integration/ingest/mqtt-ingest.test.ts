@@ -164,6 +164,7 @@ describe('mqtt ingest (disk high-water mark)', () => {
     const t = now();
     let seq = 0;
     // Fill the log past 4 KiB; each publish is acknowledged while the log is still under the mark.
+    // Bounded observation window per publish: no PUBACK within 1 s counts as withheld.
     for (let i = 0; i < 80; i++) {
       const acked = await Promise.race([
         c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => true),
@@ -172,6 +173,7 @@ describe('mqtt ingest (disk high-water mark)', () => {
       if (!acked) break;
     }
     expect(seq).toBeLessThan(80);
+    // Bounded observation window: over the mark, no PUBACK within 1.5 s.
     const held = await Promise.race([
       c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => 'acked'),
       new Promise<string>((r) => setTimeout(() => r('held'), 1500)),
