@@ -25,9 +25,11 @@ export interface FaultyFiles {
   failDatasyncs(code: FaultCode, times?: number): void;
   /** From now on every datasync waits (before it syncs) until release(). */
   stallDatasyncs(): void;
-  /** Datasyncs waiting in a stall. */
+  /** From now on every write waits (before it writes) until release(). */
+  stallWrites(): void;
+  /** Writes and datasyncs waiting in a stall. */
   readonly stalled: number;
-  /** Stops stalling; the waiting datasyncs go ahead (and really sync). */
+  /** Stops stalling; the waiting writes and datasyncs go ahead (for real). */
   release(): void;
   /** While on, datasync resolves at once without syncing; each such claim is recorded. */
   skipDatasyncs(on: boolean): void;
@@ -60,8 +62,9 @@ export function createFaultyFiles(): FaultyFiles {
   let writeFault: { code: FaultCode; left: number } | null = null;
   let syncFault: { code: FaultCode; left: number } | null = null;
   let stalling = false;
+  let stallingWrites = false;
   let skipping = false;
-  let stalledSyncs: (() => void)[] = [];
+  let stalledOps: (() => void)[] = [];
   const claims: UnsyncedClaim[] = [];
   const synced = new Map<string, number>();
   let datasyncs = 0;
@@ -76,12 +79,13 @@ export function createFaultyFiles(): FaultyFiles {
 
   function wrap(fh: FileHandle, path: string): FileHandle {
     const write = async (...args: unknown[]): Promise<unknown> => {
+      if (stallingWrites) await new Promise<void>((resolve) => stalledOps.push(resolve));
       const code = take(writeFault);
       if (code !== null) throw fault(code, 'write', path);
       return (fh.write as (...a: unknown[]) => Promise<unknown>)(...args);
     };
     const datasync = async (): Promise<void> => {
-      if (stalling) await new Promise<void>((resolve) => stalledSyncs.push(resolve));
+      if (stalling) await new Promise<void>((resolve) => stalledOps.push(resolve));
       const code = take(syncFault);
       if (code !== null) throw fault(code, 'fdatasync', path);
       if (skipping) {
@@ -116,12 +120,16 @@ export function createFaultyFiles(): FaultyFiles {
     stallDatasyncs() {
       stalling = true;
     },
+    stallWrites() {
+      stallingWrites = true;
+    },
     get stalled() {
-      return stalledSyncs.length;
+      return stalledOps.length;
     },
     release() {
       stalling = false;
-      for (const go of stalledSyncs.splice(0)) go();
+      stallingWrites = false;
+      for (const go of stalledOps.splice(0)) go();
     },
     skipDatasyncs(on) {
       skipping = on;

@@ -133,6 +133,27 @@ describe('message log under injected disk faults', () => {
     expect(await readBack()).toEqual(acked);
   });
 
+  it('a disk slower than appends: while a write hangs nothing is acked, and past maxPendingBytes the log reports backpressure', async () => {
+    const faults = createFaultyFiles();
+    const log = await createMessageLog({ dir, groupCommitIntervalMs: 1, groupCommitMaxBytes: 4096, maxPendingBytes: 8192, fileCheckIntervalMs: 0, openFile: faults.openFile });
+    await log.start();
+    faults.stallWrites();
+    let acked = 0;
+    log.append(RECORD_TYPES.ingest, Buffer.alloc(100, 1), () => acked++);
+    await waitFor(() => faults.stalled === 1, { timeoutMs: 2000, what: 'the first group write to hang' });
+    expect(log.backpressured).toBe(false);
+    let last = -1;
+    for (let i = 0; i < 100; i++) last = log.append(RECORD_TYPES.ingest, Buffer.alloc(100, 2), () => acked++);
+    expect(log.stats().pendingBytes).toBeGreaterThan(8192);
+    expect(log.backpressured).toBe(true);
+    expect(acked).toBe(0);
+    faults.release();
+    await log.whenDurable(last);
+    expect(acked).toBe(101);
+    expect(log.backpressured).toBe(false);
+    await log.close();
+  });
+
   it('a datasync that does not sync is recorded with the bytes it claimed, so a power cut can be played back: the acks past the last real sync are what would be lost', async () => {
     const faults = createFaultyFiles();
     const log = await openFaultyLog(faults);
