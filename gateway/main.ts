@@ -19,7 +19,7 @@ import { createKindRegistry } from './kinds/registry.js';
 import type { Reading } from './kinds/kind-descriptor.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectory, type DirLock } from './log/data-dir-lock.js';
-import { createMessageLog } from './log/message-log.js';
+import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
@@ -52,6 +52,8 @@ export interface GatewayHandle {
 export interface GatewayDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** Opens the message log's segment files (default fs.promises.open): a seam for fault-injecting tests. */
+  readonly openLogFile?: MessageLogOptions['openFile'];
 }
 
 function isInside(child: string, parent: string): boolean {
@@ -97,7 +99,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   let phase: 'starting' | 'replaying' | 'ready' | 'stopping' = 'starting';
 
   // log tier
-  const log = await createMessageLog({ ...config.log, registry, logger: logger.child({ tier: 'log' }), clock });
+  const log = await createMessageLog({ ...config.log, registry, logger: logger.child({ tier: 'log' }), clock, openFile: deps.openLogFile });
   await log.start();
   const checkpoints = createCheckpointStore({ dir: config.log.dir });
   let checkpoint: Awaited<ReturnType<typeof checkpoints.readLatest>>;

@@ -73,6 +73,11 @@ export interface MessageLogOptions {
    * acknowledged data that no restart would find). 0 = never. Default 1000.
    */
   readonly fileCheckIntervalMs?: number;
+  /**
+   * Opens a segment file (flags as for fs.promises.open). Default: fs.promises.open. A seam for
+   * tests that inject write and fdatasync faults into real file handles.
+   */
+  readonly openFile?: (path: string, flags: string) => Promise<FileHandle>;
 }
 
 /** What start() found and repaired. */
@@ -223,6 +228,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   const retryMaxMs = Math.max(retryInitialMs, options.writeRetryMaxMs ?? 5000);
   const failureLogIntervalMs = options.failureLogIntervalMs ?? 10_000;
   const fileCheckIntervalMs = options.fileCheckIntervalMs ?? 1000;
+  const openFile = options.openFile ?? open;
   // The repair probe: short enough that a crash mid-probe leaves what recovery calls a torn tail.
   const probeBytes = Math.min(groupMaxBytes, 64 * 1024);
   const metrics = options.registry === undefined ? null : createLogMetrics(options.registry);
@@ -343,7 +349,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
           truncatedSegment = name;
           data = data.subarray(0, cutAt);
           scan = scanSegmentBuffer(data, base, indexInterval);
-          const fh = await open(seg.path, 'r+');
+          const fh = await openFile(seg.path, 'r+');
           try {
             await fh.truncate(cutAt);
             await fh.datasync();
@@ -377,14 +383,14 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     }
     if (segments.length === 0) {
       const seg = newSegment(0);
-      const fh = await open(seg.path, 'wx');
+      const fh = await openFile(seg.path, 'wx');
       await fh.close();
       await fsyncDir(dir);
       segments.push(seg);
     }
     active = segments[segments.length - 1]!;
     writeSeg = active;
-    writeFh = await open(active.path, 'r+');
+    writeFh = await openFile(active.path, 'r+');
     nextOffset = active.lastOffset + 1;
     durableNext = nextOffset;
     recovery = {
@@ -547,7 +553,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         if (cut?.roll) {
           await writeFh!.close();
           writeFh = null;
-          writeFh = await open(cut.roll.path, 'wx');
+          writeFh = await openFile(cut.roll.path, 'wx');
           await fsyncDir(dir);
           writeSeg = cut.roll;
         }
@@ -688,7 +694,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
       if (abandoned.length > 0) await fsyncDir(dir);
       abandoned = [];
       const seg = writeSeg!;
-      fh = await open(seg.path, 'r+');
+      fh = await openFile(seg.path, 'r+');
       activeFileGone = null;
       await fh.truncate(seg.durableSize);
       await fh.datasync();
@@ -811,7 +817,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   async function* readSegment(seg: Segment, from: number, to: number): AsyncGenerator<LogRecord[], void, undefined> {
     let fh: FileHandle;
     try {
-      fh = await open(seg.path, 'r');
+      fh = await openFile(seg.path, 'r');
     } catch (err) {
       // Deleted by retention since the read began: its records are gone by policy.
       if (isNotFound(err)) return;

@@ -5,6 +5,7 @@ import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startChildGatewayWithConfig } from '../helpers/child-gateway-config.js';
 import type { ChildGateway } from '../helpers/child-gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dirs: string[] = [];
 const children: ChildGateway[] = [];
@@ -38,13 +39,7 @@ async function publishAcked(port: number, device: string, n: number): Promise<vo
   for (let seq = 1; seq <= n; seq++) await client.publishAsync(`sensors/heart-rate/${device}`, JSON.stringify({ seq, ts: ts + seq, bpm: 70 }), { qos: 1 });
   await client.endAsync();
 }
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (cond: () => boolean, timeoutMs: number, what: string): Promise<void> => waitFor(cond, { timeoutMs, what, intervalMs: 25 });
 const checkpointFiles = (logDir: string): string[] => readdirSync(logDir).filter((f) => /^checkpoint-\d{20}\.ckpt$/.test(f)).sort();
 
 describe('one data directory, one gateway', () => {

@@ -6,6 +6,7 @@ import { startChildGatewayWithConfig } from '../helpers/child-gateway-config.js'
 import type { ChildGateway } from '../helpers/child-gateway.js';
 import { fillDisk, mountTmpfs } from '../helpers/disk.js';
 import { eventually } from '../helpers/metrics.js';
+import { waitForValue } from '../helpers/wait.js';
 
 // A real 16 MiB tmpfs as the data directory: the log and the embedded store both run out of space.
 const tmpfs = mountTmpfs(16, 'pg-e2e-diskfull-');
@@ -18,15 +19,8 @@ async function readyz(port: number): Promise<{ status: number; body: { status: s
   return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
 }
 
-async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  for (;;) {
-    last = await fn();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  return waitForValue(fn, ok, { timeoutMs, what });
 }
 
 function start(dataDir: string): Promise<ChildGateway> {

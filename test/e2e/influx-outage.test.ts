@@ -49,6 +49,7 @@ afterAll(async () => {
   else rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** The scenario's timeline (how long load runs before and during the outage, the sampling period), not a wait for a condition. */
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface OutageSample {

@@ -4,6 +4,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli, startChildGateway } from '../helpers/child-gateway.js';
 import { hasOpenssl, makeTestPki, type TestPki } from '../helpers/tls-certs.js';
+import { waitForValue } from '../helpers/wait.js';
 
 if (!hasOpenssl()) throw new Error('these tests need the openssl CLI (Debian: apt install openssl)');
 
@@ -57,12 +58,7 @@ describe('pulsegate CLI with TLS', () => {
       copyFileSync(server2.cert, certFile);
       copyFileSync(server2.key, keyFile);
       gw.child.kill('SIGHUP');
-      const deadline = Date.now() + 10_000;
-      let now = first;
-      while (now === first && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-        now = await servedFingerprint(port, ca);
-      }
+      const now = await waitForValue(() => servedFingerprint(port, ca), (fp) => fp !== first, { timeoutMs: 10_000, what: 'the renewed certificate to be served' });
       expect(now).not.toBe(first);
       expect(gw.output.join('\n')).toContain('TLS certificate, key and CA reloaded');
       expect(gw.child.exitCode).toBeNull();

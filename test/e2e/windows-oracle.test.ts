@@ -134,6 +134,7 @@ describe('windows oracle (embedded store)', () => {
     await gw.close();
     const dataDir = gw.dataDir;
     gw = null;
+    // The scenario's downtime (event time moves on while no gateway runs), not a wait for a condition.
     await new Promise((r) => setTimeout(r, downtimeMs));
 
     gw = await startTestGateway(windowConfig(), dataDir);

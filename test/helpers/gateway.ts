@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../gateway/config/load-config.js';
-import { startGateway, type GatewayHandle } from '../../gateway/main.js';
+import { startGateway, type GatewayDeps, type GatewayHandle } from '../../gateway/main.js';
 
 export interface TestGateway extends GatewayHandle {
   readonly dataDir: string;
@@ -11,7 +11,11 @@ export interface TestGateway extends GatewayHandle {
 }
 
 /** Starts a real gateway in-process on free ports with a fresh data directory. */
-export async function startTestGateway(overrides: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'pg-gw-'))): Promise<TestGateway> {
+export async function startTestGateway(
+  overrides: Record<string, unknown> = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'pg-gw-')),
+  deps: GatewayDeps = {},
+): Promise<TestGateway> {
   const config = loadConfig({
     env: {},
     overrides: {
@@ -22,7 +26,7 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
       http: { port: 0, host: '127.0.0.1', ...(overrides['http'] as object | undefined) },
     },
   });
-  const gw = await startGateway(config);
+  const gw = await startGateway(config, deps);
   return Object.assign(gw, {
     dataDir,
     async dispose() {

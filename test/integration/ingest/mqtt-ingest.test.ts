@@ -10,6 +10,7 @@ import { hashSecret } from '../../../gateway/ingest/credentials.js';
 import { PROTO_FILE } from '../../../gateway/ingest/payload-decoder.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { eventually, sample, scrape } from '../../helpers/metrics.js';
+import { observe } from '../../helpers/wait.js';
 
 const run = promisify(execFile);
 const root = protobuf.loadSync(PROTO_FILE);
@@ -97,7 +98,8 @@ describe('mqtt ingest (anonymous, real TCP)', () => {
     await client.publishAsync('sensors/heart-rate/f1', Buffer.from([0xff, 0xff]), { qos: 1 });
     await client.publishAsync('sensors/heart-rate/f1', JSON.stringify({ seq: 1, ts: now(), bpm: 70 }), { qos: 1 });
     await eventually(async () => seen.length, (n) => n >= 1);
-    await new Promise((r) => setTimeout(r, 100));
+    // Bounded observation window: 100 ms more for a stray forward of the rejected publish.
+    await observe(100);
     expect(seen).toEqual(['sensors/heart-rate/f1']);
     await sub.endAsync();
   });
@@ -162,6 +164,7 @@ describe('mqtt ingest (disk high-water mark)', () => {
     const t = now();
     let seq = 0;
     // Fill the log past 4 KiB; each publish is acknowledged while the log is still under the mark.
+    // Bounded observation window per publish: no PUBACK within 1 s counts as withheld.
     for (let i = 0; i < 80; i++) {
       const acked = await Promise.race([
         c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => true),
@@ -170,6 +173,7 @@ describe('mqtt ingest (disk high-water mark)', () => {
       if (!acked) break;
     }
     expect(seq).toBeLessThan(80);
+    // Bounded observation window: over the mark, no PUBACK within 1.5 s.
     const held = await Promise.race([
       c.publishAsync('sensors/heart-rate/hw', JSON.stringify({ seq: ++seq, ts: t + seq, bpm: 70 }), { qos: 1 }).then(() => 'acked'),
       new Promise<string>((r) => setTimeout(() => r('held'), 1500)),

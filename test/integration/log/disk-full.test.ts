@@ -5,6 +5,7 @@ import { createMessageLog, type FileMessageLog } from '../../../gateway/log/mess
 import { isGatewayError } from '../../../gateway/errors.js';
 import { fillDisk, mountTmpfs } from '../../helpers/disk.js';
 import { mulberry32 } from '../../helpers/random.js';
+import { waitFor } from '../../helpers/wait.js';
 
 // A real small filesystem (tmpfs, 8 MiB): ENOSPC comes from the kernel, not from a fake file handle.
 const tmpfs = mountTmpfs(8, 'pg-diskfull-');
@@ -12,13 +13,7 @@ const mounted = tmpfs !== null;
 const mountPoint = tmpfs?.dir ?? '';
 afterAll(() => tmpfs?.unmount());
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, timeoutMs: number, what: string): Promise<void> => waitFor(cond, { timeoutMs, what });
 
 describe.runIf(mounted)('message log on a full disk', () => {
   let dir: string;
@@ -49,6 +44,7 @@ describe.runIf(mounted)('message log on a full disk', () => {
     // Appends into the full disk: the group commit fails; nothing of it may be acknowledged.
     for (let k = 0; k < 400 && log.writeFailure === null; k++) {
       append(i++);
+      // Pacing, not a wait: spread the appends over several group commits.
       if (k % 20 === 19) await new Promise((r) => setTimeout(r, 5));
     }
     await until(() => log.writeFailure !== null, 5000, 'the log to notice ENOSPC');

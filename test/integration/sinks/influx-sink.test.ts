@@ -103,6 +103,8 @@ describe('influx sink', () => {
     expect(drop.status).toBe(200);
     // InfluxDB 1.x removes a dropped database's shards in the background; a write re-creating it
     // at once can land in a shard being deleted. An operator's DROP is not that quick in real life.
+    // A fixed wait, because nothing observable marks the end: SHOW SHARDS and the data directory
+    // are already clean when the DROP answers.
     await new Promise((r) => setTimeout(r, 1000));
     await sink.write(one(BASE_TS + 200, 2));
     expect((await sink.queryReadings({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 })).map((r) => r.seq)).toEqual([2]);

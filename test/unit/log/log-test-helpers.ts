@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMessageLog, type FileMessageLog, type MessageLogOptions } from '../../../gateway/log/message-log.js';
 import type { LogRecord } from '../../../gateway/log/types.js';
+import { waitFor } from '../../helpers/wait.js';
 
 export async function tempDir(prefix = 'pulsegate-log-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -36,10 +37,6 @@ export async function segmentFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
 }
 
-export async function until(cond: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+export function until(cond: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  return waitFor(cond, { timeoutMs, what, intervalMs: 5 });
 }

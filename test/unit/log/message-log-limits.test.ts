@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../../../gateway/log/record-format.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { observe } from '../../helpers/wait.js';
 import { openLog, readAll, tempDir, until } from './log-test-helpers.js';
 
 describe('message log limits', () => {
@@ -39,7 +40,8 @@ describe('message log limits', () => {
       const refused = await new Promise<Error | null>((resolve) => log.append(RECORD_TYPES.ingest, Buffer.from('after'), (err) => resolve(err)));
       expect(isGatewayError(refused, 'GW_ERR_LOG_IO')).toBe(true);
       // Repairs keep failing while the path is gone: nothing is acknowledged again.
-      await new Promise((r) => setTimeout(r, 200));
+      // Bounded observation window: 200 ms, several repair attempts at 20..50 ms apart.
+      await observe(200);
       expect(log.writeFailure).not.toBeNull();
     } finally {
       await log.close();

@@ -5,6 +5,8 @@ import { isGatewayError, type GatewayError } from '../../../gateway/errors.js';
 import { createMessageLog } from '../../../gateway/log/message-log.js';
 import { HEADER_BYTES, segmentFileName } from '../../../gateway/log/record-format.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { createFaultyFiles } from '../../helpers/faulty-file.js';
+import { observe, waitFor } from '../../helpers/wait.js';
 import { appendMany, openLog, payloadFor, readAll, segmentFiles, tempDir } from './log-test-helpers.js';
 
 let dir: string;
@@ -184,34 +186,31 @@ describe('message log', () => {
     await again.close();
   });
 
-  it('message log should call onDurable only after the fdatasync of its group', async () => {
-    const events: string[] = [];
-    const log = await createMessageLog({
-      dir,
-      groupCommitIntervalMs: 40,
-      groupCommitMaxBytes: 1024 * 1024,
-      onFsync: () => events.push('fsync'),
-    });
+  it('onDurable called after write() but before the fdatasync that covers it: the callback waits for the datasync', async () => {
+    const faults = createFaultyFiles();
+    const log = await createMessageLog({ dir, groupCommitIntervalMs: 1, groupCommitMaxBytes: 1024 * 1024, fileCheckIntervalMs: 0, openFile: faults.openFile });
     await log.start();
-    let durableAt = -1;
-    const t0 = Date.now();
+    const seg = join(dir, segmentFileName(0));
+    faults.stallDatasyncs();
+    const calls: { err: Error | null; offset: number; syncedBytes: number }[] = [];
     const done = new Promise<void>((resolve) => {
       log.append(RECORD_TYPES.ingest, Buffer.from('one'), (err, offset) => {
-        expect(err).toBeNull();
-        expect(offset).toBe(0);
-        events.push('durable');
-        durableAt = Date.now() - t0;
+        calls.push({ err, offset, syncedBytes: faults.syncedSize(seg) });
         resolve();
       });
     });
-    await new Promise((r) => setTimeout(r, 10));
-    expect(events).toEqual([]);
+    await waitFor(() => faults.stalled === 1, { timeoutMs: 2000, what: 'the group write to reach its fdatasync' });
+    // Written to the file (page cache), not yet synced.
+    expect((await stat(seg)).size).toBe(HEADER_BYTES + 3);
+    // Bounded observation window: for 50 ms with the fdatasync held, no callback fires.
+    await observe(50);
+    expect(calls).toEqual([]);
+    expect(log.durableOffset).toBe(0);
+    faults.release();
     await done;
-    expect(events).toEqual(['fsync', 'durable']);
-    expect(durableAt).toBeGreaterThanOrEqual(30);
+    // Called once, and only when the synced file covered the record.
+    expect(calls).toEqual([{ err: null, offset: 0, syncedBytes: HEADER_BYTES + 3 }]);
     expect(log.durableOffset).toBe(1);
-    const onDisk = await readFile(join(dir, segmentFileName(0)));
-    expect(onDisk.length).toBe(HEADER_BYTES + 3);
     await log.close();
   });
 

@@ -7,6 +7,7 @@ import { main } from '../../../simulators/cli.js';
 import { PublishError } from '../../../simulators/publisher.js';
 import { runSimulator } from '../../../simulators/run.js';
 import type { Summary, WindowCounts } from '../../../simulators/summary.js';
+import { waitFor } from '../../helpers/wait.js';
 import { startTestBroker, uniqueReadings, type DecodedReading, type TestBroker } from './aedes-broker.js';
 
 const START = Date.UTC(2025, 10, 22, 8, 0, 0);
@@ -122,8 +123,9 @@ describe('simulator publishing', () => {
     expect(summary.counts).toBe('sent');
     expect(summary.totals.readings).toBe(2000);
     expect(elapsed).toBeGreaterThan(800);
-    // QoS 0 over loopback: everything written arrives.
-    await new Promise((r) => setTimeout(r, 100));
+    // QoS 0 over loopback: everything written arrives (the broker may still be reading it).
+    const received = broker.received;
+    await waitFor(() => uniqueReadings(received).size >= summary.totals.readings, { timeoutMs: 5000, what: 'the broker to receive every QoS 0 reading' });
     expectSummaryMatchesBroker(summary, broker.received);
     expect(broker.received.every((p) => p.qos === 0 && p.payload[0] === 0x0a)).toBe(true);
     expect(broker.clientIds.size).toBe(4);
