@@ -1,0 +1,64 @@
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { SinkBatcher } from '../../../gateway/pipeline/sink-batcher.js';
+import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
+import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
+import { createFaultyFiles } from '../../helpers/faulty-file.js';
+import { observe } from '../../helpers/wait.js';
+import { readAll, tempDir } from '../log/log-test-helpers.js';
+
+const reading = (seq: number): Reading => ({ kind: 'heart-rate', deviceId: 'b1', seq, ts: 1_763_800_000_000 + seq, values: { bpm: 60 + (seq % 50) } });
+
+describe('sink batcher on a real log', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown): void => void unhandled.push(err);
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir('pulsegate-batcher-'));
+    unhandled.length = 0;
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterEach(async () => {
+    process.off('unhandledRejection', onUnhandled);
+    await cleanup();
+  });
+
+  it('one failed append gave an unhandled rejection and every later flush rejected for good: the batch is retried in order, later flushes resolve, nothing is unhandled', async () => {
+    const faults = createFaultyFiles();
+    const log: FileMessageLog = await createMessageLog({ dir, groupCommitIntervalMs: 1, writeRetryInitialMs: 5, writeRetryMaxMs: 20, fileCheckIntervalMs: 0, openFile: faults.openFile });
+    await log.start();
+    const batcher = new SinkBatcher({
+      maxPoints: 3,
+      flushIntervalMs: 60_000,
+      enqueue: (batch) => log.appendDurable(RECORD_TYPES.outgoing, encodeBatch(batch)),
+      logger: pino({ level: 'silent' }),
+      retryInitialMs: 5,
+      retryMaxMs: 20,
+    });
+    try {
+      // The fourth reading fills a batch (maxPoints 3 after three), whose append fails once.
+      faults.failDatasyncs('EIO', 1);
+      for (let seq = 1; seq <= 3; seq++) batcher.addReading(reading(seq));
+      const first = batcher.flush();
+      for (let seq = 4; seq <= 7; seq++) batcher.addReading(reading(seq));
+      const later = batcher.flush();
+      await expect(first).resolves.not.toThrow();
+      await expect(later).resolves.not.toThrow();
+      // And a flush after the episode resolves too (it used to reject for good).
+      batcher.addReading(reading(8));
+      await expect(batcher.flush()).resolves.not.toThrow();
+      expect(faults.injected).toBe(1);
+      // Observation window: an unhandled rejection surfaces within a few ticks of the failure.
+      await observe(100);
+      expect(unhandled).toEqual([]);
+      const seqs = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.outgoing).flatMap((r) => decodeBatch(r.payload).readings.map((x) => x.seq));
+      expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    } finally {
+      await batcher.close().catch(() => undefined);
+      await log.close();
+    }
+  });
+});
