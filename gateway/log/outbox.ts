@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { encodeDeadLetter } from '../ingest/ingest-record.js';
+import { encodeDeadLetter } from './dead-letter.js';
 import { createCheckpointStore, type CheckpointStore } from './checkpoint-store.js';
 import { logMetricsFor } from './log-metrics.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';

@@ -2,10 +2,13 @@ import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { SequenceTracker } from '../ingest/sequence-tracker.js';
-import type { IngestMetrics } from '../metrics.js';
+import type { SequenceTracker } from './sequence-tracker.js';
+/** Where duplicates are counted (the ingest metrics). */
+export interface DuplicateCounter {
+  duplicate(n: number): void;
+}
 import type { WindowEngine, WindowResult } from '../window/types.js';
-import type { SinkBatcher } from './sink-batcher.js';
+import type { SinkBatcher } from '../sinks/sink-batcher.js';
 
 /**
  * What runs on every durable ingest record, live and in replay alike: dedup by (device, seq),
@@ -17,7 +20,7 @@ export interface ReadingPipelineOptions {
   readonly tracker: SequenceTracker;
   readonly windows: WindowEngine;
   readonly batcher: SinkBatcher;
-  readonly metrics: IngestMetrics;
+  readonly metrics: DuplicateCounter;
   readonly registry: Registry;
   /** Arrival time of each publish (idle detection), read once for all its readings. */
   readonly clock: Clock;
