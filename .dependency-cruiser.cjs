@@ -3,18 +3,20 @@
  * `npx depcruise gateway --config .dependency-cruiser.cjs`).
  *
  * A tier imports only tiers further down the data flow of DESIGN.md:
- *   ingest -> log -> pipeline -> window -> sinks -> alerts -> delivery -> http
- * (the pipeline runs durable log records through the windows into the sinks; the data access
- * tier, http, is last: tiers register their routes on it). The one way up: a tier may import an
+ *   ingest -> pipeline -> log -> window -> sinks -> alerts -> delivery -> http
+ * The pipeline is the log's reading side: it takes durable records (live from ingest, or read
+ * back from the log in recovery) through the windows to the event bus and the sinks, so it sits
+ * above the log it reads, as ingest sits above the log it writes. The data access tier, http, is
+ * last: tiers register their routes on it. The one way up: a tier may import an
  * upstream tier's types.ts by type only, the shape of what flows into it (sinks store
  * WindowResults). jobs/ (scheduled work) may reach any
  * tier, and no tier reaches it. Shared by all and importing no tier: config/, kinds/, errors.ts,
- * clock.ts, metrics.ts, tls.ts, checkpoint/; events.ts names tier payloads, by type only.
+ * clock.ts, metrics.ts, tls.ts, lifecycle.ts, checkpoint/; events.ts names tier payloads, by type only.
  * main.ts and cli.ts (the composition roots) may import anything; nothing imports them.
  * Type-only imports count: a cycle through types is still a cycle between modules.
  */
-const TIERS = ['ingest', 'log', 'pipeline', 'window', 'sinks', 'alerts', 'delivery', 'http'];
-const SHARED = '^gateway/(config/|kinds/|checkpoint/|errors\\.ts$|clock\\.ts$|metrics\\.ts$|tls\\.ts$)';
+const TIERS = ['ingest', 'pipeline', 'log', 'window', 'sinks', 'alerts', 'delivery', 'http'];
+const SHARED = '^gateway/(config/|kinds/|checkpoint/|lifecycle\\.ts$|errors\\.ts$|clock\\.ts$|metrics\\.ts$|tls\\.ts$)';
 const ANY_TIER = `^gateway/(${[...TIERS, 'jobs', 'push-proxy'].join('|')})/`;
 
 const upstream = TIERS.slice(1).flatMap((tier, i) => {

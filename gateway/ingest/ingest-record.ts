@@ -4,7 +4,7 @@
  */
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import { decodeIngestRecord } from '../log/ingest-record-format.js';
+import { decodeIngestRecord, receivedAtOfIngestRecord } from '../log/ingest-record-format.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import { parseSensorTopic } from './topic.js';
 
@@ -18,4 +18,12 @@ export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, dec
   const kind = topic === null ? undefined : kinds.get(topic.kind);
   if (topic === null || kind === undefined) return [];
   return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
+}
+
+/** How recovery reads ingest records: their readings as the live path decoded them, and their receivedAt. */
+export function createIngestRecordReader(kinds: KindRegistry, decoder: PayloadDecoder): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
+  return {
+    readings: (payload) => readingsOfIngestRecord(payload, kinds, decoder),
+    receivedAt: receivedAtOfIngestRecord,
+  };
 }
