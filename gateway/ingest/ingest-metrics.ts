@@ -44,7 +44,7 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
       },
     });
   };
-  labelled('pulsegate_readings_received_total', 'Readings received, decoded and valid, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
+  labelled('pulsegate_readings_received_total', 'Readings received, decoded, valid and durable in the log, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
   labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
   labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
   labelled('pulsegate_mqtt_auth_total', 'MQTT CONNECT authentications, by result', 'result', () => byAuth);

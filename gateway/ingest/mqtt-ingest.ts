@@ -179,7 +179,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
     // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
     for (const r of result.rejected) metrics.rejected(r.reason, 1);
-    metrics.received(kind.name, result.readings.length);
     if (closed) return done(new Error('gateway shutting down'));
 
     inFlight++;
@@ -197,6 +196,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           // Closing the connection withholds the PUBACK; the client resends (QoS 1).
           return waitForDurable ? done(new Error('log unavailable')) : undefined;
         }
+        // Received = durable in the log: a publish refused at shutdown, or whose append failed
+        // (QoS 0 included, released before this), is not counted.
+        metrics.received(kind.name, n);
         // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
         // when done() runs: only now is the reading durable. The reading is in the log whatever
         // processing does, so a processing failure is logged and counted, and the ack still goes.
