@@ -2,7 +2,6 @@
  * Composition root: builds each tier from its config slice, wires them in data-flow order,
  * recovers from the log, and shuts down in reverse order. No tier logic lives here.
  */
-import { isAbsolute, relative } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -22,7 +21,7 @@ import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { createKindRegistry } from './kinds/registry.js';
 import { OpenedResources, Timers } from './lifecycle.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
-import { lockDirectory, type DirLock } from './log/data-dir-lock.js';
+import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
 import { createRegistry } from './metrics.js';
@@ -60,11 +59,6 @@ export interface GatewayDeps {
   readonly logger?: Logger;
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
-
 /**
  * Starts the gateway: first takes the exclusive lock of the data directory (and of log.dir when
  * it lies outside it), so that a second gateway on the same files is refused before it touches
@@ -72,24 +66,10 @@ function isInside(child: string, parent: string): boolean {
  */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'pulsegate' } });
-  const locks: DirLock[] = [await lockDirectory(config.dataDir, logger)];
-  const releaseLocks = async (): Promise<void> => {
-    for (const l of locks.splice(0)) {
-      await l.release().catch((err: unknown) => logger.warn({ err, lock: l.path }, 'could not remove the lock file'));
-    }
-  };
-  try {
-    if (!isInside(config.log.dir, config.dataDir)) locks.push(await lockDirectory(config.log.dir, logger));
-    return await startLocked(config, deps, logger, releaseLocks);
-  } catch (err) {
-    await releaseLocks();
-    throw err;
-  }
-}
-
-async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Logger, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
+  const locks = await lockDirectories(config.dataDir, config.log.dir, logger);
   const opened = new OpenedResources(logger);
-  return opened.run(() => startTiers(config, deps, logger, opened, releaseLocks));
+  opened.add('the data directory locks', locks, () => locks.release());
+  return opened.run(() => startTiers(config, deps, logger, opened, () => locks.release()));
 }
 
 /** Opens each tier in data-flow order; whatever is opened is registered in `opened`, for rollback. */
@@ -226,8 +206,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
           })
           .catch((err: unknown) => logger.warn({ err }, 'no checkpoint at shutdown; the next start replays the log from the previous one'));
         // Deliver what is pending while the store answers; whatever is left stays in the log.
-        const left = await drainOutbox(outbox, config.sinks.shutdownDrainMs);
-        if (left > 0) logger.warn({ pending: left }, 'store batches left in the log; they are resent at the next start');
+        await drainOutbox(outbox, config.sinks.shutdownDrainMs, logger);
         await outbox.close({ graceMs: 2000 });
         await sink.close();
         await log.close();
