@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { collectedCounter } from './metrics.js';
 import type { Reading } from './kinds/kind-descriptor.js';
 import type { WindowResult } from './window/types.js';
 
@@ -12,8 +14,12 @@ import type { WindowResult } from './window/types.js';
  * first. A listener must be quick and must not block; work that waits belongs to a queue of its own.
  *
  * A listener that throws does not stop the others, nor reach the emitter (whose caller is ingest's
- * hot path or the recovery replay): the error is counted (`listenerErrors`) and logged, at most once
- * per `errorLogIntervalMs` per event name, and the emit goes on with the next listener.
+ * hot path or the recovery replay): the error is counted (`listenerErrors`,
+ * pulsegate_event_listener_errors_total) and logged, at most once per `errorLogIntervalMs` per
+ * event name, and the emit goes on with the next listener.
+ *
+ * Listeners are subscribed while the gateway is wired, not per client: at most `maxListeners` per
+ * event (overflow policy: refuse, on() throws), so a subscription leak shows at once.
  */
 export interface GatewayEvents {
   /**
@@ -37,6 +43,10 @@ export interface TypedEventEmitterOptions {
   readonly logger?: Logger;
   /** Default 10000. */
   readonly errorLogIntervalMs?: number;
+  /** Listeners per event name; default 64. */
+  readonly maxListeners?: number;
+  /** Registers pulsegate_event_listener_errors_total on it. */
+  readonly registry?: Registry;
 }
 
 export class TypedEventEmitter<Events extends { [K in keyof Events]: unknown }> {
@@ -45,11 +55,17 @@ export class TypedEventEmitter<Events extends { [K in keyof Events]: unknown }> 
   private readonly listeners = new Map<keyof Events, Listener<never>[]>();
   private readonly lastErrorLog = new Map<keyof Events, number>();
 
-  constructor(private readonly options: TypedEventEmitterOptions = {}) {}
+  constructor(private readonly options: TypedEventEmitterOptions = {}) {
+    if (options.registry !== undefined) {
+      collectedCounter(options.registry, 'pulsegate_event_listener_errors_total', 'Exceptions thrown by event bus listeners (caught; the other listeners still ran)', () => this.listenerErrors);
+    }
+  }
 
   /** Subscribes; returns the function that unsubscribes. */
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): () => void {
     const list = this.listeners.get(name) ?? [];
+    const max = this.options.maxListeners ?? 64;
+    if (list.length >= max) throw new RangeError(`more than ${max} listeners of ${String(name)} (a subscription leak?)`);
     // Copy on write: an emit in progress keeps the list it started with.
     this.listeners.set(name, [...list, listener as Listener<never>]);
     return () => {

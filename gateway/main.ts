@@ -77,7 +77,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   const clock = deps.clock ?? systemClock;
   const kinds = createKindRegistry();
   const registry = createRegistry();
-  const events = createEventBus({ logger: logger.child({ tier: 'events' }) });
+  const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
   if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {

@@ -1,8 +1,10 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createEventBus } from '../../gateway/events.js';
 import type { WindowResult } from '../../gateway/window/types.js';
+import { sample } from '../helpers/metrics.js';
 
 const window: WindowResult = { kind: 'heart-rate', deviceId: 'd1', sizeMs: 10_000, slideMs: 10_000, start: 0, end: 10_000, group: {}, values: { bpm_count: 1 }, revision: 0 };
 
@@ -24,6 +26,18 @@ describe('event bus', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('listener bug');
     expect(lines[0]).toContain('window.emitted');
+  });
+
+  it('should count listener errors on /metrics and refuse listeners past maxListeners', async () => {
+    const registry = new Registry();
+    const bus = createEventBus({ registry, maxListeners: 2 });
+    bus.on('reading.late', () => {
+      throw new Error('x');
+    });
+    bus.on('reading.late', () => undefined);
+    expect(() => bus.on('reading.late', () => undefined)).toThrow(/more than 2 listeners of reading.late/);
+    bus.emit('reading.late', { reading: { kind: 'heart-rate', deviceId: 'd', seq: 1, ts: 0, values: {} }, sizeMs: 10_000, offset: 0, replay: false });
+    expect(sample(await registry.metrics(), 'pulsegate_event_listener_errors_total')).toBe(1);
   });
 
   it('should deliver synchronously, in subscription order, and stop after unsubscribe', () => {
