@@ -20,16 +20,18 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../gateway/config/load-config.js';
-import { encodeIngestRecord, readingsOfIngestRecord, receivedAtOfIngestRecord } from '../gateway/ingest/ingest-record.js';
+import { createEventBus } from '../gateway/events.js';
+import { createIngestRecordReader } from '../gateway/ingest/ingest-record.js';
+import { encodeIngestRecord } from '../gateway/log/ingest-record-format.js';
 import { createPayloadDecoder } from '../gateway/ingest/payload-decoder.js';
-import { SequenceTracker } from '../gateway/ingest/sequence-tracker.js';
+import { SequenceTracker } from '../gateway/pipeline/sequence-tracker.js';
 import { createKindRegistry } from '../gateway/kinds/registry.js';
 import { createMessageLog } from '../gateway/log/message-log.js';
 import { RECORD_TYPES } from '../gateway/log/types.js';
 import { startGateway } from '../gateway/main.js';
-import { createIngestMetrics } from '../gateway/metrics.js';
+import { createIngestMetrics } from '../gateway/ingest/ingest-metrics.js';
 import { ReadingPipeline } from '../gateway/pipeline/reading-pipeline.js';
-import { SinkBatcher } from '../gateway/pipeline/sink-batcher.js';
+import { replayLog } from '../gateway/pipeline/recovery.js';
 import { createWindowEngine } from '../gateway/window/window-engine.js';
 import { Args } from './lib/args.js';
 import { median } from './lib/stats.js';
@@ -68,28 +70,32 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
   await log.start();
   const registry = new Registry();
   const windows = createWindowEngine({ kinds, config: config.window, clock: { now: () => Date.now() } });
+  // The windows' emissions go to the event bus, where nothing listens (no raw readings, no store).
   const pipeline = new ReadingPipeline({
     kinds,
     tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices),
     windows,
-    batcher: new SinkBatcher({ maxPoints: config.sinks.batchMaxPoints, flushIntervalMs: 60_000, enqueue: async () => undefined, logger: pino({ level: 'silent' }) }),
+    events: createEventBus(),
     metrics: createIngestMetrics(registry, [...kinds.keys()]),
     registry,
     clock: { now: () => Date.now() },
-    writeRawReadings: false,
-    onLate: () => undefined,
   });
+  const reader = createIngestRecordReader(kinds, decoder);
   let n = 0;
   let readings = 0;
   const t0 = performance.now();
-  for await (const batch of log.readBatches(log.firstOffset)) {
-    for (const record of batch) {
-      if (record.type !== RECORD_TYPES.ingest) continue;
-      n++;
-      if (stage === 'read') continue;
-      const rs = readingsOfIngestRecord(record.payload, kinds, decoder);
-      readings += rs.length;
-      if (stage === 'process') pipeline.process(rs, record.offset, receivedAtOfIngestRecord(record.payload));
+  if (stage === 'process') {
+    // The gateway's own replay loop (gateway/pipeline/recovery.ts).
+    ({ records: n, readings } = await replayLog(log, log.firstOffset, pipeline, reader));
+  } else {
+    for await (const batch of log.readBatches(log.firstOffset)) {
+      for (const record of batch) {
+        if (record.type !== RECORD_TYPES.ingest) continue;
+        n++;
+        if (stage === 'read') continue;
+        readings += reader.readings(record.payload).length;
+        reader.receivedAt(record.payload);
+      }
     }
   }
   const ms = performance.now() - t0;

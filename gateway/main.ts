@@ -2,38 +2,43 @@
  * Composition root: builds each tier from its config slice, wires them in data-flow order,
  * recovers from the log, and shuts down in reverse order. No tier logic lives here.
  */
-import { isAbsolute, join, relative } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
-import { GatewayError, isGatewayError } from './errors.js';
+import { isGatewayError } from './errors.js';
+import { createEventBus } from './events.js';
+import { createHttpServer } from './http/http-server.js';
+import { createReadiness } from './http/readiness.js';
 import { loadCredentials } from './ingest/credentials.js';
-import { encodeDeadLetter, readingsOfIngestRecord, receivedAtOfIngestRecord } from './ingest/ingest-record.js';
+import { createIngestMetrics } from './ingest/ingest-metrics.js';
+import { createIngestRecordReader } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
-import { SequenceTracker } from './ingest/sequence-tracker.js';
-import { createHttpServer } from './http/http-server.js';
-import { createKindRegistry } from './kinds/registry.js';
-import type { Reading } from './kinds/kind-descriptor.js';
-import { createCheckpointStore } from './log/checkpoint-store.js';
-import { lockDirectory, type DirLock } from './log/data-dir-lock.js';
-import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
-import { createOutbox } from './log/outbox.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
-import { RECORD_TYPES } from './log/types.js';
-import { createIngestMetrics, createRegistry } from './metrics.js';
-import { ReadingPipeline, type PipelineState } from './pipeline/reading-pipeline.js';
-import { SinkBatcher } from './pipeline/sink-batcher.js';
+import { createKindRegistry } from './kinds/registry.js';
+import { OpenedResources, Timers } from './lifecycle.js';
+import { createCheckpointStore } from './log/checkpoint-store.js';
+import { lockDirectories } from './log/data-dir-lock.js';
+import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
+import { createOutbox } from './log/outbox.js';
+import { createRegistry } from './metrics.js';
+import { createCheckpointer } from './pipeline/checkpointer.js';
+import { deadLetterLateReadings } from './pipeline/late-readings.js';
+import { ReadingPipeline } from './pipeline/reading-pipeline.js';
+import { recover } from './pipeline/recovery.js';
+import { SequenceTracker } from './pipeline/sequence-tracker.js';
 import { encodeBatch } from './sinks/batch-codec.js';
-import { createThreadedSink } from './sinks/sink-thread.js';
+import { createHealthSampler } from './sinks/health-sampler.js';
+import { drainOutbox } from './sinks/outbox-drain.js';
+import { SinkBatcher, subscribeSinkBatcher } from './sinks/sink-batcher.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
-import { createWindowEngine } from './window/window-engine.js';
-import { createTlsMetrics, loadTlsMaterial, readTlsMaterial } from './tls.js';
+import { createThreadedSink } from './sinks/sink-thread.js';
+import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
+import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
-
 
 export interface GatewayHandle {
   readonly config: GatewayConfig;
@@ -56,11 +61,6 @@ export interface GatewayDeps {
   readonly openLogFile?: MessageLogOptions['openFile'];
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
-
 /**
  * Starts the gateway: first takes the exclusive lock of the data directory (and of log.dir when
  * it lies outside it), so that a second gateway on the same files is refused before it touches
@@ -68,25 +68,18 @@ function isInside(child: string, parent: string): boolean {
  */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<GatewayHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'pulsegate' } });
-  const locks: DirLock[] = [await lockDirectory(config.dataDir, logger)];
-  const releaseLocks = async (): Promise<void> => {
-    for (const l of locks.splice(0)) {
-      await l.release().catch((err: unknown) => logger.warn({ err, lock: l.path }, 'could not remove the lock file'));
-    }
-  };
-  try {
-    if (!isInside(config.log.dir, config.dataDir)) locks.push(await lockDirectory(config.log.dir, logger));
-    return await startLocked(config, deps, logger, releaseLocks);
-  } catch (err) {
-    await releaseLocks();
-    throw err;
-  }
+  const locks = await lockDirectories(config.dataDir, config.log.dir, logger);
+  const opened = new OpenedResources(logger);
+  opened.add('the data directory locks', locks, () => locks.release());
+  return opened.run(() => startTiers(config, deps, logger, opened, () => locks.release()));
 }
 
-async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Logger, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
+/** Opens each tier in data-flow order; whatever is opened is registered in `opened`, for rollback. */
+async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logger, opened: OpenedResources, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
   const clock = deps.clock ?? systemClock;
   const kinds = createKindRegistry();
   const registry = createRegistry();
+  const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
   if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {
@@ -94,26 +87,21 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   }
   const decoder = createPayloadDecoder(kinds, config.ingest);
   const tlsLoaded = loadTlsMaterial(config);
-  for (const warning of tlsLoaded.warnings) logger.warn(warning);
+  logTlsWarnings(tlsLoaded.warnings, logger);
   const tls = tlsLoaded.material === null ? null : { material: tlsLoaded.material, metrics: createTlsMetrics(registry) };
-  let phase: 'starting' | 'replaying' | 'ready' | 'stopping' = 'starting';
 
   // log tier
   const log = await createMessageLog({ ...config.log, registry, logger: logger.child({ tier: 'log' }), clock, openFile: deps.openLogFile });
+  opened.add('the log', log, () => log.close());
   await log.start();
+  const readiness = createReadiness(log);
   const checkpoints = createCheckpointStore({ dir: config.log.dir });
-  let checkpoint: Awaited<ReturnType<typeof checkpoints.readLatest>>;
-  try {
-    checkpoint = await checkpoints.readLatest();
-    checkCheckpointAgainstLog(checkpoint?.offset ?? null, checkpoints.unreadable, log, config.log.dir, logger);
-  } catch (err) {
-    await log.close();
-    throw err;
-  }
+  const checkpoint = await checkpoints.readLatest();
 
   // sink tier, behind the sender-based side of the log
   const sinkMetrics = createSinkMetrics(registry);
   const sink = createThreadedSink({ config: config.sinks, kinds, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
+  opened.add('the sink thread', sink, () => sink.close());
   const outbox = createOutbox({
     log,
     destination: sink.name,
@@ -124,75 +112,22 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     registry,
     logger: logger.child({ tier: 'outbox' }),
   });
+  opened.add('the outbox', outbox, () => outbox.close({ graceMs: 0 }));
 
-  // pipeline: dedup -> windows -> batches
-  const tracker = new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices);
-  const windows = createWindowEngine({
-    kinds,
-    config: config.window,
-    clock,
-    maxPastAgeMs: config.ingest.maxPastAgeMs,
-  });
+  // pipeline: dedup -> windows, told on the event bus; the store's batches and the late readings' dead letters subscribe
+  const windows = createWindowEngine({ kinds, config: config.window, clock, maxPastAgeMs: config.ingest.maxPastAgeMs });
   registerWindowMetrics(registry, windows.stats);
-  const batcher = new SinkBatcher({
-    maxPoints: config.sinks.batchMaxPoints,
-    flushIntervalMs: config.sinks.flushIntervalMs,
-    enqueue: (batch) => outbox.enqueue(encodeBatch(batch)),
-    logger,
-  });
-  const pipeline = new ReadingPipeline({
-    kinds,
-    tracker,
-    windows,
-    batcher,
-    metrics: ingestMetrics,
-    registry,
-    clock,
-    writeRawReadings: config.sinks.writeRawReadings,
-    onLate(reading: Reading, sizeMs: number, replaying: boolean) {
-      // Dead-lettered once, on the live path; a replay sees the same reading late again.
-      if (replaying) return;
-      log.append(
-        RECORD_TYPES.deadLetter,
-        encodeDeadLetter({ at: clock.now(), reason: 'late', topic: `sensors/${reading.kind}/${reading.deviceId}`, detail: `window size ${sizeMs} ms`, payload: Buffer.from(JSON.stringify(reading)) }),
-      );
-    },
-  });
+  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock });
+  const batcher = new SinkBatcher({ maxPoints: config.sinks.batchMaxPoints, flushIntervalMs: config.sinks.flushIntervalMs, enqueue: (batch) => outbox.enqueue(encodeBatch(batch)), logger });
+  opened.add('the sink batcher', batcher, () => batcher.close());
+  subscribeSinkBatcher(events, batcher, { writeRawReadings: config.sinks.writeRawReadings });
+  deadLetterLateReadings(events, log, clock);
 
   // recovery: latest checkpoint, then replay every ingest record after it
-  phase = 'replaying';
-  let from = log.firstOffset;
-  if (checkpoint !== null) {
-    pipeline.restore(checkpoint.data as PipelineState);
-    from = Math.max(checkpoint.offset, log.firstOffset);
-    pipeline.processedUpTo = checkpoint.offset;
-  }
-  pipeline.replaying = true;
-  let replayed = 0;
-  const replayStart = Date.now();
-  for await (const records of log.readBatches(from)) {
-    for (const record of records) {
-      if (record.type !== RECORD_TYPES.ingest) continue;
-      pipeline.process(readingsOfIngestRecord(record.payload, kinds, decoder), record.offset, receivedAtOfIngestRecord(record.payload));
-      replayed++;
-    }
-  }
-  pipeline.replaying = false;
-  windows.tick();
-  if (replayed > 0 || checkpoint !== null) {
-    logger.info({ checkpointOffset: checkpoint?.offset ?? null, replayedRecords: replayed, ms: Date.now() - replayStart }, 'recovered from the log');
-  }
+  readiness.phase = 'replaying';
+  await recover({ log, checkpoint, unreadableCheckpoints: checkpoints.unreadable, dir: config.log.dir, pipeline, reader: createIngestRecordReader(kinds, decoder), afterReplay: () => windows.tick(), logger });
 
-  try {
-    await sink.start();
-  } catch (err) {
-    if (isGatewayError(err, 'GW_ERR_CONFIG_INVALID')) {
-      await sink.close();
-      await log.close();
-      throw err;
-    }
-    logger.warn({ err }, 'store not reachable at startup; batches wait in the log');
-  }
+  await startSink(sink, logger);
   await outbox.start();
   batcher.start();
 
@@ -211,77 +146,27 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
     tls,
   });
+  opened.add('ingest', ingest, () => ingest.close());
   await ingest.start();
 
   // periodic work: idle windows, checkpoints, health samples, retention
-  let checkpointing: Promise<void> | null = null;
-  /**
-   * Batch contents and state are captured in the same synchronous step, so the checkpoint covers
-   * exactly the readings below `offset`; it is written once those batches are durable.
-   * `afterCapture` runs between the two (shutdown emits half-filled windows there).
-   */
-  async function writeCheckpoint(afterCapture?: () => Promise<unknown>): Promise<void> {
-    const durable = batcher.flush();
-    const state = { offset: pipeline.processedUpTo, data: pipeline.snapshot() };
-    await afterCapture?.();
-    await durable;
-    await checkpoints.write(state);
-  }
-  const runCheckpoint = (): void => {
-    if (checkpointing !== null) return;
-    checkpointing = writeCheckpoint()
-      .catch((err: unknown) => logger.error({ err }, 'checkpoint failed'))
-      .finally(() => {
-        checkpointing = null;
-      });
-  };
-  let last = { ...ingestMetrics.totals, at: clock.now() };
-  let lastRetries = 0;
-  const sampleHealth = (): void => {
-    const now = clock.now();
-    sinkMetrics.setPendingBatches(outbox.pending);
-    if (outbox.retries > lastRetries) sinkMetrics.retries.labels(sink.name).inc(outbox.retries - lastRetries);
-    lastRetries = outbox.retries;
-    const t = ingestMetrics.totals;
-    const secs = Math.max((now - last.at) / 1000, 0.001);
-    batcher.addHealth({
-      ts: now,
-      values: {
-        readings_per_s: (t.received - last.received) / secs,
-        rejected_per_s: (t.rejected - last.rejected) / secs,
-        duplicates_per_s: (t.duplicates - last.duplicates) / secs,
-        log_backlog_records: outbox.pending,
-        sink_lag_ms: outbox.oldestUnackedAgeMs,
-        heap_mb: process.memoryUsage().heapUsed / 1_048_576,
-      },
-    });
-    last = { ...t, at: now };
-  };
-  const timers = [
-    setInterval(() => windows.tick(), Math.min(1000, config.window.idleTimeoutMs)),
-    setInterval(runCheckpoint, config.log.checkpointIntervalMs),
-    setInterval(sampleHealth, config.sinks.healthIntervalMs),
-  ];
+  const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, logger });
+  const sampleHealth = createHealthSampler({ totals: ingestMetrics.totals, outbox, sinkName: sink.name, metrics: sinkMetrics, add: (h) => batcher.addHealth(h), clock });
+  const timers = new Timers();
+  opened.add('the timers', timers, () => timers.stopAll());
+  timers.every(idleTickIntervalMs(config.window), () => windows.tick());
+  timers.every(config.log.checkpointIntervalMs, () => checkpointer.run());
+  timers.every(config.sinks.healthIntervalMs, sampleHealth);
   const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], config: config.log, logger: logger.child({ tier: 'retention' }) });
+  opened.add('log retention', retention, () => retention.stop());
   const storeRetention = startStoreRetentionJob({ sink, schedule: config.log.retentionSchedule, clock, logger: logger.child({ tier: 'retention' }) });
+  opened.add('store retention', storeRetention, () => storeRetention?.stop());
 
   // http
-  const http = createHttpServer({
-    config: config.http,
-    registry,
-    kinds,
-    sink,
-    logger,
-    notReadyReason: () => {
-      if (phase !== 'ready') return phase;
-      const failure = log.writeFailure;
-      if (failure !== null) return `log write failing, acks withheld, retrying: ${failure.message}`;
-      return log.backpressured ? 'log over its disk high-water mark' : null;
-    },
-    tls: config.http.tls ? tls : null,
-  });
+  const http = createHttpServer({ config: config.http, registry, kinds, sink, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
+  opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
-  phase = 'ready';
+  readiness.phase = 'ready';
   logger.info({ mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, mqtts: ingest.ports.tls, wss: ingest.ports.wss, http: httpPort, https: config.http.tls, store: sink.name, dataDir: config.dataDir }, 'pulsegate ready');
 
   let closing: Promise<void> | null = null;
@@ -293,7 +178,7 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     reloadTls() {
       if (tls === null) return [];
       const { material, problems, warnings } = readTlsMaterial(config);
-      for (const warning of warnings) logger.warn(warning);
+      logTlsWarnings(warnings, logger);
       if (material === null || problems.length > 0) {
         logger.error({ problems }, 'TLS files not reloaded; the current certificate stays in use');
         return problems;
@@ -305,25 +190,25 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
     },
     close() {
       closing ??= (async () => {
-        phase = 'stopping';
-        for (const t of timers) clearInterval(t);
+        readiness.phase = 'stopping';
+        timers.stopAll();
         retention.stop();
         storeRetention?.stop();
         await ingest.close();
         await ingest.drain();
-        await checkpointing;
+        await checkpointer.idle();
         // Checkpoint the state before handing back half-filled windows: after a restart they
         // continue from the checkpoint, and the early emission is overwritten (same identity).
         // When the log cannot take the batches (disk full), no checkpoint is written: the next
         // start replays from the previous one, which loses nothing.
-        await writeCheckpoint(() => {
-          windows.flush();
-          return batcher.close();
-        }).catch((err: unknown) => logger.warn({ err }, 'no checkpoint at shutdown; the next start replays the log from the previous one'));
+        await checkpointer
+          .write(() => {
+            windows.flush();
+            return batcher.close();
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'no checkpoint at shutdown; the next start replays the log from the previous one'));
         // Deliver what is pending while the store answers; whatever is left stays in the log.
-        const drainUntil = Date.now() + config.sinks.shutdownDrainMs;
-        while (outbox.pending > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
-        if (outbox.pending > 0) logger.warn({ pending: outbox.pending }, 'store batches left in the log; they are resent at the next start');
+        await drainOutbox(outbox, config.sinks.shutdownDrainMs, logger);
         await outbox.close({ graceMs: 2000 });
         await sink.close();
         await log.close();
@@ -336,43 +221,13 @@ async function startLocked(config: GatewayConfig, deps: GatewayDeps, logger: Log
   };
 }
 
-/**
- * A checkpoint stands for the effect of every record below its offset. One above the log's end
- * means the log lost records it once held (segments deleted by hand): replaying "after" it would
- * skip everything the log has, so startup is refused. One below the log's first offset means the
- * records in between are gone; the replay starts at what is there, loudly.
- */
-function checkCheckpointAgainstLog(
-  offset: number | null,
-  unreadable: readonly string[],
-  log: { readonly firstOffset: number; readonly nextOffset: number },
-  dir: string,
-  logger: Logger,
-): void {
-  if (unreadable.length > 0) {
-    logger.warn(
-      { unreadable, usedOffset: offset },
-      offset === null
-        ? `damaged checkpoint file(s) in ${dir} ignored; no readable checkpoint is left, so the whole log is replayed`
-        : `damaged checkpoint file(s) in ${dir} ignored; using the older checkpoint at offset ${offset} instead`,
-    );
-  }
-  if (offset === null) return;
-  if (offset > log.nextOffset) {
-    throw new GatewayError(
-      'GW_ERR_CHECKPOINT_AHEAD',
-      `the checkpoint in ${dir} covers offsets up to ${offset - 1}, but the log there ends at offset ${log.nextOffset - 1} ` +
-        `(segment files were deleted or replaced): starting would skip every reading the log holds. ` +
-        `To start from what the log holds, accepting that windows and the dedup state restart, remove ${join(dir, 'checkpoint-*.ckpt')} and ${join(dir, 'outbox-*.ckpt')}; ` +
-        `or put the missing segment files back`,
-      { details: { dir, checkpointOffset: offset, logNextOffset: log.nextOffset } },
-    );
-  }
-  if (offset < log.firstOffset) {
-    logger.warn(
-      { checkpointOffset: offset, firstOffset: log.firstOffset },
-      `the log in ${dir} starts at offset ${log.firstOffset}, after the checkpoint at ${offset}: records ${offset}..${log.firstOffset - 1} are missing and are not replayed`,
-    );
+/** A store that cannot be reached at startup is waited for (batches wait in the log); a store config that is wrong ends startup. */
+async function startSink(sink: { start(): Promise<void> }, logger: Logger): Promise<void> {
+  try {
+    await sink.start();
+  } catch (err) {
+    if (isGatewayError(err, 'GW_ERR_CONFIG_INVALID')) throw err;
+    logger.warn({ err }, 'store not reachable at startup; batches wait in the log');
   }
 }
 

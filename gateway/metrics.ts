@@ -1,28 +1,9 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { AUTH_RESULTS, type AuthResult } from './ingest/login-guard.js';
-import { REJECT_REASONS, type RejectReason } from './ingest/reject-reasons.js';
-import { CONNECTION_REFUSAL_REASONS, type ConnectionRefusalReason } from './ingest/packet-guard.js';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 /**
  * The gateway's Prometheus registry (one per gateway instance, never the global default, so that
- * several gateways can live in one test process) and the ingest tier's metrics.
+ * several gateways can live in one test process), and helpers every tier uses for its metrics.
  */
-export interface IngestMetrics {
-  received(kind: string, n: number): void;
-  rejected(reason: RejectReason, n: number): void;
-  duplicate(n: number): void;
-  published(qos: number): void;
-  /** One per CONNECT that reached authentication. */
-  auth(result: AuthResult): void;
-  /** One per password hash computed on a hasher worker thread. */
-  authHashed(): void;
-  readonly connectedClients: Gauge;
-  /** Plain running totals, read synchronously for the health samples written to the store. */
-  readonly totals: { received: number; rejected: number; duplicates: number };
-  /** An MQTT connection closed by the packet guard (see gateway/ingest/packet-guard.ts). */
-  connectionRefused(reason: ConnectionRefusalReason): void;
-}
-
 export function createRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'pulsegate_' });
@@ -40,73 +21,4 @@ export function collectedCounter(registry: Registry, name: string, help: string,
       this.inc(read());
     },
   });
-}
-
-/**
- * Counts are kept in plain numbers on the hot path (a prom-client label lookup per publish cost
- * several percent of ingest) and copied into the counters when /metrics is scraped. Every label
- * value exists from the start: a rate() over a series that appears late misses its first step.
- */
-export function createIngestMetrics(registry: Registry, kinds: readonly string[]): IngestMetrics {
-  const byKind = new Map<string, number>(kinds.map((k) => [k, 0]));
-  const byReason = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
-  const byQos = [0, 0, 0];
-  const byAuth = new Map<AuthResult, number>(AUTH_RESULTS.map((r) => [r, 0]));
-  let authHashes = 0;
-  const totals = { received: 0, rejected: 0, duplicates: 0 };
-  const registers = [registry];
-
-  const labelled = <L extends string>(name: string, help: string, label: L, read: () => Iterable<readonly [string, number]>): void => {
-    new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers,
-      collect() {
-        this.reset();
-        for (const [value, n] of read()) this.inc({ [label]: value } as Record<L, string>, n);
-      },
-    });
-  };
-  labelled('pulsegate_readings_received_total', 'Readings received, decoded and valid, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
-  labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
-  labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
-  labelled('pulsegate_mqtt_auth_total', 'MQTT CONNECT authentications, by result', 'result', () => byAuth);
-  collectedCounter(registry, 'pulsegate_mqtt_auth_hashes_total', 'Password hashes computed on the hasher worker threads (off libuv\'s pool)', () => authHashes);
-  collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
-  const byRefusal = new Map<ConnectionRefusalReason, number>(CONNECTION_REFUSAL_REASONS.map((r) => [r, 0]));
-  labelled('pulsegate_mqtt_connections_refused_total', 'MQTT connections closed for an oversize, slow or malformed packet, by reason', 'reason', () => byRefusal);
-  const connectedClients = new Gauge({
-    name: 'pulsegate_mqtt_connected_clients',
-    help: 'MQTT clients currently connected',
-    registers,
-  });
-
-  return {
-    totals,
-    connectedClients,
-    received(kind, n) {
-      totals.received += n;
-      byKind.set(kind, (byKind.get(kind) ?? 0) + n);
-    },
-    rejected(reason, n) {
-      totals.rejected += n;
-      byReason.set(reason, byReason.get(reason)! + n);
-    },
-    duplicate(n) {
-      totals.duplicates += n;
-    },
-    published(qos) {
-      byQos[qos] = (byQos[qos] ?? 0) + 1;
-    },
-    auth(result) {
-      byAuth.set(result, byAuth.get(result)! + 1);
-    },
-    authHashed() {
-      authHashes++;
-    },
-    connectionRefused(reason) {
-      byRefusal.set(reason, byRefusal.get(reason)! + 1);
-    },
-  };
 }

@@ -7,6 +7,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { GatewayConfig } from './config/config.js';
 import { GatewayError } from './errors.js';
@@ -161,4 +162,9 @@ export function createTlsMetrics(registry: Registry): TlsMetrics {
       counts.set(listener, counts.get(listener)! + 1);
     },
   };
+}
+
+/** Logs each warning of loadTlsMaterial/readTlsMaterial (e.g. a certificate about to expire). */
+export function logTlsWarnings(warnings: readonly string[], logger: Logger): void {
+  for (const warning of warnings) logger.warn(warning);
 }

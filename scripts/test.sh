@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: installs the system packages the tests need when they are missing (as root, with
-# apt) or stops at once saying what to install; then runs every test and ends with the line
-# "N passed, N failed".
+# apt) or stops at once saying what to install; then checks the tier direction of gateway/
+# (dependency-cruiser, .dependency-cruiser.cjs: one test in the count, failed on any violation),
+# runs every test and ends with the line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,17 +24,22 @@ fi
 
 mkdir -p .test-results
 rm -f .test-results/results.json .test-results/summary.txt
+echo "Tier direction (dependency-cruiser):"
+if npx depcruise gateway --config .dependency-cruiser.cjs; then dep_failed=0; else dep_failed=1; fi
 npx vitest run "$@"
 status=$?
-summary=$(node -e '
+[ "$dep_failed" = 0 ] || status=1
+summary=$(DEP_FAILED=$dep_failed node -e '
   const fs = require("fs");
   try {
     const r = JSON.parse(fs.readFileSync(".test-results/results.json", "utf8"));
     const skipped = r.numPendingTests + r.numTodoTests;
     // A failed suite (a file that did not load) counts as a failure even with no test in it.
     const failedSuites = r.testResults.filter((t) => t.status === "failed" && t.assertionResults.every((a) => a.status !== "failed")).length;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  } catch (e) { console.log("0 passed, 1 failed"); }
+    // The dependency check is one more test.
+    const dep = process.env.DEP_FAILED === "1" ? 1 : 0;
+    console.log(`${r.numPassedTests + 1 - dep} passed, ${r.numFailedTests + failedSuites + dep} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  } catch (e) { console.log(`0 passed, ${1 + (process.env.DEP_FAILED === "1" ? 1 : 0)} failed`); }
 ')
 echo "$summary" > .test-results/summary.txt
 echo "$summary"

@@ -10,10 +10,11 @@ import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
-import type { IngestMetrics } from '../metrics.js';
+import type { IngestMetrics } from './ingest-metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
 import { guardConnection, type PacketGuardOptions } from './packet-guard.js';
-import { encodeDeadLetter, encodeIngestRecord } from './ingest-record.js';
+import { encodeDeadLetter } from '../log/dead-letter.js';
+import { encodeIngestRecord } from '../log/ingest-record-format.js';
 import { createLoginGuard, type AuthResult, type LoginGuard } from './login-guard.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limiter.js';
@@ -179,7 +180,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // Readings of a partly valid batch are accepted; the rest is counted. The raw payload is in
     // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
     for (const r of result.rejected) metrics.rejected(r.reason, 1);
-    metrics.received(kind.name, result.readings.length);
     if (closed) return done(new Error('gateway shutting down'));
 
     inFlight++;
@@ -197,6 +197,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           // Closing the connection withholds the PUBACK; the client resends (QoS 1).
           return waitForDurable ? done(new Error('log unavailable')) : undefined;
         }
+        // Received = durable in the log: a publish refused at shutdown, or whose append failed
+        // (QoS 0 included, released before this), is not counted.
+        metrics.received(kind.name, n);
         // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
         // when done() runs: only now is the reading durable. The reading is in the log whatever
         // processing does, so a processing failure is logged and counted, and the ack still goes.

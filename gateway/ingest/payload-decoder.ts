@@ -5,26 +5,14 @@ import type { IngestConfig } from '../config/config.js';
 import type { FieldSpec, KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { createFastProtoDecoder, type FastProtoDecoder } from './proto-fast-decode.js';
-import type { RejectReason } from './reject-reasons.js';
+import type { DecodeResult, RejectedReading } from './decode-result.js';
+
+export type { DecodeResult, RejectedReading } from './decode-result.js';
 
 /** proto/ sits at the package root: two levels up from source, three from dist/. */
 export const PROTO_FILE = [new URL('../../proto/pulsegate.proto', import.meta.url), new URL('../../../proto/pulsegate.proto', import.meta.url)]
   .map((u) => fileURLToPath(u))
   .find((p) => existsSync(p)) ?? 'proto/pulsegate.proto';
-
-export interface RejectedReading {
-  readonly reason: RejectReason;
-  readonly detail: string;
-}
-
-/**
- * Outcome of decoding one publish: the valid readings and one entry per rejected reading. Treat
- * both arrays as read-only: a `rejected` that is empty may be shared between results.
- */
-export interface DecodeResult {
-  readonly readings: Reading[];
-  readonly rejected: RejectedReading[];
-}
 
 interface CompiledKind {
   readonly kind: KindDescriptor;

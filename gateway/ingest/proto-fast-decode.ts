@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import type { KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
-import type { DecodeResult, RejectedReading } from './payload-decoder.js';
+import type { DecodeResult, RejectedReading } from './decode-result.js';
 
 /**
  * A protobuf decoder for one kind that reads the wire format straight into `Reading`s, without

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 
@@ -162,4 +162,29 @@ function handle(path: string, token: string): DirLock {
       return released;
     },
   };
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * Locks the data directory, and `logDir` too when it lies outside it; when the second lock is
+ * refused, the first is released. `release()` removes every lock taken (a failure is logged).
+ */
+export async function lockDirectories(dataDir: string, logDir: string, logger: Logger): Promise<{ release(): Promise<void> }> {
+  const locks: DirLock[] = [await lockDirectory(dataDir, logger)];
+  const release = async (): Promise<void> => {
+    for (const l of locks.splice(0)) {
+      await l.release().catch((err: unknown) => logger.warn({ err, lock: l.path }, 'could not remove the lock file'));
+    }
+  };
+  try {
+    if (!isInside(logDir, dataDir)) locks.push(await lockDirectory(logDir, logger));
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { release };
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeDeadLetter, decodeIngestRecord } from '../ingest/ingest-record.js';
+import { decodeDeadLetter } from './dead-letter.js';
+import { decodeIngestRecord } from './ingest-record-format.js';
 import { decodeOutgoing, decodeOutgoingAck } from './outbox.js';
 import { classifyIssues, parseSegmentFileName, scanSegmentBuffer } from './record-format.js';
 import { RECORD_TYPES } from './types.js';

@@ -1,7 +1,24 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { FileMessageLog } from './message-log.js';
-import type { LogConsumer } from './log-consumer.js';
-import type { Outbox } from './outbox.js';
+
+/** What the log metrics read of the log (the file log; structural, so this module imports neither). */
+export interface MeteredLog {
+  stats(): { readonly appendedRecords: number; readonly appendedBytes: number; readonly sizeBytes: number; readonly recoveryTruncatedBytes: number };
+}
+
+/** What the log metrics read of an outbox. */
+export interface MeteredOutbox {
+  readonly destination: string;
+  readonly oldestUnackedAgeMs: number;
+  readonly pending: number;
+  readonly deadLettered: number;
+}
+
+/** What the log metrics read of a log consumer. */
+export interface MeteredConsumer {
+  readonly name: string;
+  readonly lagRecords: number;
+  readonly skipped: number;
+}
 
 /**
  * The log tier's Prometheus metrics, registered on the gateway's own registry. Hot-path counts are
@@ -10,9 +27,9 @@ import type { Outbox } from './outbox.js';
 export interface LogMetrics {
   /** Pass as MessageLogOptions.onFsync. */
   readonly observeFsync: (seconds: number, bytes: number) => void;
-  attachLog(log: FileMessageLog): void;
-  attachOutbox(outbox: Outbox): void;
-  attachConsumer(consumer: LogConsumer): void;
+  attachLog(log: MeteredLog): void;
+  attachOutbox(outbox: MeteredOutbox): void;
+  attachConsumer(consumer: MeteredConsumer): void;
 }
 
 const byRegistry = new WeakMap<Registry, LogMetrics>();
@@ -26,8 +43,8 @@ export function logMetricsFor(registry: Registry): LogMetrics {
 export function createLogMetrics(registry: Registry): LogMetrics {
   const existing = byRegistry.get(registry);
   if (existing !== undefined) return existing;
-  let log: FileMessageLog | null = null;
-  const outboxes: Outbox[] = [];
+  let log: MeteredLog | null = null;
+  const outboxes: MeteredOutbox[] = [];
   let seenRecords = 0;
   let seenBytes = 0;
   const deadSeen = new Map<string, number>();
@@ -99,7 +116,7 @@ export function createLogMetrics(registry: Registry): LogMetrics {
       }
     },
   });
-  const consumers: LogConsumer[] = [];
+  const consumers: MeteredConsumer[] = [];
   const skippedSeen = new Map<string, number>();
   const consumerLag = new Gauge({
     name: 'pulsegate_log_consumer_lag_records',

@@ -1,42 +1,47 @@
 import { Counter, type Registry } from 'prom-client';
+import { restoreStages, snapshotStages, type StagesState, type StatefulStage } from '../checkpoint/stateful-stage.js';
 import type { Clock } from '../clock.js';
+import type { EventBus } from '../events.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { SequenceTracker } from '../ingest/sequence-tracker.js';
-import type { IngestMetrics } from '../metrics.js';
-import type { WindowEngine, WindowResult } from '../window/types.js';
-import type { SinkBatcher } from './sink-batcher.js';
+import type { WindowEngine } from '../window/types.js';
+import type { SequenceTracker } from './sequence-tracker.js';
+
+/** Where duplicates are counted (the ingest metrics). */
+export interface DuplicateCounter {
+  duplicate(n: number): void;
+}
 
 /**
  * What runs on every durable ingest record, live and in replay alike: dedup by (device, seq),
- * windows, and raw readings to the sink batcher. It is synchronous and deterministic: the same
- * records from the same checkpoint give the same state and the same emitted windows.
+ * then windows. It is synchronous and deterministic: the same records from the same checkpoint
+ * give the same state and the same events. What it does is told on the event bus:
+ * `reading.durable` (the readings that passed dedup), `reading.late`, `window.emitted`.
  */
 export interface ReadingPipelineOptions {
   readonly kinds: KindRegistry;
   readonly tracker: SequenceTracker;
   readonly windows: WindowEngine;
-  readonly batcher: SinkBatcher;
-  readonly metrics: IngestMetrics;
+  readonly events: EventBus;
+  readonly metrics: DuplicateCounter;
   readonly registry: Registry;
   /** Arrival time of each publish (idle detection), read once for all its readings. */
   readonly clock: Clock;
-  readonly writeRawReadings: boolean;
-  /** Late readings beyond allowed lateness; dead-lettered by the caller on the live path only. */
-  readonly onLate: (reading: Reading, sizeMs: number, replaying: boolean) => void;
-  /** Emitted windows, for alert rules and live streams. */
-  readonly onWindow?: (w: WindowResult) => void;
 }
 
-export interface PipelineState {
-  readonly tracker: unknown;
-  readonly windows: unknown;
+/** A checkpoint of the pipeline: every stage's state, covering the records below `offset`. */
+export interface PipelineCheckpoint {
+  readonly offset: number;
+  readonly data: StagesState;
 }
 
 export class ReadingPipeline {
-  /** Every ingest record with an offset below this has been processed. */
-  processedUpTo = 0;
-  replaying = false;
+  /** The stateful stages, in the order they are restored. */
+  readonly stages: readonly StatefulStage[];
+  private upTo = 0;
+  /** The record being processed (its events carry it); the last processed one between records. */
+  private offset = -1;
+  private replay = false;
   private readonly gaps: Counter;
   private readonly gapFills: Counter;
   private readonly resets: Counter;
@@ -45,6 +50,7 @@ export class ReadingPipeline {
   private lastStats = { gaps: 0, gapFills: 0, resets: 0 };
 
   constructor(private readonly options: ReadingPipelineOptions) {
+    this.stages = [options.tracker, options.windows];
     const registers = [options.registry];
     this.gaps = new Counter({ name: 'pulsegate_sequence_gaps_total', help: 'Sequence numbers skipped by devices (loss in transit; see gap fills)', registers });
     this.gapFills = new Counter({ name: 'pulsegate_sequence_gap_fills_total', help: 'Skipped sequence numbers that arrived later, out of order (net loss = gaps - fills)', registers });
@@ -53,53 +59,78 @@ export class ReadingPipeline {
     this.windowsEmitted = new Counter({ name: 'pulsegate_windows_emitted_total', help: 'Windows emitted (first emissions and corrections)', labelNames: ['kind'], registers });
     for (const k of options.kinds.keys()) this.windowsEmitted.labels(k).inc(0);
     this.gaps.inc(0);
-    options.windows.onEmit((w) => {
-      this.windowsEmitted.labels(w.kind).inc();
-      options.batcher.addWindow(w);
-      options.onWindow?.(w);
+    const { events } = options;
+    options.windows.onEmit((window) => {
+      this.windowsEmitted.labels(window.kind).inc();
+      events.emit('window.emitted', { window, offset: this.offset, replay: this.replay });
     });
-    options.windows.onLate((r, sizeMs) => {
+    options.windows.onLate((reading, sizeMs) => {
       this.late.inc();
-      options.onLate(r, sizeMs, this.replaying);
+      events.emit('reading.late', { reading, sizeMs, offset: this.offset, replay: this.replay });
     });
+  }
+
+  /** Every ingest record with an offset below this has been processed. */
+  get processedUpTo(): number {
+    return this.upTo;
   }
 
   /**
    * `receivedAt`: when ingest received the publish, from its ingest record; it bounds the
    * windows' watermark, so live and replay must pass the same value. Defaults to the clock.
+   * `replay`: the record comes from recovery, not from ingest (told to listeners).
    */
-  process(readings: readonly Reading[], offset: number, receivedAt?: number): void {
-    const { tracker, windows, batcher, metrics, writeRawReadings } = this.options;
+  process(readings: readonly Reading[], offset: number, receivedAt?: number, replay = false): void {
+    const { tracker, windows, metrics, events } = this.options;
     let duplicates = 0;
+    let accepted: Reading[] | null = null;
     // The readings of one publish share kind and device (one topic): one dedup key for all.
     let key = '';
     let keyOf: Reading | null = null;
     const now = this.options.clock.now();
     const at = receivedAt ?? now;
-    for (const r of readings) {
-      if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
-        key = r.kind + '\u0000' + r.deviceId;
-        keyOf = r;
+    this.offset = offset;
+    this.replay = replay;
+    try {
+      for (let i = 0; i < readings.length; i++) {
+        const r = readings[i]!;
+        if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
+          key = r.kind + '\u0000' + r.deviceId;
+          keyOf = r;
+        }
+        if (tracker.observe(key, r.seq) === 'duplicate') {
+          // From the first duplicate on, the accepted readings are a copy.
+          accepted ??= readings.slice(0, i);
+          duplicates++;
+          continue;
+        }
+        accepted?.push(r);
+        windows.add(r, now, at);
       }
-      if (tracker.observe(key, r.seq) === 'duplicate') {
-        duplicates++;
-        continue;
-      }
-      windows.add(r, now, at);
-      if (writeRawReadings) batcher.addReading(r);
+      if (duplicates > 0) metrics.duplicate(duplicates);
+      this.syncSeqStats();
+      if (offset >= this.upTo) this.upTo = offset + 1;
+      const durable = accepted ?? readings;
+      if (durable.length > 0 && events.has('reading.durable')) events.emit('reading.durable', { readings: durable, offset, receivedAt: at, replay });
+    } finally {
+      this.offset = this.upTo - 1;
+      this.replay = false;
     }
-    if (duplicates > 0) metrics.duplicate(duplicates);
-    this.syncSeqStats();
-    if (offset >= this.processedUpTo) this.processedUpTo = offset + 1;
   }
 
-  snapshot(): PipelineState {
-    return { tracker: this.options.tracker.snapshot(), windows: this.options.windows.snapshot() };
+  /** Every stage's state and the offset it covers, in one synchronous step. */
+  checkpoint(): PipelineCheckpoint {
+    return { offset: this.upTo, data: snapshotStages(this.stages) };
   }
 
-  restore(state: PipelineState): void {
-    this.options.tracker.restore(state.tracker as never);
-    this.options.windows.restore(state.windows);
+  /**
+   * Restores every stage from a checkpoint (either format: see restoreStages); the records from
+   * its offset on are the ones still to process.
+   */
+  restore(checkpoint: { readonly offset: number; readonly data: unknown }): void {
+    restoreStages(this.stages, checkpoint.data);
+    this.upTo = checkpoint.offset;
+    this.offset = checkpoint.offset - 1;
   }
 
   private syncSeqStats(): void {

@@ -61,15 +61,3 @@ export interface SerializingSink extends Sink {
   queryWindowsJson(query: WindowQuery): Promise<SerializedRows>;
   queryReadingsJson(query: ReadingQuery): Promise<SerializedRows>;
 }
-
-export function isSerializingSink(sink: Sink): sink is SerializingSink {
-  const s = sink as Partial<SerializingSink>;
-  return typeof s.queryReadingsJson === 'function' && typeof s.queryWindowsJson === 'function';
-}
-
-/** The rows of a query as the HTTP API sends them, from whichever kind of sink. */
-export async function queryRowsJson(sink: Sink, what: 'readings' | 'windows', query: ReadingQuery & Partial<WindowQuery>): Promise<SerializedRows> {
-  if (isSerializingSink(sink)) return what === 'readings' ? sink.queryReadingsJson(query) : sink.queryWindowsJson(query as WindowQuery);
-  const rows: readonly unknown[] = what === 'readings' ? await sink.queryReadings(query) : await sink.queryWindows(query as WindowQuery);
-  return { count: rows.length, json: JSON.stringify(rows) };
-}

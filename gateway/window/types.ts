@@ -1,3 +1,4 @@
+import type { StatefulStage } from '../checkpoint/stateful-stage.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 
 /** One emitted window: identity (kind, deviceId, sizeMs, start, group) + aggregates. */
@@ -18,7 +19,8 @@ export interface WindowResult {
   readonly revision: number;
 }
 
-export interface WindowEngine {
+/** A stateful stage of the checkpoint, named 'windows'. */
+export interface WindowEngine extends StatefulStage {
   /**
    * Adds one accepted, deduplicated reading (in arrival order).
    * `now`: the arrival time for idle detection (the clock's, read once per publish by callers
@@ -30,9 +32,6 @@ export interface WindowEngine {
   tick(): void;
   /** Emits every open window (shutdown); nothing half-filled is lost. */
   flush(): void;
-  /** JSON-serializable state for checkpoints; restore(snapshot()) gives identical future output. */
-  snapshot(): unknown;
-  restore(state: unknown): void;
   /** Receives every emitted window (first emission and corrections). */
   onEmit(listener: (window: WindowResult) => void): void;
   /**

@@ -205,6 +205,11 @@ interface Win {
   readonly acc: Float64Array;
 }
 
+/** How often the gateway calls tick(): every second, or more often for an idle timeout below it. */
+export function idleTickIntervalMs(config: { readonly idleTimeoutMs: number }): number {
+  return Math.min(1000, config.idleTimeoutMs);
+}
+
 export function createWindowEngine(options: WindowEngineOptions): MeteredWindowEngine {
   const { clock, config } = options;
   const lateness = config.allowedLatenessMs;
@@ -769,6 +774,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   }
 
   return {
+    name: 'windows',
     add,
     tick,
     flush,

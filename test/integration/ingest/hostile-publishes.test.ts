@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeDeadLetter } from '../../../gateway/ingest/ingest-record.js';
+import { decodeDeadLetter } from '../../../gateway/log/dead-letter.js';
 import { REJECT_REASONS } from '../../../gateway/ingest/reject-reasons.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../gateway/ingest/credentials.js';
-import { decodeDeadLetter, type DeadLetterRecord } from '../../../gateway/ingest/ingest-record.js';
+import { decodeDeadLetter, type DeadLetterRecord } from '../../../gateway/log/dead-letter.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { eventually, sample, scrape } from '../../helpers/metrics.js';

@@ -2,7 +2,7 @@ import { open, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeIngestRecord } from '../../../gateway/ingest/ingest-record.js';
+import { encodeIngestRecord } from '../../../gateway/log/ingest-record-format.js';
 import { runLogCommand } from '../../../gateway/log/log-cli.js';
 import { encodeOutgoing } from '../../../gateway/log/outbox.js';
 import { HEADER_BYTES } from '../../../gateway/log/record-format.js';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../gateway/clock.js';
 import { GatewayError } from '../../../gateway/errors.js';
-import { decodeDeadLetter } from '../../../gateway/ingest/ingest-record.js';
+import { decodeDeadLetter } from '../../../gateway/log/dead-letter.js';
 import type { FileMessageLog } from '../../../gateway/log/message-log.js';
 import { createOutbox, decodeOutgoingAck, type Outbox, type OutboxOptions } from '../../../gateway/log/outbox.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';

@@ -1,19 +1,18 @@
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../gateway/clock.js';
-import { SequenceTracker } from '../../../gateway/ingest/sequence-tracker.js';
+import { createEventBus } from '../../../gateway/events.js';
+import { SequenceTracker } from '../../../gateway/pipeline/sequence-tracker.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
-import { createIngestMetrics } from '../../../gateway/metrics.js';
+import { createIngestMetrics } from '../../../gateway/ingest/ingest-metrics.js';
 import { ReadingPipeline } from '../../../gateway/pipeline/reading-pipeline.js';
-import { SinkBatcher } from '../../../gateway/pipeline/sink-batcher.js';
 import type { WindowConfig } from '../../../gateway/config/config.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
 import { createWindowEngine, type MeteredWindowEngine } from '../../../gateway/window/window-engine.js';
 
 /**
- * The real pipeline (sequence tracker, window engine, sink batcher) on an injected clock: what a
+ * The real pipeline (sequence tracker, window engine, event bus) on an injected clock: what a
  * gateway runs on every durable ingest record, live and in replay.
  */
 const kinds = createKindRegistry();
@@ -44,19 +43,17 @@ function rig(clock: ManualClock, maxDevices = 5_000): Rig {
   const windows = createWindowEngine({ kinds, config: { ...windowConfig, maxDevices }, clock });
   const emitted: WindowResult[] = [];
   const late: Reading[] = [];
-  windows.onEmit((w) => emitted.push(w));
-  // Large batches and no timer: the batcher only collects; nothing here depends on a store.
-  const batcher = new SinkBatcher({ maxPoints: 10_000_000, flushIntervalMs: 60_000, enqueue: async () => undefined, logger: pino({ level: 'silent' }) });
+  const events = createEventBus();
+  events.on('window.emitted', (e) => emitted.push(e.window));
+  events.on('reading.late', (e) => late.push(e.reading));
   const pipeline = new ReadingPipeline({
     kinds,
     tracker,
     windows,
-    batcher,
+    events,
     metrics: createIngestMetrics(registry, [...kinds.keys()]),
     registry,
     clock,
-    writeRawReadings: false,
-    onLate: (r) => late.push(r),
   });
   return { pipeline, tracker, windows, emitted, late };
 }
@@ -87,7 +84,7 @@ describe('reading pipeline', () => {
     expect(peakTracker).toBe(maxDevices);
     expect(peakWindows).toBe(maxDevices);
     expect(tracker.stats.evictions).toBe(n - maxDevices);
-    const bytes = JSON.stringify(pipeline.snapshot()).length;
+    const bytes = JSON.stringify(pipeline.checkpoint().data).length;
     // ~300 bytes of windows and ~80 of dedup state per live device, ~20 per forgotten device's
     // window horizon: the windows and dedup state are bounded by maxDevices, not n.
     expect(bytes).toBeLessThan(maxDevices * 500 + (n - maxDevices) * 20);
@@ -97,7 +94,7 @@ describe('reading pipeline', () => {
     expect(windows.stats.devices).toBe(0);
     expect(emitted.length).toBe(2 * n);
     expect(emitted.every((w) => w.values['bpm_count'] === 1)).toBe(true);
-    const after = pipeline.snapshot() as { windows: { devices: unknown[] } };
+    const after = pipeline.checkpoint().data.stages as { windows: { devices: unknown[] } };
     expect(after.windows.devices).toEqual([]);
   });
 

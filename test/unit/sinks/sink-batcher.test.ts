@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
-import { SinkBatcher } from '../../../gateway/pipeline/sink-batcher.js';
+import { SinkBatcher } from '../../../gateway/sinks/sink-batcher.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createFaultyFiles } from '../../helpers/faulty-file.js';

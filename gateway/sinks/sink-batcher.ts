@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import type { EventBus } from '../events.js';
 import type { HealthSample, SinkBatch } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
@@ -212,4 +213,23 @@ export class SinkBatcher {
     if (first) this.options.logger.error({ err, waiting: this.waiting.length }, message);
     else this.options.logger.warn({ error: (err as Error)?.message ?? String(err), waiting: this.waiting.length }, message);
   }
+}
+
+/**
+ * Feeds the batcher from the event bus: every emitted window (live and replayed: the store's
+ * writes are idempotent), and with `writeRawReadings` every reading that passed dedup.
+ * Returns the function that unsubscribes.
+ */
+export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, options: { readonly writeRawReadings: boolean }): () => void {
+  const off = [events.on('window.emitted', (e) => batcher.addWindow(e.window))];
+  if (options.writeRawReadings) {
+    off.push(
+      events.on('reading.durable', (e) => {
+        for (const r of e.readings) batcher.addReading(r);
+      }),
+    );
+  }
+  return () => {
+    for (const f of off) f();
+  };
 }

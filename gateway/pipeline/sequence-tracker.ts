@@ -1,3 +1,6 @@
+import type { StatefulStage } from '../checkpoint/stateful-stage.js';
+import { GatewayError } from '../errors.js';
+
 /**
  * Dedup by (device, seq) and sequence-gap accounting, in bounded memory.
  *
@@ -33,7 +36,8 @@ export interface SequenceTrackerSnapshot {
   readonly devices: readonly (readonly [string, number, string])[];
 }
 
-export class SequenceTracker {
+export class SequenceTracker implements StatefulStage {
+  readonly name = 'sequence-tracker';
   private readonly devices = new Map<string, DeviceSeq>();
   private readonly words: number;
   private observations = 0;
@@ -102,7 +106,9 @@ export class SequenceTracker {
     return { window: this.window, devices };
   }
 
-  restore(snap: SequenceTrackerSnapshot): void {
+  restore(state: unknown): void {
+    const snap = state as SequenceTrackerSnapshot;
+    if (typeof snap !== 'object' || snap === null || !Array.isArray(snap.devices)) throw new GatewayError('GW_ERR_CHECKPOINT', 'sequence tracker: not a tracker snapshot');
     this.devices.clear();
     if (snap.window !== this.window) return; // a different window size cannot reuse the bitmaps
     // The snapshot lists devices least recently seen first; a smaller maxDevices than the one it

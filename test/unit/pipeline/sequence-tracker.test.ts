@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SequenceTracker } from '../../../gateway/ingest/sequence-tracker.js';
+import { SequenceTracker } from '../../../gateway/pipeline/sequence-tracker.js';
 
 describe('sequence tracker', () => {
   it('should drop a repeated (device, seq) and keep the same seq of another device', () => {

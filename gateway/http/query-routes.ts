@@ -1,0 +1,95 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { HttpConfig } from '../config/config.js';
+import { GatewayError } from '../errors.js';
+import type { KindRegistry } from '../kinds/registry.js';
+import type { ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
+import { parseLimit, parseSize, parseTime, singleParams } from './query-params.js';
+import { createQueryLimiter } from './query-limiter.js';
+
+/**
+ * The store's routes, GET /v1/readings and GET /v1/windows, as a fastify plugin: strict query
+ * parameters, and every query behind the query limiter (http.maxConcurrentQueries and queue).
+ */
+export function isSerializingSink(sink: Sink): sink is SerializingSink {
+  const s = sink as Partial<SerializingSink>;
+  return typeof s.queryReadingsJson === 'function' && typeof s.queryWindowsJson === 'function';
+}
+
+/** The rows of a query as the HTTP API sends them, from whichever kind of sink. */
+export async function queryRowsJson(sink: Sink, what: 'readings' | 'windows', query: ReadingQuery & Partial<WindowQuery>): Promise<SerializedRows> {
+  if (isSerializingSink(sink)) return what === 'readings' ? sink.queryReadingsJson(query) : sink.queryWindowsJson(query as WindowQuery);
+  const rows: readonly unknown[] = what === 'readings' ? await sink.queryReadings(query) : await sink.queryWindows(query as WindowQuery);
+  return { count: rows.length, json: JSON.stringify(rows) };
+}
+
+/**
+ * Sends `{kind, from, to, count, <what>}` with the rows as the sink serialized them: the same
+ * bytes fastify's serializer would write for the object, without the rows as objects here.
+ */
+function sendRows(reply: FastifyReply, q: { kind: string; from: number; to: number }, what: 'readings' | 'windows', rows: SerializedRows): FastifyReply {
+  return reply
+    .type('application/json; charset=utf-8')
+    .send(`{"kind":${JSON.stringify(q.kind)},"from":${JSON.stringify(q.from)},"to":${JSON.stringify(q.to)},"count":${rows.count},"${what}":${rows.json}}`);
+}
+
+export interface QueryRoutesOptions {
+  readonly config: HttpConfig;
+  readonly registry: Registry;
+  readonly kinds: KindRegistry;
+  readonly sink: Sink;
+}
+
+const READING_PARAMS = ['kind', 'device', 'from', 'to', 'limit'] as const;
+const WINDOW_PARAMS = [...READING_PARAMS, 'size'] as const;
+const DEFAULT_LIMIT = 1000;
+
+export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
+  const { config, registry, kinds, sink } = options;
+  // Created once per plugin, not per registration: its metrics register once on the registry.
+  const limiter = createQueryLimiter({
+    maxConcurrent: config.maxConcurrentQueries,
+    maxQueued: config.maxQueuedQueries,
+    queueTimeoutMs: config.queryQueueTimeoutMs,
+    registry,
+  });
+
+  const common = (q: Partial<Record<(typeof READING_PARAMS)[number], string>>) => {
+    if (q.kind === undefined || !kinds.has(q.kind)) {
+      throw new GatewayError('GW_ERR_QUERY_INVALID', `\`kind\` must be one of ${[...kinds.keys()].join(', ')}`);
+    }
+    const now = Date.now();
+    const from = parseTime('from', q.from, now - 3_600_000, now);
+    const to = parseTime('to', q.to, now + 1, now);
+    if (from >= to) throw new GatewayError('GW_ERR_QUERY_INVALID', '`from` must be before `to`');
+    const limit = parseLimit(q.limit, DEFAULT_LIMIT, config.maxQueryRows);
+    return { kind: q.kind, from, to, limit, ...(q.device ? { deviceId: q.device } : {}) };
+  };
+
+  /** A query runs only with a slot of the limiter; a client that hangs up while waiting leaves the queue. */
+  function limited<T>(reply: FastifyReply, task: () => Promise<T>): Promise<T> {
+    const gone = new AbortController();
+    // 'close' before the response finished: the connection went away under us.
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) gone.abort(new Error('the client closed the connection'));
+    };
+    reply.raw.once('close', onClose);
+    return limiter.run(task, gone.signal).finally(() => reply.raw.off('close', onClose));
+  }
+
+  const routes: FastifyPluginAsync = async (app) => {
+    app.get('/v1/windows', async (req, reply) => {
+      const params = singleParams(req.query, WINDOW_PARAMS);
+      const q = common(params);
+      const sizeMs = parseSize(params.size);
+      const rows = await limited(reply, () => queryRowsJson(sink, 'windows', { ...q, ...(sizeMs !== undefined ? { sizeMs } : {}) }));
+      return sendRows(reply, q, 'windows', rows);
+    });
+    app.get('/v1/readings', async (req, reply) => {
+      const q = common(singleParams(req.query, READING_PARAMS));
+      const rows = await limited(reply, () => queryRowsJson(sink, 'readings', q));
+      return sendRows(reply, q, 'readings', rows);
+    });
+  };
+  return routes;
+}
