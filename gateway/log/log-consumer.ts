@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted, type RetryPolicy } from './backoff.js';
+import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted, type RetryPolicy } from '../backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import { tailLog, type TailItem, type TailLog } from './tail-reader.js';

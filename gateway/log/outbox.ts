@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { encodeDeadLetter } from './dead-letter.js';
-import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } from './backoff.js';
+import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } from '../backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';

@@ -1,3 +1,4 @@
+import { sleepUnlessAborted } from '../backoff.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { EventBus } from '../events.js';
@@ -191,17 +192,7 @@ export class SinkBatcher {
   }
 
   private sleep(ms: number): Promise<void> {
-    const signal = this.stopSleeping.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return sleepUnlessAborted(ms, this.stopSleeping.signal);
   }
 
   /** One line per failureLogIntervalMs at most, with the error's message (its stack only the first time). */
