@@ -143,6 +143,12 @@ export interface Outbox {
   readonly deadLettered: number;
   readonly retries: number;
   /**
+   * Resolves once nothing is pending (every outgoing record acked or dead-lettered), or when
+   * `deadlineMs` has passed, or on close, with the records still pending: shutdown delivers what
+   * it can while the destination answers, and the rest stays in the log for the next start.
+   */
+  drain(deadlineMs: number): Promise<number>;
+  /**
    * Idempotent: stops the sender and saves the cursor hint. An in-flight send gets `graceMs`
    * (default 0) to finish and be acked before it is aborted; an aborted one is resent after the
    * next start.
@@ -228,6 +234,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
       tracked.splice(i, 1);
       trackedTimes.splice(i, 1);
       pending = Math.max(0, pending - 1);
+      settleDrains();
       return;
     }
   }
@@ -375,6 +382,13 @@ export function createOutbox(options: OutboxOptions): Outbox {
     if (rec.offset > lastAcked) lastAcked = rec.offset;
     pending = Math.max(0, pending - 1);
     void cursor.persist();
+    settleDrains();
+  }
+
+  // drain(): woken by the ack that empties the outbox, not by polling.
+  const drainWaiters: (() => void)[] = [];
+  function settleDrains(): void {
+    if (pending === 0 || closing) for (const w of drainWaiters.splice(0)) w();
   }
 
   async function run(): Promise<void> {
@@ -458,9 +472,23 @@ export function createOutbox(options: OutboxOptions): Outbox {
     get retries() {
       return retries;
     },
+    drain(deadlineMs) {
+      if (pending === 0 || closing) return Promise.resolve(pending);
+      return new Promise<number>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          const i = drainWaiters.indexOf(done);
+          if (i >= 0) drainWaiters.splice(i, 1);
+          resolve(pending);
+        };
+        const timer = setTimeout(done, deadlineMs);
+        drainWaiters.push(done);
+      });
+    },
     close(closeOptions) {
       closePromise ??= (async () => {
         closing = true;
+        settleDrains();
         signal();
         await stops.stop(loop, closeOptions?.graceMs ?? 0);
         if (started) await cursor.flush();

@@ -236,4 +236,22 @@ describe('outbox', () => {
     await outbox.close();
     await expect(outbox.enqueue(Buffer.from('x'))).rejects.toMatchObject({ code: 'GW_ERR_LOG_CLOSED' });
   });
+
+  it('outbox drain was a busy-poll: drain(deadline) resolves when the last pending record is acked, or at the deadline with what is left', async () => {
+    const log = await logAt();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const outbox = await outboxOn(log, () => held);
+    await outbox.enqueue(Buffer.from('a'));
+    await outbox.enqueue(Buffer.from('b'));
+    // The store holds the first send: the deadline passes with both records still pending.
+    expect(await outbox.drain(30)).toBe(2);
+    const drained = outbox.drain(60_000);
+    release();
+    // Bounded observation: the drain settles on the acks, long before its 60 s deadline.
+    const settled = await Promise.race([drained, new Promise<string>((r) => setTimeout(() => r('still waiting'), 5000))]);
+    expect(settled).toBe(0);
+    expect(outbox.delivered).toBe(2);
+    expect(await outbox.drain(60_000)).toBe(0);
+  });
 });
