@@ -29,8 +29,9 @@ echo "Tier direction (dependency-cruiser):"
 if npx depcruise gateway --config .dependency-cruiser.cjs; then dep_failed=0; else dep_failed=1; fi
 npx vitest run "$@"
 status=$?
+vitest_status=$status
 [ "$dep_failed" = 0 ] || status=1
-summary=$(DEP_FAILED=$dep_failed node -e '
+summary=$(DEP_FAILED=$dep_failed VITEST_STATUS=$vitest_status node -e '
   const fs = require("fs");
   try {
     const r = JSON.parse(fs.readFileSync(".test-results/results.json", "utf8"));
@@ -39,7 +40,12 @@ summary=$(DEP_FAILED=$dep_failed node -e '
     const failedSuites = r.testResults.filter((t) => t.status === "failed" && t.assertionResults.every((a) => a.status !== "failed")).length;
     // The dependency check is one more test.
     const dep = process.env.DEP_FAILED === "1" ? 1 : 0;
-    console.log(`${r.numPassedTests + 1 - dep} passed, ${r.numFailedTests + failedSuites + dep} failed` + (skipped ? `, ${skipped} skipped` : ""));
+    // vitest failing with every test passed: errors outside the tests (an unhandled rejection
+    // during the run). That is a failure of the run, counted as one, never "0 failed".
+    const failed = r.numFailedTests + failedSuites;
+    const outside = process.env.VITEST_STATUS !== "0" && failed === 0 ? 1 : 0;
+    if (outside) console.error("vitest failed outside the tests (see \"Unhandled Errors\" above): counted as 1 failure");
+    console.log(`${r.numPassedTests + 1 - dep} passed, ${failed + dep + outside} failed` + (skipped ? `, ${skipped} skipped` : ""));
   } catch (e) { console.log(`0 passed, ${1 + (process.env.DEP_FAILED === "1" ? 1 : 0)} failed`); }
 ')
 echo "$summary" > .test-results/summary.txt

@@ -137,11 +137,12 @@ describe('influx sink', () => {
     // ...and 200 with an error in the result for a database that does not exist (a sink that
     // never started has not created its own).
     const unstarted = createInfluxSink({ config: influxConfig(), kinds: createKindRegistry() });
+    // One query at a time: a second promise made up front rejects before anything awaits it.
     for (const query of [
-      unstarted.queryReadings({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
-      unstarted.queryWindows({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
+      () => unstarted.queryReadings({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
+      () => unstarted.queryWindows({ kind: 'heart-rate', from: 0, to: Date.now(), limit: 10 }),
     ]) {
-      const err = await failure(query);
+      const err = await failure(query());
       expect(isGatewayError(err, 'GW_ERR_SINK_QUERY'), String(err)).toBe(true);
       expect((err as Error).message).toContain('database not found');
     }
