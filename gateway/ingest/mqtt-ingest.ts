@@ -24,6 +24,7 @@ import type { RejectReason } from './reject-reasons.js';
 import { SensorTopicCache } from './topic.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
+import { closeServer, listen } from './listeners.js';
 
 /** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
 const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
@@ -421,7 +422,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         diskTimer = null;
       }
       for (const w of diskWaiters.splice(0)) w.abandon();
-      const closeServer = (s: NetServer | HttpServer | null): Promise<void> => new Promise((resolve) => (s === null || !s.listening ? resolve() : s.close(() => resolve())));
       const tcpClosed = closeServer(tcp);
       const wsClosed = closeServer(httpForWs);
       wss?.clients.forEach((c) => c.terminate());
@@ -445,16 +445,6 @@ function remoteAddressOf(client: Client): string | undefined {
   const c = client as unknown as { conn?: { remoteAddress?: unknown; socket?: { remoteAddress?: unknown } }; req?: { socket?: { remoteAddress?: unknown } } };
   const address = c.conn?.remoteAddress ?? c.conn?.socket?.remoteAddress ?? c.req?.socket?.remoteAddress;
   return typeof address === 'string' ? address : undefined;
-}
-
-function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** Whether subscription filter `filter` covers everything `topic` (itself a filter) matches [MQTT-4.7.1]. */

@@ -15,6 +15,7 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { ClientCertificateMode } from '../config/config.js';
 import { secureContextOptions, type TlsMaterial, type TlsMetrics } from '../tls.js';
 import { isValidDeviceId } from './topic.js';
+import { closeServer, listen } from './listeners.js';
 
 /** What a connection's client certificate says about who is on the other end. */
 export type PeerIdentity =
@@ -98,7 +99,6 @@ export function createMqttTlsListeners(options: MqttTlsListenersOptions): MqttTl
       httpsForWss?.setSecureContext(serverOptions(material));
     },
     async close() {
-      const closeServer = (s: TlsServer | HttpsServer | null): Promise<void> => new Promise((resolve) => (s === null || !s.listening ? resolve() : s.close(() => resolve())));
       const closed = [closeServer(tlsServer), closeServer(httpsForWss)];
       wss?.clients.forEach((c) => c.terminate());
       wss?.close();
@@ -138,14 +138,4 @@ export function certificateLogin(peer: PeerIdentity | undefined, username: strin
     return { refused: `username ${JSON.stringify(username)} is not the client certificate's device id "${peer.deviceId}"` };
   }
   return { deviceId: peer.deviceId };
-}
-
-function listen(server: TlsServer | HttpsServer, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
