@@ -30,6 +30,7 @@ import { hashSecret } from '../gateway/ingest/credentials.js';
 import { Args } from './lib/args.js';
 import { ROOT, sleep, spawnBinary, spawnTs } from './lib/procs.js';
 import { LatencyHistogram, monoMs } from './lib/stats.js';
+import { connectPacket } from './lib/wire.js';
 
 const args = new Args(process.argv.slice(2));
 const role = args.str('role', 'main');
@@ -37,28 +38,6 @@ const role = args.str('role', 'main');
 if (role === 'flood-logins') await floodLogins(args.num('port', 0), args.num('n', 100), args.num('seconds', 8));
 else if (role === 'flood-queries') await floodQueries(args.num('port', 0), args.num('n', 200), args.num('seconds', 8), args.num('from', 0));
 else await main();
-
-/** A CONNECT with a username and a password (MQTT 3.1.1 §3.1: flags 0xC2 = user, password, clean). */
-function loginPacket(clientId: string, username: string, password: string): Buffer {
-  const str = (s: string): Buffer => {
-    const b = Buffer.from(s, 'utf8');
-    const out = Buffer.alloc(2 + b.length);
-    out.writeUInt16BE(b.length, 0);
-    b.copy(out, 2);
-    return out;
-  };
-  const variable = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60])]);
-  const body = Buffer.concat([variable, str(clientId), str(username), str(password)]);
-  const len: number[] = [];
-  let n = body.length;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    len.push(b);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([0x10, ...len]), body]);
-}
 
 async function floodLogins(port: number, n: number, seconds: number): Promise<void> {
   const until = monoMs() + seconds * 1000;
@@ -71,7 +50,7 @@ async function floodLogins(port: number, n: number, seconds: number): Promise<vo
       attempts++;
       const socket = netConnect({ port, host: '127.0.0.1', noDelay: true });
       let answered = false;
-      socket.on('connect', () => socket.write(loginPacket(`flood-${i}-${attempts}`, 'victim', `wrong-${attempts}`)));
+      socket.on('connect', () => socket.write(connectPacket(`flood-${i}-${attempts}`, 60, { username: 'victim', password: `wrong-${attempts}` })));
       socket.on('data', (d) => {
         // CONNACK: 0x20 0x02 flags rc
         if (d[0] === 0x20 && d.length >= 4 && d[3] !== 0) refused++;

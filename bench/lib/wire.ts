@@ -164,11 +164,15 @@ function utf8Field(s: string): Buffer {
   return out;
 }
 
-/** CONNECT, MQTT 3.1.1 (protocol level 4), clean session, no credentials. */
-export function connectPacket(clientId: string, keepaliveS = 60): Buffer {
+/** CONNECT, MQTT 3.1.1 (protocol level 4), clean session; with a username and password when given. */
+export function connectPacket(clientId: string, keepaliveS = 60, login?: { username: string; password: string }): Buffer {
   const keepalive = Buffer.allocUnsafe(2);
   keepalive.writeUInt16BE(keepaliveS, 0);
-  return withFixedHeader(PACKET.connect, 0, Buffer.concat([utf8Field('MQTT'), Buffer.from([4, 0x02]), keepalive, utf8Field(clientId)]));
+  // Connect flags [MQTT-3.1.2.3]: 0x02 clean session, 0x80 username, 0x40 password.
+  const flags = login === undefined ? 0x02 : 0xc2;
+  const fields = [utf8Field('MQTT'), Buffer.from([4, flags]), keepalive, utf8Field(clientId)];
+  if (login !== undefined) fields.push(utf8Field(login.username), utf8Field(login.password));
+  return withFixedHeader(PACKET.connect, 0, Buffer.concat(fields));
 }
 
 export function subscribePacket(packetId: number, filter: string, qos: 0 | 1): Buffer {
