@@ -146,6 +146,9 @@ function firstNonSpace(buf: Buffer): number {
   return -1;
 }
 
+/** The Long class protobufjs decodes 64-bit integers to. */
+const Long = protobuf.util.Long;
+
 /**
  * protobufjs decodes 64-bit integers to Long objects; JSON gives numbers. Only a Long from
  * protobufjs is converted: a JSON value is device-controlled, and an object such as
@@ -156,9 +159,6 @@ function toNumber(v: unknown, fromProtobuf: boolean): number {
   if (fromProtobuf && v instanceof Long) return (v as unknown as { toNumber(): number }).toNumber();
   return Number.NaN;
 }
-
-/** The Long class protobufjs decodes 64-bit integers to. */
-const Long = protobuf.util.Long;
 
 /** Longest rendering of a device's value in a rejection detail. */
 const DETAIL_VALUE_CHARS = 64;
