@@ -11,12 +11,12 @@
  * upstream tier's types.ts by type only, the shape of what flows into it (sinks store
  * WindowResults). jobs/ (scheduled work) may reach any
  * tier, and no tier reaches it. Shared by all and importing no tier: config/, kinds/, errors.ts,
- * clock.ts, metrics.ts, tls.ts, lifecycle.ts, backoff.ts, checkpoint/; events.ts names tier payloads, by type only.
+ * clock.ts, metrics.ts, tls.ts, lifecycle.ts, backoff.ts, checkpoint/, wire/ (the formats served outside); events.ts names tier payloads, by type only.
  * main.ts and cli.ts (the composition roots) may import anything; nothing imports them.
  * Type-only imports count: a cycle through types is still a cycle between modules.
  */
 const TIERS = ['ingest', 'pipeline', 'log', 'window', 'sinks', 'alerts', 'delivery', 'http'];
-const SHARED = '^gateway/(config/|kinds/|checkpoint/|backoff\\.ts$|lifecycle\\.ts$|errors\\.ts$|clock\\.ts$|metrics\\.ts$|tls\\.ts$)';
+const SHARED = '^gateway/(config/|kinds/|checkpoint/|wire/|backoff\\.ts$|lifecycle\\.ts$|errors\\.ts$|clock\\.ts$|metrics\\.ts$|tls\\.ts$)';
 const ANY_TIER = `^gateway/(${[...TIERS, 'jobs', 'push-proxy'].join('|')})/`;
 
 const upstream = TIERS.slice(1).flatMap((tier, i) => {
@@ -76,6 +76,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^gateway/events\\.ts$' },
       to: { path: ANY_TIER, dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'push-proxy-imports-only-wire-config-errors-clock',
+      comment: 'The push proxy is its own process and talks to the gateway over HTTP/SSE only',
+      severity: 'error',
+      from: { path: '^gateway/push-proxy/' },
+      to: { path: '^gateway/', pathNot: '^gateway/(push-proxy/|wire/|config/|errors\\.ts$|clock\\.ts$|backoff\\.ts$|metrics\\.ts$)' },
     },
     {
       name: 'nothing-imports-the-composition-roots',

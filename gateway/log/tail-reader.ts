@@ -1,20 +1,7 @@
 import type { FileMessageLog } from './message-log.js';
-import type { LogRecord, RecordType } from './types.js';
+import type { RecordType, TailItem } from './types.js';
 
-/**
- * What a follower of the log gets, in offset order:
- * - `record`: a durable record (its payload is a view of a read buffer: copy it to keep it long);
- * - `earliest`: only ever the first item, when `from` is below the log's first offset (retention
- *   deleted those records before the read began): the records from `firstOffset` follow. An SSE
- *   hub resuming from a Last-Event-ID that old sends its `earliest` notice on this and goes on.
- * - `gap`: records [from, to) were asked for but are gone: deleted by retention while the reader
- *   was on its way to them (`retention`), or skipped as damaged at startup with log.skipCorrupt
- *   (`damaged`). The record at `to` (or a later one) follows. Never skipped silently.
- */
-export type TailItem =
-  | { readonly kind: 'record'; readonly record: LogRecord }
-  | { readonly kind: 'earliest'; readonly requested: number; readonly firstOffset: number }
-  | { readonly kind: 'gap'; readonly from: number; readonly to: number; readonly reason: 'retention' | 'damaged' };
+export type { TailItem } from './types.js';
 
 export interface TailOptions {
   /** Aborting it ends the iteration cleanly (also while it waits for new records). */

@@ -12,6 +12,10 @@ export const RECORD_TYPES = {
   outgoing: 3,
   /** Acknowledgement of an outgoing record by its destination. */
   outgoingAck: 4,
+  /** An alert transition (FIRING/RESOLVED), JSON of gateway/wire/alert.ts: appended before anyone is told. */
+  alert: 5,
+  /** An emitted window result (first emission or correction), JSON of gateway/wire/window.ts. */
+  window: 6,
 } as const;
 export type RecordType = (typeof RECORD_TYPES)[keyof typeof RECORD_TYPES];
 
@@ -55,3 +59,18 @@ export interface MessageLog {
   /** Idempotent: flushes, fsyncs and closes segments. */
   close(): Promise<void>;
 }
+
+/**
+ * What a follower of the log gets, in offset order:
+ * - `record`: a durable record (its payload is a view of a read buffer: copy it to keep it long);
+ * - `earliest`: only ever the first item, when `from` is below the log's first offset (retention
+ *   deleted those records before the read began): the records from `firstOffset` follow. An SSE
+ *   hub resuming from a Last-Event-ID that old sends its `earliest` notice on this and goes on.
+ * - `gap`: records [from, to) were asked for but are gone: deleted by retention while the reader
+ *   was on its way to them (`retention`), or skipped as damaged at startup with log.skipCorrupt
+ *   (`damaged`). The record at `to` (or a later one) follows. Never skipped silently.
+ */
+export type TailItem =
+  | { readonly kind: 'record'; readonly record: LogRecord }
+  | { readonly kind: 'earliest'; readonly requested: number; readonly firstOffset: number }
+  | { readonly kind: 'gap'; readonly from: number; readonly to: number; readonly reason: 'retention' | 'damaged' };
