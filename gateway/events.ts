@@ -35,6 +35,12 @@ export interface GatewayEvents {
    * processed (-1 before any). `replay`: emitted while recovery replays the log.
    */
   'window.emitted': { readonly window: WindowResult; readonly offset: number; readonly replay: boolean };
+  /**
+   * A device said it is gone or back (a Sparkplug B NDEATH/DDEATH or birth, an MQTT will), from a
+   * durable deviceStatus record at `offset`; `at` is the gateway's time of arrival. The silence rule
+   * fires on 'offline' at once instead of waiting for its timeout.
+   */
+  'device.status': { readonly kind: string; readonly deviceId: string; readonly status: 'offline' | 'online'; readonly reason: string; readonly at: number; readonly offset: number; readonly replay: boolean };
 }
 
 export type Listener<T> = (payload: T) => void;

@@ -16,6 +16,11 @@ export const RECORD_TYPES = {
   alert: 5,
   /** An emitted window result (first emission or correction), JSON of gateway/wire/window.ts. */
   window: 6,
+  /**
+   * A device's status told by the device or its edge node (a Sparkplug B death or birth, an MQTT
+   * will): JSON { v: 1, kind, deviceId, status: 'offline' | 'online', reason, at }.
+   */
+  deviceStatus: 7,
 } as const;
 export type RecordType = (typeof RECORD_TYPES)[keyof typeof RECORD_TYPES];
 
