@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { collectedCounter } from './metrics.js';
 import type { Reading } from './kinds/kind-descriptor.js';
 import type { WindowResult } from './window/types.js';
+import type { AlertTransition } from './wire/alert.js';
 
 /**
  * The gateway's event bus: typed and synchronous. The pipeline emits what happened to each durable
@@ -26,7 +27,15 @@ export interface GatewayEvents {
    * Readings of one durable ingest record that passed dedup (in the record's order), live or
    * replayed; `offset` is the record's log offset, `receivedAt` its arrival time.
    */
-  'reading.durable': { readonly readings: readonly Reading[]; readonly offset: number; readonly receivedAt: number; readonly replay: boolean };
+  'reading.durable': {
+    readonly readings: readonly Reading[];
+    readonly offset: number;
+    readonly receivedAt: number;
+    readonly replay: boolean;
+    /** Sequence numbers this record showed skipped (gaps), and skipped ones it filled, for its device. */
+    readonly gaps: number;
+    readonly gapFills: number;
+  };
   /** A reading later than allowed lateness for a window definition: not applied to it. */
   'reading.late': { readonly reading: Reading; readonly sizeMs: number; readonly offset: number; readonly replay: boolean };
   /**
@@ -40,6 +49,12 @@ export interface GatewayEvents {
    * durable deviceStatus record at `offset`; `at` is the gateway's time of arrival. The silence rule
    * fires on 'offline' at once instead of waiting for its timeout.
    */
+  /**
+   * An alert transition, told after its record was appended to the log (`offset`; durable soon
+   * after, and only durable records reach MQTT, SSE and webhooks). `logged`: the same transition
+   * was already in the log from before a restart (at `offset`), so it was not appended again.
+   */
+  'alert.transition': { readonly transition: AlertTransition; readonly offset: number; readonly replay: boolean; readonly logged: boolean };
   'device.status': { readonly kind: string; readonly deviceId: string; readonly status: 'offline' | 'online'; readonly reason: string; readonly at: number; readonly offset: number; readonly replay: boolean };
 }
 

@@ -7,8 +7,11 @@ import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
-import { isGatewayError } from './errors.js';
+import { AlertEngine } from './alerts/alert-engine.js';
+import { compileAlertRules } from './config/alert-rules.js';
+import { GatewayError, isGatewayError } from './errors.js';
 import { createEventBus } from './events.js';
+import { alertRoutes } from './http/alert-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createReadiness } from './http/readiness.js';
 import { loadCredentials } from './ingest/credentials.js';
@@ -17,6 +20,7 @@ import { createIngestRecordReader } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
 import { startRetentionJob } from './jobs/retention-job.js';
+import { createSilenceJob } from './jobs/silence-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { createKindRegistry } from './kinds/registry.js';
 import { OpenedResources, Timers } from './lifecycle.js';
@@ -24,6 +28,8 @@ import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
+import { createSenderLog } from './log/sender-log.js';
+import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
 import { deadLetterLateReadings } from './pipeline/late-readings.js';
@@ -39,6 +45,8 @@ import { createThreadedSink } from './sinks/sink-thread.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
+import { decodeAlertTransition, encodeAlertTransition, type AlertTransition } from './wire/alert.js';
+import { decodeWindowTransition, encodeWindowTransition, toWindowTransition, windowIdentity, type WindowTransition } from './wire/window.js';
 
 export interface GatewayHandle {
   readonly config: GatewayConfig;
@@ -117,7 +125,42 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   // pipeline: dedup -> windows, told on the event bus; the store's batches and the late readings' dead letters subscribe
   const windows = createWindowEngine({ kinds, config: config.window, clock, maxPastAgeMs: config.ingest.maxPastAgeMs });
   registerWindowMetrics(registry, windows.stats);
-  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock });
+
+  // sender-based records: windows and alert transitions go to the log before anyone is told;
+  // those already there from before a crash (after the checkpoint) are recognised, not appended again
+  const windowLog = createSenderLog<WindowTransition>({
+    log,
+    type: RECORD_TYPES.window,
+    what: 'window',
+    encode: encodeWindowTransition,
+    keyOf: (w) => `${windowIdentity(w)}#${w.revision}`,
+    keyOfRecord: (r) => {
+      const w = decodeWindowTransition(r.payload);
+      return `${windowIdentity(w)}#${w.revision}`;
+    },
+    logger,
+  });
+  const alertLog = createSenderLog<AlertTransition>({
+    log,
+    type: RECORD_TYPES.alert,
+    what: 'alert transition',
+    encode: encodeAlertTransition,
+    keyOf: (t) => `${t.id}:${t.state}`,
+    keyOfRecord: (r) => {
+      const t = decodeAlertTransition(r.payload);
+      return `${t.id}:${t.state}`;
+    },
+    logger,
+  });
+  const alerts = createAlerts(config, kinds, clock, registry, (t) => alertLog.append(t), logger);
+  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock, moreStages: alerts === null ? [] : [alerts] });
+  events.on('window.emitted', (e) => windowLog.append(toWindowTransition(e.window)));
+  if (alerts !== null) {
+    events.on('window.emitted', (e) => alerts.onWindow(e.window, e.replay));
+    events.on('reading.durable', (e) => alerts.onReadings(e.readings, e.receivedAt, e.gaps, e.gapFills, e.replay));
+    events.on('device.status', (e) => alerts.onDeviceStatus(e.kind, e.deviceId, e.status, e.reason, e.at, e.replay));
+    alerts.onTransition((transition, offset, replay, logged) => events.emit('alert.transition', { transition, offset, replay, logged }));
+  }
   const batcher = new SinkBatcher({ maxPoints: config.sinks.batchMaxPoints, flushIntervalMs: config.sinks.flushIntervalMs, enqueue: (batch) => outbox.enqueue(encodeBatch(batch)), logger });
   opened.add('the sink batcher', batcher, () => batcher.close());
   subscribeSinkBatcher(events, batcher, { writeRawReadings: config.sinks.writeRawReadings });
@@ -125,7 +168,22 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 
   // recovery: latest checkpoint, then replay every ingest record after it
   readiness.phase = 'replaying';
-  await recover({ log, checkpoint, unreadableCheckpoints: checkpoints.unreadable, dir: config.log.dir, pipeline, reader: createIngestRecordReader(kinds, decoder), afterReplay: () => windows.tick(), logger });
+  const primeFrom = Math.max(checkpoint?.offset ?? 0, log.firstOffset);
+  await windowLog.prime(primeFrom);
+  await alertLog.prime(primeFrom);
+  await recover({
+    log,
+    checkpoint,
+    unreadableCheckpoints: checkpoints.unreadable,
+    dir: config.log.dir,
+    pipeline,
+    reader: createIngestRecordReader(kinds, decoder),
+    afterReplay: () => {
+      windows.tick();
+      alerts?.afterReplay(clock.now());
+    },
+    logger,
+  });
 
   await startSink(sink, logger);
   await outbox.start();
@@ -157,13 +215,27 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   timers.every(idleTickIntervalMs(config.window), () => windows.tick());
   timers.every(config.log.checkpointIntervalMs, () => checkpointer.run());
   timers.every(config.sinks.healthIntervalMs, sampleHealth);
+  const silence = alerts === null ? null : createSilenceJob({ schedule: config.alerts.silenceSchedule, clock, check: (now) => alerts.checkSilence(now), logger: logger.child({ tier: 'alerts' }) });
+  if (silence !== null) {
+    opened.add('the silence check', silence, () => silence.stop());
+    await silence.start();
+  }
   const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], config: config.log, logger: logger.child({ tier: 'retention' }) });
   opened.add('log retention', retention, () => retention.stop());
   const storeRetention = startStoreRetentionJob({ sink, schedule: config.log.retentionSchedule, clock, logger: logger.child({ tier: 'retention' }) });
   opened.add('store retention', storeRetention, () => storeRetention?.stop());
 
   // http
-  const http = createHttpServer({ config: config.http, registry, kinds, sink, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
+  const http = createHttpServer({
+    config: config.http,
+    registry,
+    kinds,
+    sink,
+    logger,
+    notReadyReason: () => readiness.notReadyReason(),
+    tls: config.http.tls ? tls : null,
+    plugins: [alertRoutes({ alerts: alerts ?? { firing: () => [] } })],
+  });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
   readiness.phase = 'ready';
@@ -192,6 +264,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
       closing ??= (async () => {
         readiness.phase = 'stopping';
         timers.stopAll();
+        await silence?.stop();
         retention.stop();
         storeRetention?.stop();
         await ingest.close();
@@ -219,6 +292,14 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
       return closing;
     },
   };
+}
+
+/** The alert engine of alerts.rules (null when alerts.enabled is false). */
+function createAlerts(config: GatewayConfig, kinds: ReturnType<typeof createKindRegistry>, clock: Clock, registry: Registry, record: (t: AlertTransition) => { offset: number; logged: boolean }, logger: Logger): AlertEngine | null {
+  if (!config.alerts.enabled) return null;
+  const { rules, problems } = compileAlertRules(config.alerts, kinds, config.window);
+  if (problems.length > 0) throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid alert rules:\n  - ${problems.join('\n  - ')}`, { details: { problems } });
+  return new AlertEngine({ rules, maxKeys: config.alerts.maxKeys, clock, registry, record: (t) => record(t), logger: logger.child({ tier: 'alerts' }) });
 }
 
 /** A store that cannot be reached at startup is waited for (batches wait in the log); a store config that is wrong ends startup. */

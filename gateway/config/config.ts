@@ -95,6 +95,33 @@ export interface GatewayConfig {
   readonly sinks: SinksConfig;
   readonly runtime: RuntimeConfig;
   readonly tls: TlsConfig;
+  readonly alerts: AlertsConfig;
+}
+export type Duration = number | string;
+export interface AlertRuleConfig {
+  readonly id: string;
+  readonly kind: 'threshold' | 'silence' | 'loss';
+  readonly severity: 'info' | 'warning' | 'critical';
+  readonly sensorKind?: string;
+  readonly devices: string;
+  readonly description?: string;
+  readonly window?: Duration;
+  readonly aggregate?: string;
+  readonly where?: Readonly<Record<string, string>>;
+  readonly above?: number;
+  readonly below?: number;
+  readonly clear?: number;
+  readonly for?: Duration;
+  readonly clearFor?: Duration;
+  readonly after?: Duration;
+  readonly minReadings?: number;
+}
+export interface AlertsConfig {
+  readonly enabled: boolean;
+  readonly defaultRules: boolean;
+  readonly rules: readonly AlertRuleConfig[];
+  readonly maxKeys: number;
+  readonly silenceSchedule: string;
 }
 export interface TlsConfig {
   readonly certFile: string | null;

@@ -6,6 +6,9 @@ import { GatewayError } from '../errors.js';
 import type { GatewayConfig } from './config.js';
 import { readTlsMaterial } from '../tls.js';
 import { configSchema } from './schema.js';
+import { compileAlertRules } from './alert-rules.js';
+import cron from 'node-cron';
+import { createKindRegistry } from '../kinds/registry.js';
 
 /** Environment overrides: the only place process.env is read. Values are parsed per type. */
 export const ENV_OVERRIDES = {
@@ -64,6 +67,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
 
   if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
   resolveMqttBounds(raw['mqtt'], problems);
+  if (problems.length === 0) checkAlerts(raw as unknown as GatewayConfig, problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -88,6 +92,12 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     });
   }
   return deepFreeze(config);
+}
+
+/** Alert rules against the kinds and window sizes, and the silence schedule: every problem listed. */
+function checkAlerts(config: GatewayConfig, problems: string[]): void {
+  problems.push(...compileAlertRules(config.alerts, createKindRegistry(), config.window).problems);
+  if (!cron.validate(config.alerts.silenceSchedule)) problems.push(`alerts.silenceSchedule: not a valid node-cron expression: "${config.alerts.silenceSchedule}"`);
 }
 
 /** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */

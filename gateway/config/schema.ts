@@ -5,6 +5,44 @@
  */
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const positiveMs = { type: 'integer', minimum: 1 } as const;
+/** A duration: milliseconds, or a string such as "500ms", "30s", "2m", "1h". */
+const duration = { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' }] } as const;
+
+/** One alert rule; which keys apply depends on `kind` (checked with the kinds, see alert-rules.ts). */
+const alertRule = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'kind'],
+  properties: {
+    id: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    kind: { enum: ['threshold', 'silence', 'loss'] },
+    severity: { enum: ['info', 'warning', 'critical'], default: 'warning' },
+    /** Sensor kind the rule watches (threshold: required; silence, loss: all kinds when omitted). */
+    sensorKind: { type: 'string', minLength: 1 },
+    /** Device id glob (`*`, `?`); default every device. */
+    devices: { type: 'string', minLength: 1, maxLength: 256, default: '*' },
+    description: { type: 'string', maxLength: 500 },
+    /** threshold: window size (one of the kind's window sizes; default its first); loss: bucket size (default 60 s). */
+    window: duration,
+    /** threshold: the window aggregate column, e.g. bpm_mean, count, speedKmh_max. */
+    aggregate: { type: 'string', minLength: 1 },
+    /** threshold: only windows whose group has these values (e.g. { vehicleClass: TRUCK }); other group fields stay part of the key. */
+    where: { type: 'object', additionalProperties: { type: 'string' } },
+    /** threshold: fires when the value is above / below this (exactly one); loss: fires above this fraction (0..1). */
+    above: { type: 'number' },
+    below: { type: 'number' },
+    /** threshold, loss: the clear level (hysteresis); default the fire level (threshold) or half of it (loss). */
+    clear: { type: 'number' },
+    /** threshold: the breach must last this long in event time before firing (default 0). */
+    for: duration,
+    /** threshold: the value must stay past the clear level this long before resolving (default 0). */
+    clearFor: duration,
+    /** silence: no reading from a device for this long by the gateway's clock. */
+    after: duration,
+    /** loss: buckets with fewer readings plus missing ones than this are not judged (default 20). */
+    minReadings: { type: 'integer', minimum: 1 },
+  },
+} as const;
 
 export const configSchema = {
   type: 'object',
@@ -192,6 +230,22 @@ export const configSchema = {
         heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
         /** After SIGTERM/SIGINT, the process exits within this, cleanly or (past it) with code 1. */
         shutdownTimeoutMs: { ...positiveMs, default: 15_000 },
+      },
+    },
+    /** Alert rules over windows, silence and loss in transit; see README "Alerts". */
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        /** The built-in rules for the built-in kinds (README "Alerts"), before `rules`; a rule of `rules` with the same id replaces one. */
+        defaultRules: { type: 'boolean', default: true },
+        rules: { type: 'array', items: alertRule, default: [] },
+        /** Tracked (rule, key) pairs and silence devices; past it an idle (ok) key is forgotten, else the new key is refused ("evict-ok-then-refuse"). */
+        maxKeys: { type: 'integer', minimum: 1, default: 100_000 },
+        /** node-cron schedule (with a seconds field) of the silence check. */
+        silenceSchedule: { type: 'string', minLength: 1, default: '*/5 * * * * *' },
       },
     },
     /** Files of the TLS listeners (mqtt.tlsPort, mqtt.wssPort, http.tls); see README "TLS". */

@@ -27,6 +27,8 @@ export interface ReadingPipelineOptions {
   readonly registry: Registry;
   /** Arrival time of each publish (idle detection), read once for all its readings. */
   readonly clock: Clock;
+  /** Stages downstream of the windows whose state the same checkpoint keeps (the alert engine). */
+  readonly moreStages?: readonly StatefulStage[];
 }
 
 /** A checkpoint of the pipeline: every stage's state, covering the records below `offset`. */
@@ -50,7 +52,7 @@ export class ReadingPipeline {
   private lastStats = { gaps: 0, gapFills: 0, resets: 0 };
 
   constructor(private readonly options: ReadingPipelineOptions) {
-    this.stages = [options.tracker, options.windows];
+    this.stages = [options.tracker, options.windows, ...(options.moreStages ?? [])];
     const registers = [options.registry];
     this.gaps = new Counter({ name: 'pulsegate_sequence_gaps_total', help: 'Sequence numbers skipped by devices (loss in transit; see gap fills)', registers });
     this.gapFills = new Counter({ name: 'pulsegate_sequence_gap_fills_total', help: 'Skipped sequence numbers that arrived later, out of order (net loss = gaps - fills)', registers });
@@ -108,10 +110,12 @@ export class ReadingPipeline {
         windows.add(r, now, at);
       }
       if (duplicates > 0) metrics.duplicate(duplicates);
+      const gaps = tracker.stats.gaps - this.lastStats.gaps;
+      const gapFills = tracker.stats.gapFills - this.lastStats.gapFills;
       this.syncSeqStats();
       if (offset >= this.upTo) this.upTo = offset + 1;
       const durable = accepted ?? readings;
-      if (durable.length > 0 && events.has('reading.durable')) events.emit('reading.durable', { readings: durable, offset, receivedAt: at, replay });
+      if (durable.length > 0 && events.has('reading.durable')) events.emit('reading.durable', { readings: durable, offset, receivedAt: at, replay, gaps, gapFills });
     } finally {
       this.offset = this.upTo - 1;
       this.replay = false;

@@ -46,10 +46,10 @@ describe('event bus', () => {
     const off = bus.on('reading.durable', (e) => seen.push(e.offset));
     expect(bus.has('reading.durable')).toBe(true);
     expect(bus.has('reading.late')).toBe(false);
-    bus.emit('reading.durable', { readings: [], offset: 1, receivedAt: 0, replay: false });
+    bus.emit('reading.durable', { readings: [], offset: 1, receivedAt: 0, replay: false, gaps: 0, gapFills: 0 });
     expect(seen).toEqual([1]);
     off();
-    bus.emit('reading.durable', { readings: [], offset: 2, receivedAt: 0, replay: false });
+    bus.emit('reading.durable', { readings: [], offset: 2, receivedAt: 0, replay: false, gaps: 0, gapFills: 0 });
     expect(seen).toEqual([1]);
     expect(bus.has('reading.durable')).toBe(false);
   });

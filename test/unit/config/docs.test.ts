@@ -25,6 +25,8 @@ describe('README', () => {
 
   it('should document every configuration key and environment override', () => {
     for (const key of keys(configSchema)) expect(readme, key).toContain(`| \`${key}\` |`);
+    const rule = (configSchema.properties.alerts.properties.rules as { items: { properties: Record<string, unknown> } }).items;
+    for (const key of Object.keys(rule.properties)) expect(readme, `alerts.rules[].${key}`).toContain(`\`alerts.rules[].${key}\``);
     for (const name of Object.keys(ENV_OVERRIDES)) expect(readme, name).toContain(`| \`${name}\` |`);
   });
 

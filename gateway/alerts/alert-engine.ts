@@ -1,0 +1,403 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { StatefulStage } from '../checkpoint/stateful-stage.js';
+import type { Clock } from '../clock.js';
+import type { CompiledRule, LossRule, SilenceRule, ThresholdRule } from '../config/alert-rules.js';
+import type { Reading } from '../kinds/kind-descriptor.js';
+import { collectedCounter } from '../metrics.js';
+import type { WindowResult } from '../window/types.js';
+import { ALERT_WIRE_VERSION, alertId, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
+import { INITIAL_EPISODE_STATE, isNewer, stepEpisode, type EpisodeRule, type EpisodeState } from './episode.js';
+import type { FiringAlerts } from './types.js';
+
+/**
+ * The alert engine: threshold and loss rules over event time (episode.ts), silence rules over the
+ * gateway's clock. One FIRING and one RESOLVED per episode, with a deterministic id; every
+ * transition goes to `record` (which appends it to the log) before the listeners hear of it.
+ *
+ * State per (rule, key) and the last arrival of each device are a stateful stage of the one
+ * checkpoint ('alerts'). Bounded: at most `maxKeys` (rule, key) entries and as many devices; past
+ * it an entry in state ok (the least recently used of the oldest few) is forgotten, else the new
+ * key is refused (MAX_KEYS_POLICY), both counted.
+ */
+export const MAX_KEYS_POLICY = 'evict-ok-then-refuse' as const;
+/** How many of the least recently used entries are looked at for one in state ok. */
+const EVICTION_SCAN = 32;
+
+export interface AlertEngineOptions {
+  readonly rules: readonly CompiledRule[];
+  readonly maxKeys: number;
+  readonly clock: Clock;
+  /**
+   * Appends a transition to the log; returns its offset, or -1 when it was already logged before
+   * a restart (not appended again) or the log refused it (logged by the caller).
+   */
+  readonly record: (t: AlertTransition, replay: boolean) => { readonly offset: number; readonly logged: boolean };
+  readonly registry?: Registry;
+  readonly logger?: Logger;
+}
+
+export type TransitionListener = (t: AlertTransition, offset: number, replay: boolean, logged: boolean) => void;
+
+interface Entry {
+  readonly ruleId: string;
+  readonly kind: string;
+  readonly deviceId: string;
+  readonly group: Readonly<Record<string, string>>;
+  state: EpisodeState;
+  /** The FIRING transition of the episode firing now, with its offset (null otherwise). */
+  firing: AlertEvent | null;
+  /** Loss rules: the bucket being counted. */
+  bucket: { start: number; received: number; missing: number } | null;
+}
+
+interface Seen {
+  readonly kind: string;
+  readonly deviceId: string;
+  /** receivedAt of the last reading (id of a silence episode). */
+  lastSeen: number;
+  /** The same, moved later by gateway downtime (which is not device silence). */
+  silentFrom: number;
+}
+
+interface Snapshot {
+  readonly v: 1;
+  readonly takenAt: number;
+  readonly entries: readonly { r: string; k: string; d: string; g: Record<string, string>; s: SerializedState; f: AlertEvent | null; b: Entry['bucket'] }[];
+  readonly seen: readonly [kind: string, deviceId: string, lastSeen: number, silentFrom: number][];
+  readonly lastArrival: number;
+}
+type SerializedState = [phase: EpisodeState['phase'], since: number, firedAt: number, clearSince: number | null, lastStart: number | null, lastEnd: number | null];
+
+export class AlertEngine implements StatefulStage, FiringAlerts {
+  readonly name = 'alerts';
+  private readonly entries = new Map<string, Entry>();
+  private readonly seen = new Map<string, Seen>();
+  private readonly thresholdByKind = new Map<string, ThresholdRule[]>();
+  private readonly silenceRules: SilenceRule[] = [];
+  private readonly lossRules: LossRule[] = [];
+  private readonly listeners: TransitionListener[] = [];
+  private lastArrival = 0;
+  private restoredTakenAt = 0;
+  readonly stats = { evicted: 0, refused: 0, devicesForgotten: 0, transitions: 0 };
+  private readonly transitions: Counter | null;
+  private readonly evaluation: Histogram | null;
+  private readonly firingByRule = new Map<string, number>();
+
+  constructor(private readonly options: AlertEngineOptions) {
+    for (const rule of options.rules) {
+      if (rule.kind === 'threshold') {
+        const list = this.thresholdByKind.get(rule.sensorKind) ?? [];
+        list.push(rule);
+        this.thresholdByKind.set(rule.sensorKind, list);
+      } else if (rule.kind === 'silence') this.silenceRules.push(rule);
+      else this.lossRules.push(rule);
+    }
+    const registers = options.registry === undefined ? [] : [options.registry];
+    if (options.registry !== undefined) {
+      const severityOf = new Map(options.rules.map((r) => [r.id, r.severity]));
+      const firing = this.firingByRule;
+      new Gauge({
+        name: 'pulsegate_alerts_firing',
+        help: 'Alert episodes firing now',
+        labelNames: ['rule', 'severity'],
+        registers,
+        collect() {
+          for (const [rule, severity] of severityOf) this.set({ rule, severity }, firing.get(rule) ?? 0);
+        },
+      });
+      const entries = this.entries;
+      new Gauge({ name: 'pulsegate_alert_keys', help: 'Tracked (rule, key) entries of the alert engine (bounded by alerts.maxKeys)', registers, collect() { this.set(entries.size); } });
+      collectedCounter(options.registry, 'pulsegate_alert_keys_evicted_total', 'Alert keys in state ok forgotten to make room (alerts.maxKeys)', () => this.stats.evicted);
+      collectedCounter(options.registry, 'pulsegate_alert_keys_refused_total', 'New alert keys refused because alerts.maxKeys were all pending or firing', () => this.stats.refused);
+      collectedCounter(options.registry, 'pulsegate_alert_devices_forgotten_total', 'Devices forgotten by the silence check to make room (alerts.maxKeys)', () => this.stats.devicesForgotten);
+    }
+    this.transitions = options.registry === undefined ? null : new Counter({ name: 'pulsegate_alert_transitions_total', help: 'Alert transitions (FIRING, RESOLVED) by rule', labelNames: ['rule', 'state'], registers });
+    this.evaluation =
+      options.registry === undefined ? null : new Histogram({ name: 'pulsegate_alert_rule_evaluation_seconds', help: 'Time to evaluate the rules of one window (or one silence check)', labelNames: ['trigger'], buckets: [1e-6, 5e-6, 2e-5, 1e-4, 5e-4, 2e-3, 1e-2, 0.1], registers });
+    for (const r of options.rules) {
+      this.transitions?.inc({ rule: r.id, state: 'FIRING' }, 0);
+      this.transitions?.inc({ rule: r.id, state: 'RESOLVED' }, 0);
+    }
+  }
+
+  onTransition(listener: TransitionListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** An emitted window (first emission or correction). */
+  onWindow(w: WindowResult, replay = false): void {
+    const rules = this.thresholdByKind.get(w.kind);
+    if (rules === undefined) return;
+    const t0 = this.evaluation === null ? 0 : performance.now();
+    for (const rule of rules) {
+      if (w.sizeMs !== rule.windowMs || w.slideMs !== w.sizeMs) continue;
+      const value = w.values[rule.aggregate];
+      if (value === undefined || !rule.matchesDevice(w.deviceId) || !groupMatches(w.group, rule.where)) continue;
+      const group = pick(w.group, rule.keyGroupFields);
+      const entry = this.entry(rule.id, w.kind, w.deviceId, group);
+      if (entry === null) continue;
+      if (!isNewer(entry.state, w)) {
+        // A correction (or a duplicate) of a window already evaluated: transitions are decided on
+        // first emissions, so it never starts or ends an episode, nor fires one twice.
+        continue;
+      }
+      this.step(rule, entry, { start: w.start, end: w.end, value }, rule.aggregate, replay);
+    }
+    if (this.evaluation !== null) this.evaluation.observe({ trigger: 'window' }, (performance.now() - t0) / 1000);
+  }
+
+  /** The readings of one durable record: arrival for the silence rules, counts for the loss rules. */
+  onReadings(readings: readonly Reading[], receivedAt: number, gaps: number, gapFills: number, replay = false): void {
+    const first = readings[0];
+    if (first === undefined) return;
+    if (receivedAt > this.lastArrival) this.lastArrival = receivedAt;
+    if (this.silenceRules.length > 0) this.arrived(first.kind, first.deviceId, receivedAt, replay);
+    if (this.lossRules.length > 0) this.countLoss(first, readings.length, gaps - gapFills, replay);
+  }
+
+  /** A device said it is gone (offline: silence fires at once) or back (online: silence resolves). */
+  onDeviceStatus(kind: string, deviceId: string, status: 'offline' | 'online', reason: string, at: number, replay = false): void {
+    for (const rule of this.silenceRules) {
+      if ((rule.sensorKind !== null && rule.sensorKind !== kind) || !rule.matchesDevice(deviceId)) continue;
+      const entry = this.entry(rule.id, kind, deviceId, {});
+      if (entry === null) continue;
+      if (status === 'offline' && entry.state.phase !== 'firing') {
+        entry.state = { ...INITIAL_EPISODE_STATE, phase: 'firing', since: at, firedAt: at };
+        this.emit(rule, entry, 'FIRING', { value: null, threshold: rule.afterMs / 1000, windowStart: null, windowEnd: null, episodeStart: at, firedAt: at, resolvedAt: null, summary: `${label(rule)}: ${deviceId} reported offline (${reason})` }, replay);
+      } else if (status === 'online' && entry.state.phase === 'firing') {
+        this.resolveSilence(rule, entry, at, `${label(rule)}: ${deviceId} reported online (${reason})`, replay);
+      }
+    }
+  }
+
+  /** The silence check (on its schedule): fires for every device silent longer than a rule's `after`. */
+  checkSilence(now = this.options.clock.now()): void {
+    if (this.silenceRules.length === 0) return;
+    const t0 = performance.now();
+    for (const s of this.seen.values()) {
+      const silentMs = now - s.silentFrom;
+      for (const rule of this.silenceRules) {
+        if (silentMs < rule.afterMs || (rule.sensorKind !== null && rule.sensorKind !== s.kind) || !rule.matchesDevice(s.deviceId)) continue;
+        const entry = this.entry(rule.id, s.kind, s.deviceId, {});
+        if (entry === null || entry.state.phase === 'firing') continue;
+        entry.state = { ...INITIAL_EPISODE_STATE, phase: 'firing', since: s.lastSeen, firedAt: now };
+        const seconds = Math.round(silentMs / 1000);
+        this.emit(rule, entry, 'FIRING', { value: seconds, threshold: rule.afterMs / 1000, windowStart: null, windowEnd: null, episodeStart: s.lastSeen, firedAt: now, resolvedAt: null, summary: `${label(rule)}: no reading from ${s.deviceId} for ${seconds} s` }, false);
+      }
+    }
+    this.evaluation?.observe({ trigger: 'silence' }, (performance.now() - t0) / 1000);
+  }
+
+  /**
+   * After recovery replayed the log: the time the gateway was down is not device silence, so
+   * every device's silence clock moves on by it (the later of the checkpoint's time and the last
+   * arrival seen is taken as when the gateway went down).
+   */
+  afterReplay(now = this.options.clock.now()): void {
+    const down = Math.max(this.restoredTakenAt, this.lastArrival);
+    const shift = down > 0 ? now - down : 0;
+    if (shift <= 0) return;
+    for (const s of this.seen.values()) s.silentFrom += shift;
+  }
+
+  firing(): readonly AlertEvent[] {
+    const out: AlertEvent[] = [];
+    for (const e of this.entries.values()) if (e.firing !== null) out.push(e.firing);
+    return out.sort((a, b) => a.firedAt - b.firedAt || a.offset - b.offset);
+  }
+
+  snapshot(): unknown {
+    const entries: Snapshot['entries'][number][] = [];
+    for (const e of this.entries.values()) {
+      const s = e.state;
+      entries.push({ r: e.ruleId, k: e.kind, d: e.deviceId, g: { ...e.group }, s: [s.phase, s.since, s.firedAt, s.clearSince, finite(s.lastStart), finite(s.lastEnd)], f: e.firing, b: e.bucket === null ? null : { ...e.bucket } });
+    }
+    const seen: Snapshot['seen'][number][] = [];
+    for (const s of this.seen.values()) seen.push([s.kind, s.deviceId, s.lastSeen, s.silentFrom]);
+    const snap: Snapshot = { v: 1, takenAt: this.options.clock.now(), entries, seen, lastArrival: this.lastArrival };
+    return snap;
+  }
+
+  restore(state: unknown): void {
+    this.entries.clear();
+    this.seen.clear();
+    this.firingByRule.clear();
+    if (state === undefined || state === null) return;
+    const snap = state as Snapshot;
+    if (snap.v !== 1 || !Array.isArray(snap.entries) || !Array.isArray(snap.seen)) throw new TypeError('alerts checkpoint state: not version 1');
+    const known = new Set(this.options.rules.map((r) => r.id));
+    for (const e of snap.entries) {
+      // A rule removed from the config since: its state goes with it.
+      if (!known.has(e.r)) continue;
+      const [phase, since, firedAt, clearSince, lastStart, lastEnd] = e.s;
+      const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b };
+      this.entries.set(entryKey(e.r, e.d, e.g), entry);
+      if (entry.firing !== null) this.firingByRule.set(e.r, (this.firingByRule.get(e.r) ?? 0) + 1);
+    }
+    for (const [kind, deviceId, lastSeen, silentFrom] of snap.seen) this.seen.set(kind + '\u0000' + deviceId, { kind, deviceId, lastSeen, silentFrom });
+    this.lastArrival = snap.lastArrival ?? 0;
+    this.restoredTakenAt = snap.takenAt ?? 0;
+  }
+
+  private step(rule: ThresholdRule | LossRule, entry: Entry, w: { start: number; end: number; value: number }, what: string, replay: boolean): void {
+    const episodeRule: EpisodeRule = rule.kind === 'threshold' ? rule : { direction: 'above', fireLevel: rule.fireLevel, clearLevel: rule.clearLevel, forMs: 0, clearForMs: 0 };
+    const result = stepEpisode(episodeRule, entry.state, w);
+    entry.state = result.state;
+    if (result.transition === null) return;
+    const where = Object.entries(entry.group)
+      .map(([k, v]) => ` ${k}=${v}`)
+      .join('');
+    const shown = rule.kind === 'loss' ? `${(w.value * 100).toFixed(1)} % lost` : `${what} ${round(w.value)}`;
+    if (result.transition === 'FIRING') {
+      const dir = rule.kind === 'threshold' ? rule.direction : 'above';
+      this.emit(rule, entry, 'FIRING', { value: w.value, threshold: rule.fireLevel, windowStart: w.start, windowEnd: w.end, episodeStart: result.episodeStart, firedAt: result.firedAt, resolvedAt: null, summary: `${label(rule)}: ${entry.deviceId}${where} ${shown} (${dir} ${rule.fireLevel})` }, replay);
+    } else {
+      this.emit(rule, entry, 'RESOLVED', { value: w.value, threshold: rule.clearLevel, windowStart: w.start, windowEnd: w.end, episodeStart: result.episodeStart, firedAt: result.firedAt, resolvedAt: result.resolvedAt, summary: `${label(rule)} resolved: ${entry.deviceId}${where} ${shown}` }, replay);
+    }
+  }
+
+  private emit(rule: CompiledRule, entry: Entry, state: AlertState, fields: Pick<AlertTransition, 'value' | 'threshold' | 'windowStart' | 'windowEnd' | 'episodeStart' | 'firedAt' | 'resolvedAt' | 'summary'>, replay: boolean): void {
+    const t: AlertTransition = {
+      v: ALERT_WIRE_VERSION,
+      id: alertId(rule.id, keyOf(entry.deviceId, entry.group), fields.episodeStart),
+      rule: rule.id,
+      ruleKind: rule.kind,
+      severity: rule.severity,
+      state,
+      kind: entry.kind,
+      deviceId: entry.deviceId,
+      group: entry.group,
+      ...fields,
+      summary: fields.summary.replace(/[\r\n]+/g, ' '),
+    };
+    const { offset, logged } = this.options.record(t, replay);
+    const firingBefore = entry.firing !== null;
+    entry.firing = state === 'FIRING' ? { ...t, offset } : null;
+    const delta = (entry.firing !== null ? 1 : 0) - (firingBefore ? 1 : 0);
+    if (delta !== 0) this.firingByRule.set(rule.id, (this.firingByRule.get(rule.id) ?? 0) + delta);
+    this.stats.transitions++;
+    this.transitions?.inc({ rule: rule.id, state });
+    for (const l of this.listeners) l(t, offset, replay, logged);
+  }
+
+  private arrived(kind: string, deviceId: string, receivedAt: number, replay: boolean): void {
+    const key = kind + '\u0000' + deviceId;
+    let s = this.seen.get(key);
+    if (s === undefined) {
+      if (this.seen.size >= this.options.maxKeys) {
+        const oldest = this.seen.keys().next();
+        if (!oldest.done) {
+          this.seen.delete(oldest.value);
+          this.stats.devicesForgotten++;
+        }
+      }
+      s = { kind, deviceId, lastSeen: receivedAt, silentFrom: receivedAt };
+    } else {
+      this.seen.delete(key);
+      if (receivedAt > s.lastSeen) s.lastSeen = receivedAt;
+      if (receivedAt > s.silentFrom) s.silentFrom = receivedAt;
+    }
+    this.seen.set(key, s);
+    for (const rule of this.silenceRules) {
+      const entry = this.entries.get(entryKey(rule.id, deviceId, {}));
+      if (entry === undefined || entry.kind !== kind || entry.state.phase !== 'firing') continue;
+      const silentS = Math.round((receivedAt - entry.state.since) / 1000);
+      this.resolveSilence(rule, entry, receivedAt, `${label(rule)} resolved: ${deviceId} sent a reading after ${silentS} s`, replay);
+    }
+  }
+
+  private resolveSilence(rule: SilenceRule, entry: Entry, at: number, summary: string, replay: boolean): void {
+    const { since, firedAt } = entry.state;
+    entry.state = INITIAL_EPISODE_STATE;
+    this.emit(rule, entry, 'RESOLVED', { value: Math.max(0, Math.round((at - since) / 1000)), threshold: null, windowStart: null, windowEnd: null, episodeStart: since, firedAt, resolvedAt: at, summary }, replay);
+  }
+
+  private countLoss(first: Reading, received: number, netMissing: number, replay: boolean): void {
+    for (const rule of this.lossRules) {
+      if ((rule.sensorKind !== null && rule.sensorKind !== first.kind) || !rule.matchesDevice(first.deviceId)) continue;
+      const entry = this.entry(rule.id, first.kind, first.deviceId, {});
+      if (entry === null) continue;
+      const start = Math.floor(first.ts / rule.windowMs) * rule.windowMs;
+      const b = entry.bucket;
+      if (b !== null && start > b.start) {
+        // The bucket is over: a reading of a later one arrived. Judged once, on what it counted.
+        const total = b.received + Math.max(0, b.missing);
+        if (total >= rule.minReadings) this.step(rule, entry, { start: b.start, end: b.start + rule.windowMs, value: Math.max(0, b.missing) / total }, 'loss', replay);
+        entry.bucket = { start, received, missing: netMissing };
+      } else if (b === null) {
+        entry.bucket = { start, received, missing: netMissing };
+      } else {
+        b.received += received;
+        b.missing += netMissing;
+      }
+    }
+  }
+
+  /** The entry of (rule, device, group), created if room is left (see MAX_KEYS_POLICY); null when refused. */
+  private entry(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): Entry | null {
+    const key = entryKey(ruleId, deviceId, group);
+    const found = this.entries.get(key);
+    if (found !== undefined) {
+      // Least recently used first: moved to the end on use.
+      this.entries.delete(key);
+      this.entries.set(key, found);
+      return found;
+    }
+    if (this.entries.size >= this.options.maxKeys && !this.evictOne()) {
+      this.stats.refused++;
+      return null;
+    }
+    const entry: Entry = { ruleId, kind, deviceId, group, state: INITIAL_EPISODE_STATE, firing: null, bucket: null };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  private evictOne(): boolean {
+    let n = 0;
+    for (const [key, e] of this.entries) {
+      if (e.state.phase === 'ok' && e.firing === null) {
+        this.entries.delete(key);
+        this.stats.evicted++;
+        return true;
+      }
+      if (++n >= EVICTION_SCAN) break;
+    }
+    return false;
+  }
+}
+
+function entryKey(ruleId: string, deviceId: string, group: Readonly<Record<string, string>>): string {
+  return ruleId + '\u0000' + keyOf(deviceId, group);
+}
+
+/** The key of an alert within its rule: the device, and the group values that are part of it. */
+export function keyOf(deviceId: string, group: Readonly<Record<string, string>>): string {
+  const names = Object.keys(group);
+  if (names.length === 0) return deviceId;
+  return deviceId + '/' + names.sort().map((k) => `${k}=${group[k]}`).join(',');
+}
+
+function groupMatches(group: Readonly<Record<string, string>>, where: Readonly<Record<string, string>>): boolean {
+  for (const k in where) if (group[k] !== where[k]) return false;
+  return true;
+}
+
+function pick(group: Readonly<Record<string, string>>, fields: readonly string[]): Readonly<Record<string, string>> {
+  if (fields.length === 0) return {};
+  const out: Record<string, string> = {};
+  for (const f of fields) if (group[f] !== undefined) out[f] = group[f];
+  return out;
+}
+
+function label(rule: CompiledRule): string {
+  return rule.description ?? rule.id;
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+function finite(n: number): number | null {
+  return Number.isFinite(n) ? n : null;
+}

@@ -1,0 +1,34 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { FiringAlerts } from '../alerts/types.js';
+import { compileGlob } from '../config/alert-rules.js';
+import { GatewayError } from '../errors.js';
+import { SEVERITIES, severityRank, type Severity } from '../wire/alert.js';
+import { singleParams } from './query-params.js';
+
+const FIRING_PARAMS = ['kind', 'device', 'rule', 'severity', 'minSeverity'] as const;
+
+/** GET /v1/alerts: the episodes firing now (their FIRING transition, wire format), filtered. */
+export function alertRoutes(options: { readonly alerts: FiringAlerts }): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/v1/alerts', async (req) => {
+      const q = singleParams(req.query, FIRING_PARAMS);
+      const severity = q.severity === undefined ? null : parseSeverity('severity', q.severity);
+      const minSeverity = q.minSeverity === undefined ? null : parseSeverity('minSeverity', q.minSeverity);
+      const device = q.device === undefined ? null : compileGlob(q.device);
+      const alerts = options.alerts.firing().filter(
+        (a) =>
+          (q.kind === undefined || a.kind === q.kind) &&
+          (q.rule === undefined || a.rule === q.rule) &&
+          (device === null || device(a.deviceId)) &&
+          (severity === null || a.severity === severity) &&
+          (minSeverity === null || severityRank(a.severity) >= severityRank(minSeverity)),
+      );
+      return { alerts, count: alerts.length };
+    });
+  };
+}
+
+function parseSeverity(name: string, text: string): Severity {
+  if (!(SEVERITIES as readonly string[]).includes(text)) throw new GatewayError('GW_ERR_QUERY_INVALID', `\`${name}\` must be one of ${SEVERITIES.join(', ')}, got "${text}"`);
+  return text as Severity;
+}

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { LogRecord, MessageLog, RecordType } from './types.js';
+
+/**
+ * Sender-based logging of what the gateway tells the outside (alert transitions, window results):
+ * each item is appended to the log before anyone is told, and an item already in the log from
+ * before a restart is not appended again.
+ *
+ * After a crash, recovery replays the ingest records after the checkpoint and the stages emit
+ * again what they emitted then; the items of those emissions that reached the log before the
+ * crash are found by prime() (a read of the records of `type` after the checkpoint's offset) and
+ * recognised by their key (e.g. alert id + state), so the log, and every consumer reading it
+ * (MQTT republish, SSE, webhooks), gets each item once.
+ *
+ * Memory: the keys primed are those logged between the last checkpoint and the crash (a
+ * checkpoint interval's worth); at most `maxPrimed` are kept (overflow policy: stop priming; a
+ * later item then may be logged twice, and the count is logged).
+ */
+export interface SenderLog<T> {
+  /** Reads the records of the type at offsets >= `from` and remembers their keys; returns how many. */
+  prime(from: number): Promise<number>;
+  /**
+   * Appends `item` unless it is in the log already (then `logged`, with the offset it has there). Never throws: a
+   * record the log refuses gives offset -1, `logged` false, and is logged as an error.
+   */
+  append(item: T): { readonly offset: number; readonly logged: boolean };
+  /** Items not appended because they were in the log already, since start. */
+  readonly skipped: number;
+}
+
+export interface SenderLogOptions<T> {
+  readonly log: Pick<MessageLog, 'append' | 'read'>;
+  readonly type: RecordType;
+  readonly encode: (item: T) => Uint8Array;
+  readonly keyOf: (item: T) => string;
+  /** The key of a record's payload; throws for a payload that is not one (it is passed over). */
+  readonly keyOfRecord: (record: LogRecord) => string;
+  readonly maxPrimed?: number;
+  readonly logger?: Logger;
+  /** Names the items in messages ("alert transition", "window"). */
+  readonly what: string;
+}
+
+export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
+  const primed = new Map<string, number>();
+  const maxPrimed = options.maxPrimed ?? 1_000_000;
+  let skipped = 0;
+  return {
+    get skipped() {
+      return skipped;
+    },
+    async prime(from) {
+      let overflow = 0;
+      for await (const record of options.log.read(from)) {
+        if (record.type !== options.type) continue;
+        let key: string;
+        try {
+          key = options.keyOfRecord(record);
+        } catch {
+          continue;
+        }
+        if (primed.size >= maxPrimed) overflow++;
+        else primed.set(key, record.offset);
+      }
+      if (overflow > 0) options.logger?.error({ overflow, maxPrimed }, `more ${options.what} records after the checkpoint than can be remembered: some may be logged twice`);
+      return primed.size;
+    },
+    append(item) {
+      if (primed.size > 0) {
+        const key = options.keyOf(item);
+        const at = primed.get(key);
+        if (at !== undefined) {
+          primed.delete(key);
+          skipped++;
+          return { offset: at, logged: true };
+        }
+      }
+      const offset = options.log.append(options.type, options.encode(item), (err) => {
+        if (err !== null) options.logger?.error({ err }, `a ${options.what} record did not become durable`);
+      });
+      return { offset, logged: false };
+    },
+  };
+}
