@@ -89,27 +89,22 @@ export interface CompileResult {
 
 export function compileAlertRules(config: AlertsConfig, kinds: ReadonlyMap<string, KindDescriptor>, windows: Pick<WindowConfig, 'defaultSizesMs' | 'sizesMs'>): CompileResult {
   const problems: string[] = [];
-  const byId = new Map<string, AlertRuleConfig>();
-  if (config.defaultRules) {
-    for (const r of DEFAULT_ALERT_RULES) {
-      // A default rule for a kind this gateway does not know is left out, not an error.
-      if (r.sensorKind === undefined || kinds.has(r.sensorKind)) byId.set(r.id, r);
-    }
+  const own = new Set(config.rules.map((r) => r.id));
+  // A default rule for a kind this gateway does not know is left out, not an error; one whose id a
+  // rule of alerts.rules uses is replaced by it.
+  const defaults = config.defaultRules ? DEFAULT_ALERT_RULES.filter((r) => !own.has(r.id) && (r.sensorKind === undefined || kinds.has(r.sensorKind))) : [];
+  const rules: CompiledRule[] = [];
+  for (const r of defaults) {
+    const compiled = compileRule(r, `alerts default rule "${r.id}"`, kinds, windows, problems);
+    if (compiled !== null) rules.push(compiled);
   }
   const seen = new Set<string>();
   config.rules.forEach((r, i) => {
     if (seen.has(r.id)) problems.push(`alerts.rules[${i}].id: "${r.id}" is used by an earlier rule`);
     seen.add(r.id);
-    byId.set(r.id, r);
-  });
-  const rules: CompiledRule[] = [];
-  const index = new Map(config.rules.map((r, i) => [r, i]));
-  for (const r of byId.values()) {
-    const i = index.get(r);
-    const at = i === undefined ? `alerts default rule "${r.id}"` : `alerts.rules[${i}] ("${r.id}")`;
-    const compiled = compileRule(r, at, kinds, windows, problems);
+    const compiled = compileRule(r, `alerts.rules[${i}] ("${r.id}")`, kinds, windows, problems);
     if (compiled !== null) rules.push(compiled);
-  }
+  });
   return { rules, problems };
 }
 
@@ -138,7 +133,7 @@ function compileRule(r: AlertRuleConfig, at: string, kinds: ReadonlyMap<string, 
   const base = { id: r.id, severity: r.severity, description: r.description ?? null, devices: r.devices, matchesDevice: compileGlob(r.devices) };
   if (r.kind === 'silence') {
     const afterMs = ms('after', r.after, null);
-    if (afterMs < 1000) problems.push(`${at}.after: at least 1s, got ${afterMs} ms`);
+    if (r.after !== undefined && afterMs < 1000) problems.push(`${at}.after: at least 1s, got ${afterMs} ms`);
     return problems.length > before ? null : { ...base, kind: 'silence', sensorKind: r.sensorKind ?? null, afterMs };
   }
   if (r.kind === 'loss') {
