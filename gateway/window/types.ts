@@ -1,23 +1,9 @@
 import type { StatefulStage } from '../checkpoint/stateful-stage.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
+import type { WindowFields } from '../wire/window.js';
 
-/** One emitted window: identity (kind, deviceId, sizeMs, start, group) + aggregates. */
-export interface WindowResult {
-  readonly kind: string;
-  readonly deviceId: string;
-  /** Window length; for sliding windows `slideMs` says how often one starts. */
-  readonly sizeMs: number;
-  readonly slideMs: number;
-  /** Inclusive start / exclusive end, event time, ms since epoch, aligned to UTC. */
-  readonly start: number;
-  readonly end: number;
-  /** Values of the kind's window.groupBy fields, as strings (e.g. { vehicleClass: 'TRUCK', lane: '2' }). */
-  readonly group: Readonly<Record<string, string>>;
-  /** Aggregate columns named by aggregateColumn(), e.g. { count: 12 } or { bpm_min: 61, ... }. */
-  readonly values: Readonly<Record<string, number>>;
-  /** 0 for the first emission, +1 for every correction by late data (same identity: overwrite). */
-  readonly revision: number;
-}
+/** One emitted window (its fields are the window wire format's, gateway/wire/window.ts). */
+export type WindowResult = WindowFields;
 
 /** A stateful stage of the checkpoint, named 'windows'. */
 export interface WindowEngine extends StatefulStage {

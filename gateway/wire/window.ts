@@ -4,38 +4,33 @@
  */
 export const WINDOW_WIRE_VERSION = 1;
 
-export interface WindowTransition {
-  readonly v: typeof WINDOW_WIRE_VERSION;
+/** One emitted window: identity (kind, deviceId, sizeMs, slideMs, start, group) + aggregates. */
+export interface WindowFields {
   readonly kind: string;
   readonly deviceId: string;
+  /** Window length; for sliding windows `slideMs` says how often one starts. */
   readonly sizeMs: number;
   readonly slideMs: number;
-  /** Inclusive start / exclusive end, event time, ms since epoch. */
+  /** Inclusive start / exclusive end, event time, ms since epoch, aligned to UTC. */
   readonly start: number;
   readonly end: number;
+  /** Values of the kind's window.groupBy fields, as strings (e.g. { vehicleClass: 'TRUCK', lane: '2' }). */
   readonly group: Readonly<Record<string, string>>;
+  /** Aggregate columns named by aggregateColumn(), e.g. { count: 12 } or { bpm_min: 61, ... }. */
   readonly values: Readonly<Record<string, number>>;
-  /** 0 for the first emission, +1 per correction by late data (same identity: replaces the earlier one). */
+  /** 0 for the first emission, +1 for every correction by late data (same identity: overwrite). */
   readonly revision: number;
+}
+
+export interface WindowTransition extends WindowFields {
+  readonly v: typeof WINDOW_WIRE_VERSION;
 }
 
 export interface WindowEvent extends WindowTransition {
   readonly offset: number;
 }
 
-export interface WindowLike {
-  readonly kind: string;
-  readonly deviceId: string;
-  readonly sizeMs: number;
-  readonly slideMs: number;
-  readonly start: number;
-  readonly end: number;
-  readonly group: Readonly<Record<string, string>>;
-  readonly values: Readonly<Record<string, number>>;
-  readonly revision: number;
-}
-
-export function toWindowTransition(w: WindowLike): WindowTransition {
+export function toWindowTransition(w: WindowFields): WindowTransition {
   return { v: WINDOW_WIRE_VERSION, kind: w.kind, deviceId: w.deviceId, sizeMs: w.sizeMs, slideMs: w.slideMs, start: w.start, end: w.end, group: w.group, values: w.values, revision: w.revision };
 }
 
