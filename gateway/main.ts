@@ -297,7 +297,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 /** The alert engine of alerts.rules (null when alerts.enabled is false). */
 function createAlerts(config: GatewayConfig, kinds: ReturnType<typeof createKindRegistry>, clock: Clock, registry: Registry, record: (t: AlertTransition) => { offset: number; logged: boolean }, logger: Logger): AlertEngine | null {
   if (!config.alerts.enabled) return null;
-  const { rules, problems } = compileAlertRules(config.alerts, kinds, config.window);
+  const { rules, problems, skipped } = compileAlertRules(config.alerts, kinds, config.window);
+  if (skipped.length > 0) logger.warn({ skipped }, 'default alert rules left out: they do not fit the configured windows');
   if (problems.length > 0) throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid alert rules:\n  - ${problems.join('\n  - ')}`, { details: { problems } });
   return new AlertEngine({ rules, maxKeys: config.alerts.maxKeys, clock, registry, record: (t) => record(t), logger: logger.child({ tier: 'alerts' }) });
 }

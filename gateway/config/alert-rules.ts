@@ -85,6 +85,8 @@ export function compileGlob(glob: string): (s: string) => boolean {
 export interface CompileResult {
   readonly rules: readonly CompiledRule[];
   readonly problems: readonly string[];
+  /** Why default rules were left out (they do not fit the configured windows). */
+  readonly skipped: readonly string[];
 }
 
 export function compileAlertRules(config: AlertsConfig, kinds: ReadonlyMap<string, KindDescriptor>, windows: Pick<WindowConfig, 'defaultSizesMs' | 'sizesMs'>): CompileResult {
@@ -94,9 +96,14 @@ export function compileAlertRules(config: AlertsConfig, kinds: ReadonlyMap<strin
   // rule of alerts.rules uses is replaced by it.
   const defaults = config.defaultRules ? DEFAULT_ALERT_RULES.filter((r) => !own.has(r.id) && (r.sensorKind === undefined || kinds.has(r.sensorKind))) : [];
   const rules: CompiledRule[] = [];
+  const skipped: string[] = [];
   for (const r of defaults) {
-    const compiled = compileRule(r, `alerts default rule "${r.id}"`, kinds, windows, problems);
+    // A default rule that does not fit this gateway's windows (window.sizesMs without its size) is
+    // left out and named, not an error: the operator did not write it.
+    const own: string[] = [];
+    const compiled = compileRule(r, `alerts default rule "${r.id}"`, kinds, windows, own);
     if (compiled !== null) rules.push(compiled);
+    else skipped.push(...own);
   }
   const seen = new Set<string>();
   config.rules.forEach((r, i) => {
@@ -105,7 +112,7 @@ export function compileAlertRules(config: AlertsConfig, kinds: ReadonlyMap<strin
     const compiled = compileRule(r, `alerts.rules[${i}] ("${r.id}")`, kinds, windows, problems);
     if (compiled !== null) rules.push(compiled);
   });
-  return { rules, problems };
+  return { rules, problems, skipped };
 }
 
 function compileRule(r: AlertRuleConfig, at: string, kinds: ReadonlyMap<string, KindDescriptor>, windows: Pick<WindowConfig, 'defaultSizesMs' | 'sizesMs'>, problems: string[]): CompiledRule | null {

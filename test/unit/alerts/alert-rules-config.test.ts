@@ -68,4 +68,12 @@ describe('alert rules in the config', () => {
     expect(problems).toEqual([]);
     expect(rules.map((r) => r.id)).toEqual(DEFAULT_ALERT_RULES.map((r) => r.id));
   });
+
+  it('should leave out, not fail on, a default rule that does not fit the configured windows', () => {
+    const { rules, problems, skipped } = compileAlertRules({ enabled: true, defaultRules: true, rules: [], maxKeys: 10, silenceSchedule: '* * * * * *' }, createKindRegistry(), { defaultSizesMs: [10_000, 60_000], sizesMs: { bridge: [50] } });
+    expect(problems).toEqual([]);
+    expect(rules.map((r) => r.id)).not.toContain('bridge-truck-surge');
+    expect(rules.map((r) => r.id)).toContain('heart-rate-spike');
+    expect(skipped.join('\n')).toContain('alerts default rule "bridge-truck-surge".window: 60000 ms is not a window size of bridge');
+  });
 });
