@@ -15,6 +15,9 @@ export interface MqttConfig {
   readonly maxPacketBytes: number;
   readonly maxConnectBytes: number;
   readonly packetTimeoutMs: number;
+  /** Topic filters routed like an ordinary broker (no ingest, no log); validated by load-config. */
+  readonly passthrough: readonly string[];
+  readonly passthroughMaxRetained: number;
 }
 export interface MqttAuthConfig {
   readonly hashWorkers: number;

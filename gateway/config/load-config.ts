@@ -67,6 +67,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
 
   if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
   resolveMqttBounds(raw['mqtt'], problems);
+  checkPassthrough(raw['mqtt'], problems);
   if (problems.length === 0) checkAlerts(raw as unknown as GatewayConfig, problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
@@ -120,6 +121,37 @@ function resolveMqttBounds(section: unknown, problems: string[]): void {
       `mqtt.maxPacketBytes: must be at least mqtt.maxPayloadBytes + ${PUBLISH_HEADROOM_BYTES} (topic and packet id) = ${needed}, got ${mqtt.maxPacketBytes}`,
     );
   }
+}
+
+/** First topic levels the gateway owns: never passthrough (its devices' readings, its alerts, `$` topics). */
+const RESERVED_FIRST_LEVELS = ['sensors', 'alerts'];
+
+/** Why `filter` cannot be an mqtt.passthrough filter, or null when it can. */
+export function passthroughFilterProblem(filter: string): string | null {
+  if (filter.length === 0) return 'an empty filter matches nothing [MQTT-4.7.3-1]';
+  if (filter.includes('\u0000')) return 'contains U+0000 [MQTT-1.5.3-2]';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole level and the last one [MQTT-4.7.1-2]';
+    if (level.includes('+') && level !== '+') return '"+" must be a whole level [MQTT-4.7.1-3]';
+  }
+  const first = levels[0]!;
+  if (first.startsWith('$')) return '"$" topics are the broker\'s and the gateway\'s';
+  if (RESERVED_FIRST_LEVELS.includes(first)) return `"${first}/" topics are the gateway's own (readings and alerts are never passed through)`;
+  return null;
+}
+
+/** mqtt.passthrough: every filter that cannot be one is listed. */
+function checkPassthrough(section: unknown, problems: string[]): void {
+  const filters = (section as { passthrough?: unknown } | null)?.passthrough;
+  // A wrong type was reported by the schema already.
+  if (!Array.isArray(filters)) return;
+  filters.forEach((f: unknown, i) => {
+    if (typeof f !== 'string') return;
+    const why = passthroughFilterProblem(f);
+    if (why !== null) problems.push(`mqtt.passthrough[${i}]: ${JSON.stringify(f)} is not a usable topic filter: ${why}`);
+  });
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };

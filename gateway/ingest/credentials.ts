@@ -12,6 +12,7 @@ import { isValidDeviceId } from './topic.js';
  *     - username: athlete-7                     # = the device id in its topic
  *       secret: scrypt$16384$8$1$<salt>$<hash>  # from `pulsegate hash-secret`
  *       subscribe: ["alerts/#"]                 # optional, topic filters it may subscribe to
+ *       publish: ["site/hvac/#"]                # optional, mqtt.passthrough topics it may publish to
  *
  * A device may publish only under sensors/<kind>/<username>. Secrets are stored hashed (scrypt).
  * Its MQTT client id is bound to its username (see `ownerOfClientId`).
@@ -20,6 +21,7 @@ export interface DeviceCredential {
   readonly username: string;
   readonly secret: string;
   readonly subscribe: readonly string[];
+  readonly publish?: readonly string[];
 }
 
 export interface CredentialStore {
@@ -31,6 +33,8 @@ export interface CredentialStore {
    */
   verify(username: string, secret: Buffer, hasher: PasswordHasher): Promise<boolean>;
   subscribeFilters(username: string): readonly string[];
+  /** Topic filters outside its sensor topics (mqtt.passthrough topics) the device may publish to; none by default. */
+  publishFilters(username: string): readonly string[];
   /** Whether `username` is a credentialed device. */
   has(username: string): boolean;
   /**
@@ -92,7 +96,7 @@ export function loadCredentials(file: string): CredentialStore {
     throw new GatewayError('GW_ERR_CREDENTIALS_INVALID', `cannot read credentials file ${file}: ${(cause as Error).message}`, { cause });
   }
   const problems: string[] = [];
-  const entries = new Map<string, { hash: ParsedHash; subscribe: readonly string[] }>();
+  const entries = new Map<string, CredentialEntry>();
   const devices = (doc as { devices?: unknown } | null)?.devices;
   if (!Array.isArray(devices)) problems.push('"devices" must be a list');
   else {
@@ -105,7 +109,9 @@ export function loadCredentials(file: string): CredentialStore {
       if (hash === null) return problems.push(`devices[${i}].secret: must be a hash from \`pulsegate hash-secret\` (scrypt$N$r$p$salt$hash)`);
       const subscribe = e.subscribe ?? DEFAULT_SUBSCRIBE;
       if (!Array.isArray(subscribe) || !subscribe.every((s) => typeof s === 'string')) return problems.push(`devices[${i}].subscribe: must be a list of topic filters`);
-      entries.set(e.username, { hash, subscribe });
+      const publish = e.publish ?? [];
+      if (!Array.isArray(publish) || !publish.every((s) => typeof s === 'string' && s.length > 0)) return problems.push(`devices[${i}].publish: must be a list of topic filters`);
+      entries.set(e.username, { hash, subscribe, publish });
       return undefined;
     });
   }
@@ -115,8 +121,14 @@ export function loadCredentials(file: string): CredentialStore {
   return createCredentialStore(entries);
 }
 
+export interface CredentialEntry {
+  readonly hash: ParsedHash;
+  readonly subscribe: readonly string[];
+  readonly publish?: readonly string[];
+}
+
 /** Exported for unit tests; `loadCredentials` is the way in. */
-export function createCredentialStore(entries: ReadonlyMap<string, { hash: ParsedHash; subscribe: readonly string[] }>): CredentialStore {
+export function createCredentialStore(entries: ReadonlyMap<string, CredentialEntry>): CredentialStore {
   const first = entries.values().next().value?.hash;
   const dummy: ParsedHash = {
     N: first?.N ?? 16384,
@@ -137,6 +149,9 @@ export function createCredentialStore(entries: ReadonlyMap<string, { hash: Parse
     },
     subscribeFilters(username) {
       return entries.get(username)?.subscribe ?? [];
+    },
+    publishFilters(username) {
+      return entries.get(username)?.publish ?? [];
     },
     has(username) {
       return entries.has(username);

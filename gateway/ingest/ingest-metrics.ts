@@ -19,7 +19,23 @@ export interface IngestMetrics {
   readonly totals: { received: number; rejected: number; duplicates: number };
   /** An MQTT connection closed by the packet guard (see gateway/ingest/packet-guard.ts). */
   connectionRefused(reason: ConnectionRefusalReason): void;
+  /** An empty retained publish on a sensor topic: its retained message removed [MQTT-3.3.1-10], nothing ingested. */
+  retainedCleared(): void;
+  /** A will message the broker is about to publish, by how it is handled. */
+  will(handling: WillHandling): void;
+  /** A publish routed as mqtt.passthrough (no ingest, no log). */
+  passthrough(): void;
+  /** A retained passthrough publish delivered without being retained (mqtt.passthroughMaxRetained reached). */
+  passthroughRetainedRefused(): void;
 }
+
+/**
+ * device_status: on the device's status topic, a deviceStatus record appended; publish: handled
+ * like a publish of its client (see the reading, rejection and passthrough counts); rejected: on a
+ * status topic but refused (reason in pulsegate_readings_rejected_total).
+ */
+export const WILL_HANDLINGS = ['device_status', 'publish', 'rejected'] as const;
+export type WillHandling = (typeof WILL_HANDLINGS)[number];
 
 /**
  * Counts are kept in plain numbers on the hot path (a prom-client label lookup per publish cost
@@ -55,6 +71,14 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
   const byRefusal = new Map<ConnectionRefusalReason, number>(CONNECTION_REFUSAL_REASONS.map((r) => [r, 0]));
   labelled('pulsegate_mqtt_connections_refused_total', 'MQTT connections closed for an oversize, slow or malformed packet, by reason', 'reason', () => byRefusal);
+  let retainedCleared = 0;
+  collectedCounter(registry, 'pulsegate_mqtt_retained_cleared_total', 'Empty retained publishes on sensor topics that removed a retained message (nothing ingested)', () => retainedCleared);
+  const byWill = new Map<WillHandling, number>(WILL_HANDLINGS.map((h) => [h, 0]));
+  labelled('pulsegate_mqtt_wills_total', 'MQTT will messages published by the broker, by handling (device_status, publish, rejected)', 'handling', () => byWill);
+  let passthrough = 0;
+  let passthroughRetainedRefused = 0;
+  collectedCounter(registry, 'pulsegate_mqtt_passthrough_total', 'Publishes routed as mqtt.passthrough (no ingest, no log)', () => passthrough);
+  collectedCounter(registry, 'pulsegate_mqtt_passthrough_retained_refused_total', 'Retained passthrough publishes delivered but not retained (mqtt.passthroughMaxRetained reached)', () => passthroughRetainedRefused);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',
@@ -86,6 +110,18 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     connectionRefused(reason) {
       byRefusal.set(reason, byRefusal.get(reason)! + 1);
+    },
+    retainedCleared() {
+      retainedCleared++;
+    },
+    will(handling) {
+      byWill.set(handling, byWill.get(handling)! + 1);
+    },
+    passthrough() {
+      passthrough++;
+    },
+    passthroughRetainedRefused() {
+      passthroughRetainedRefused++;
     },
   };
 }

@@ -25,9 +25,17 @@ import { SensorTopicCache } from './topic.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 import { closeServer, listen } from './listeners.js';
+import { encodeDeviceStatus, parseStatusTopic } from './device-status.js';
 
-/** Rejected publishes are re-topiced here so they are never forwarded to `#` subscribers [MQTT-4.7.2-1]. */
+/**
+ * Rejected publishes are re-topiced here (and lose their retain flag) so they are never forwarded
+ * to `#` subscribers [MQTT-4.7.2-1] nor kept as retained messages.
+ */
 const REJECTED_TOPIC_PREFIX = '$pulsegate/rejected/';
+/** The gateway's internal topics: no client may subscribe to them. */
+const INTERNAL_TOPIC_PREFIX = '$pulsegate';
+/** First levels of the gateway's own topics, never passthrough whatever mqtt.passthrough says. */
+const RESERVED_FIRST_LEVELS = new Set(['sensors', 'alerts']);
 /** Longest quiet time between two "ingest append failed" lines while the log keeps failing. */
 const APPEND_FAILURE_LOG_MS = 10_000;
 /** Parsed sensor topics kept (a device publishes on one topic); the memo is cleared when full. */
@@ -81,6 +89,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   let inFlightReadings = 0;
   let drainWaiters: (() => void)[] = [];
   let closed = false;
+  /** CONNECTs with a zero-byte client id and CleanSession=0, answered with CONNACK 2 [MQTT-3.1.3-8]. */
+  const emptyIdPersistent = new WeakSet<Client>();
+  /** The will messages of connected clients (the objects aedes later passes to authorizePublish). */
+  const wills = new WeakSet<object>();
+  const passthrough = config.passthrough;
+  /** Passthrough topics holding a retained message, at most mqtt.passthroughMaxRetained (then: delivered, not retained). */
+  const retainedPassthrough = new Set<string>();
 
   const settle = (): void => {
     inFlight--;
@@ -103,6 +118,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   function refuseUnlogged(packet: PublishPacket, done: (error?: Error | null) => void, reason: RejectReason): void {
     metrics.rejected(reason, 1);
     packet.topic = REJECTED_TOPIC_PREFIX + reason;
+    packet.retain = false;
     done(null);
   }
 
@@ -120,6 +136,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   ): void {
     metrics.rejected(reason, 1);
     packet.topic = REJECTED_TOPIC_PREFIX + reason;
+    packet.retain = false;
     if (closed) return done(null);
     inFlight++;
     log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }, config.deadLetterPayloadBytes), (err) => {
@@ -146,12 +163,14 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   }
 
   function authorizeDevicePublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
-    metrics.published(packet.qos);
     const topic = packet.topic;
     const payload = packet.payload as Buffer;
     const receivedAt = clock.now();
     const sensor = topics.parse(topic);
-    if (sensor === null) return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
+    if (sensor === null) {
+      if (isPassthrough(topic)) return routePassthrough(client, packet, payload, receivedAt, done);
+      return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
+    }
     const identity = identities.get(client);
     if (identity !== undefined && identity !== sensor.deviceId) {
       return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
@@ -171,6 +190,12 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
     const kind = kinds.get(sensor.kind);
     if (kind === undefined) return rejectPublish(packet, topic, payload, receivedAt, done, 'unknown_kind', `unknown sensor kind "${sensor.kind}"`);
+    // [MQTT-3.3.1-10]: an empty retained publish removes the topic's retained message. It carries
+    // no reading: nothing is ingested or logged; aedes removes the message and forwards the publish.
+    if (packet.retain && payload.length === 0) {
+      metrics.retainedCleared();
+      return done(null);
+    }
 
     const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
     if (result.readings.length === 0) {
@@ -219,8 +244,83 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     return undefined;
   }
 
+  /** Whether `topic` (not a sensor topic) is routed as mqtt.passthrough; the gateway's own topics never are. */
+  function isPassthrough(topic: string): boolean {
+    if (passthrough.length === 0 || topic.startsWith('$')) return false;
+    const slash = topic.indexOf('/');
+    if (RESERVED_FIRST_LEVELS.has(slash < 0 ? topic : topic.slice(0, slash))) return false;
+    return passthrough.some((f) => filterCovers(f, topic));
+  }
+
+  // A passthrough publish is routed like on an ordinary broker: no ingest, no log. The ACL still
+  // applies: beside a credentials file only a device whose `publish` filters cover the topic may.
+  function routePassthrough(client: Client, packet: PublishPacket, payload: Buffer, receivedAt: number, done: (error?: Error | null) => void): void {
+    const topic = packet.topic;
+    if (credentials !== null) {
+      const identity = identities.get(client);
+      const filters = identity !== undefined && credentials.has(identity) ? credentials.publishFilters(identity) : [];
+      if (!filters.some((f) => filterCovers(f, topic))) {
+        const who = identity === undefined ? 'an anonymous client' : `device "${identity}"`;
+        return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `${who} may not publish to passthrough topic ${topic} (not in its credentials' publish filters)`);
+      }
+    }
+    if (packet.retain) {
+      if (payload.length === 0) retainedPassthrough.delete(topic);
+      else if (!retainedPassthrough.has(topic) && retainedPassthrough.size >= config.passthroughMaxRetained) {
+        // Policy "deliver-unretained": live subscribers get it, the broker's memory does not grow.
+        packet.retain = false;
+        metrics.passthroughRetainedRefused();
+      } else retainedPassthrough.add(topic);
+    }
+    metrics.passthrough();
+    done(null);
+  }
+
+  // A will is published by the broker when its client's connection ended without a DISCONNECT.
+  // On the device's own status topic (sensors/<kind>/<id>/status) it says "device gone": a
+  // deviceStatus record is appended, then the will is delivered (not retained: the device could
+  // never clear it). Anywhere else it is handled like any publish of that client.
+  function authorizeWill(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const status = parseStatusTopic(packet.topic);
+    if (status === null) {
+      metrics.will('publish');
+      return authorizeDevicePublish(client, packet, done);
+    }
+    const topic = packet.topic;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(String(packet.payload ?? ''));
+    const receivedAt = clock.now();
+    const identity = identities.get(client);
+    const refuse = (reason: RejectReason, detail: string): void => {
+      metrics.will('rejected');
+      rejectPublish(packet, topic, payload, receivedAt, done, reason, detail);
+    };
+    if (identity !== undefined && identity !== status.deviceId) return refuse('unauthorized', `device "${identity}" may leave a will only on sensors/<kind>/${identity}/status`);
+    if (identity === undefined && credentials !== null && credentials.has(status.deviceId)) {
+      return refuse('unauthorized', `"${status.deviceId}" is a credentialed device; anonymous clients may not leave wills on its status topic`);
+    }
+    if (!kinds.has(status.kind)) return refuse('unknown_kind', `unknown sensor kind "${status.kind}"`);
+    if (closed) return done(new Error('gateway shutting down'));
+    packet.retain = false;
+    inFlight++;
+    log.append(RECORD_TYPES.deviceStatus, encodeDeviceStatus({ kind: status.kind, deviceId: status.deviceId, status: 'offline', reason: 'will', at: receivedAt }), (err) => {
+      settle();
+      if (err) {
+        appendFailureLog(err, topic);
+        return done(new Error('log unavailable'));
+      }
+      metrics.will('device_status');
+      return done(null);
+    });
+  }
+
   const broker = await Aedes.createBroker({
-    // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids; keep aedes' default.
+    preConnect(client, packet, done) {
+      if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client);
+      if (packet.will) wills.add(packet.will);
+      done(null, true);
+    },
+
+    // MQTT 3.1.1 [MQTT-3.1.3-6]: a server may accept zero-length client ids (with CleanSession=1).
     authenticate(client: Client, username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
       // aedes calls this before registerClient, where a second connection with a client id
       // already online takes that client's session over: refusing here leaves the session alone.
@@ -228,6 +328,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         metrics.auth(result);
         done(authError(message, returnCode), false);
       };
+      // [MQTT-3.1.3-8]: a zero-byte client id needs CleanSession=1 (aedes would make one up).
+      if (emptyIdPersistent.has(client)) return refuse('client_id_rejected', 'a zero-byte client id needs CleanSession=1', 2);
       // A verified client certificate authenticates its device (no password); bound like a login,
       // client id included.
       const byCertificate = certificateLogin(peers.get(client), username);
@@ -281,7 +383,11 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         done(err);
       };
       try {
-        authorizeDevicePublish(client, packet, answer);
+        if (wills.has(packet)) authorizeWill(client, packet, answer);
+        else {
+          metrics.published(packet.qos);
+          authorizeDevicePublish(client, packet, answer);
+        }
       } catch (err) {
         logger.error({ err, clientId: client.id }, 'publish handling failed; rejected as internal_error');
         if (answered) return undefined;
@@ -297,7 +403,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
     authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
       const identity = client === null ? undefined : identities.get(client);
-      if (sub.topic.startsWith(REJECTED_TOPIC_PREFIX.slice(0, -1)) && identity !== undefined) return done(new Error('not allowed'));
+      // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here), and
+      // the connection stays up. Nobody reads the gateway's internal topics.
+      if (sub.topic.startsWith(INTERNAL_TOPIC_PREFIX)) return done(null, null);
       // Without credentials (an open gateway) anonymous clients subscribe freely. Beside
       // credentialed devices, an anonymous client gets only the default filters (alerts/#): it
       // must not read those devices' readings (sensors/#).
@@ -306,7 +414,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       // A device known only by its certificate gets the default filters (alerts/#).
       const filters = credentials?.has(identity) ? credentials.subscribeFilters(identity) : DEFAULT_SUBSCRIBE;
       const allowed = filters.some((f) => filterCovers(f, sub.topic));
-      // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here).
       return done(null, allowed ? sub : null);
     },
 

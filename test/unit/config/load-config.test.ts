@@ -93,4 +93,26 @@ describe('config loader', () => {
       ]);
     }
   });
+
+  it('mqtt.passthrough: every filter that cannot be one is listed at startup, with why; usable ones load', () => {
+    const ok = loadConfig({ env: {}, overrides: { mqtt: { passthrough: ['site/#', 'hvac/+/temp', '#', 'zigbee2mqtt/bridge/state'] } } });
+    expect(ok.mqtt.passthrough).toEqual(['site/#', 'hvac/+/temp', '#', 'zigbee2mqtt/bridge/state']);
+    expect(loadConfig({ env: {} }).mqtt.passthrough).toEqual([]);
+    try {
+      loadConfig({ env: {}, overrides: { mqtt: { passthrough: ['site/#', 'a/#/b', '', 'x/y+', 'sensors/#', 'alerts/+/x', '$SYS/#', 'ok/+', 7] } } });
+      expect.unreachable();
+    } catch (err) {
+      expect(isGatewayError(err, 'GW_ERR_CONFIG_INVALID')).toBe(true);
+      const problems = (err as { details: { problems: string[] } }).details.problems;
+      expect(problems).toEqual([
+        'mqtt.passthrough.8: must be string',
+        'mqtt.passthrough[1]: "a/#/b" is not a usable topic filter: "#" must be a whole level and the last one [MQTT-4.7.1-2]',
+        'mqtt.passthrough[2]: "" is not a usable topic filter: an empty filter matches nothing [MQTT-4.7.3-1]',
+        'mqtt.passthrough[3]: "x/y+" is not a usable topic filter: "+" must be a whole level [MQTT-4.7.1-3]',
+        'mqtt.passthrough[4]: "sensors/#" is not a usable topic filter: "sensors/" topics are the gateway\'s own (readings and alerts are never passed through)',
+        'mqtt.passthrough[5]: "alerts/+/x" is not a usable topic filter: "alerts/" topics are the gateway\'s own (readings and alerts are never passed through)',
+        'mqtt.passthrough[6]: "$SYS/#" is not a usable topic filter: "$" topics are the broker\'s and the gateway\'s',
+      ]);
+    }
+  });
 });

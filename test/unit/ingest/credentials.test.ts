@@ -83,4 +83,18 @@ describe('credential store', () => {
     expect(clientIdRefusal('any', creds, 'a:b', 'a')).toBeNull();
     expect(clientIdRefusal('username-prefix', null, 'a', undefined)).toBeNull();
   });
+
+  it('publish filters (mqtt.passthrough topics): none by default, a list of strings when given, and a wrong one listed with the others', async () => {
+    const secret = await hashSecret('s', 1024);
+    const dir = mkdtempSync(join(tmpdir(), 'pg-cred-unit-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, `devices:\n  - username: a\n    secret: "${secret}"\n    publish: ["site/a/#"]\n  - username: b\n    secret: "${secret}"\n`);
+    const creds = loadCredentials(good);
+    expect(creds.publishFilters('a')).toEqual(['site/a/#']);
+    expect(creds.publishFilters('b')).toEqual([]);
+    expect(creds.publishFilters('nobody')).toEqual([]);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, `devices:\n  - username: a\n    secret: "${secret}"\n    publish: "site/#"\n  - username: b\n    secret: "${secret}"\n    publish: ["", 3]\n  - username: "c d"\n    secret: "x"\n`);
+    expect(() => loadCredentials(bad)).toThrow(/devices\[0\]\.publish: must be a list of topic filters\n\s+- devices\[1\]\.publish: must be a list of topic filters\n\s+- devices\[2\]\.username/);
+  });
 });

@@ -1,0 +1,360 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../../gateway/clock.js';
+import { loadConfig } from '../../../gateway/config/load-config.js';
+import { hashSecret, loadCredentials } from '../../../gateway/ingest/credentials.js';
+import { createIngestMetrics } from '../../../gateway/ingest/ingest-metrics.js';
+import { createMqttIngest, type MqttIngest } from '../../../gateway/ingest/mqtt-ingest.js';
+import { createPayloadDecoder } from '../../../gateway/ingest/payload-decoder.js';
+import { createKindRegistry } from '../../../gateway/kinds/registry.js';
+import { decodeDeadLetter } from '../../../gateway/log/dead-letter.js';
+import { decodeIngestRecord } from '../../../gateway/log/ingest-record-format.js';
+import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
+import { RECORD_TYPES, type LogRecord } from '../../../gateway/log/types.js';
+import { createRegistry } from '../../../gateway/metrics.js';
+import { sample } from '../../helpers/metrics.js';
+import { waitFor, waitForValue } from '../../helpers/wait.js';
+import { readAll, tempDir } from '../../unit/log/log-test-helpers.js';
+
+/**
+ * MQTT 3.1.1 conformance of the embedded broker, item by item, with real clients on real TCP:
+ * raw sockets (mqtt-packet) where the bytes on the wire are the point, mqtt.js elsewhere.
+ */
+
+const gen = (p: Record<string, unknown>): Buffer => mqttPacket.generate(p as unknown as mqttPacket.Packet);
+const connectPacket = (extra: Record<string, unknown> = {}): Buffer =>
+  gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `raw-${Math.random()}`, clean: true, keepalive: 0, ...extra });
+const reading = (seq: number): string => JSON.stringify({ seq, ts: Date.now(), bpm: 70 });
+
+/** A raw TCP client: every byte the broker sent, the packets they parse into, and whether it closed. */
+interface RawClient {
+  readonly socket: Socket;
+  readonly received: Buffer[];
+  readonly packets: mqttPacket.Packet[];
+  closed: boolean;
+  bytes(): Buffer;
+}
+async function raw(port: number): Promise<RawClient> {
+  const socket = netConnect({ port, host: '127.0.0.1' });
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const c: RawClient = { socket, received: [], packets: [], closed: false, bytes: () => Buffer.concat(c.received) };
+  parser.on('packet', (p) => c.packets.push(p));
+  socket.on('data', (d) => {
+    c.received.push(d);
+    parser.parse(d);
+  });
+  socket.on('error', () => {}); // the broker closes some of these on purpose
+  socket.on('close', () => (c.closed = true));
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return c;
+}
+async function rawConnected(port: number, connect: Record<string, unknown> = {}): Promise<RawClient> {
+  const c = await raw(port);
+  c.socket.write(connectPacket(connect));
+  await waitFor(() => c.packets.length > 0 || c.closed, { what: 'CONNACK' });
+  expect(c.packets[0]).toMatchObject({ cmd: 'connack', returnCode: 0 });
+  c.packets.length = 0;
+  c.received.length = 0;
+  return c;
+}
+
+interface Harness {
+  readonly ingest: MqttIngest;
+  readonly log: FileMessageLog;
+  readonly port: number;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  records(): Promise<LogRecord[]>;
+  /** Topics of the retained messages the broker holds, `$` topics included. */
+  retainedTopics(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** A real ingest (broker, decoder, log on disk) with the given mqtt config and credentials. */
+async function startIngest(mqttOverrides: Record<string, unknown> = {}, credentialsFile: string | null = null): Promise<Harness> {
+  const config = loadConfig({ env: {}, overrides: { mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, ...mqttOverrides } } });
+  const kinds = createKindRegistry();
+  const registry = createRegistry();
+  const metrics = createIngestMetrics(registry, [...kinds.keys()]);
+  const dir = await tempDir();
+  const log = await createMessageLog({ dir: dir.dir });
+  await log.start();
+  const ingest = await createMqttIngest({
+    config: config.mqtt,
+    maxInFlightReadings: 1000,
+    kinds,
+    decoder: createPayloadDecoder(kinds, config.ingest),
+    credentials: credentialsFile === null ? null : loadCredentials(credentialsFile),
+    log,
+    clock: systemClock,
+    metrics,
+    logger: pino({ level: 'silent' }),
+    onDurable: () => {},
+  });
+  await ingest.start();
+  return {
+    ingest,
+    log,
+    port: ingest.ports.mqtt,
+    async metric(name, labels = {}) {
+      return sample(await registry.metrics(), name, labels);
+    },
+    async records() {
+      await ingest.drain();
+      return readAll(log);
+    },
+    async retainedTopics() {
+      // aedes' own (in-memory) retained store, which its types do not expose.
+      const { persistence } = ingest.broker as unknown as { persistence: { createRetainedStreamCombi(patterns: string[]): AsyncIterable<{ topic: string }> } };
+      const stream = persistence.createRetainedStreamCombi(['#', '$pulsegate/#', '$SYS/#']);
+      const topics: string[] = [];
+      for await (const p of stream) topics.push(p.topic);
+      return topics.filter((t) => !t.startsWith('$SYS/')).sort();
+    },
+    async close() {
+      await ingest.close();
+      await log.close();
+      await dir.cleanup();
+    },
+  };
+}
+
+async function connect(port: number, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...opts });
+}
+
+async function writeDevices(devices: Record<string, { secret: string; subscribe?: string[]; publish?: string[] }>): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'pg-conformance-')), 'devices.yaml');
+  const lines = ['devices:'];
+  for (const [username, d] of Object.entries(devices)) {
+    lines.push(`  - username: ${username}`, `    secret: "${await hashSecret(d.secret, 1024)}"`);
+    if (d.subscribe) lines.push(`    subscribe: ${JSON.stringify(d.subscribe)}`);
+    if (d.publish) lines.push(`    publish: ${JSON.stringify(d.publish)}`);
+  }
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+const deadLetters = (records: LogRecord[]) => records.filter((r) => r.type === RECORD_TYPES.deadLetter).map((r) => decodeDeadLetter(r.payload));
+const ingestTopics = (records: LogRecord[]) => records.filter((r) => r.type === RECORD_TYPES.ingest).map((r) => decodeIngestRecord(r.payload).topic);
+
+describe('MQTT 3.1.1 conformance: CONNECT', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startIngest();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('a zero-byte client id with CleanSession=0 gets CONNACK 0x02 (identifier rejected) and is closed [MQTT-3.1.3-8]', async () => {
+    const before = await h.metric('pulsegate_mqtt_auth_total', { result: 'client_id_rejected' });
+    const c = await raw(h.port);
+    const p = connectPacket({ clientId: '', clean: true });
+    // mqtt-packet refuses to write this CONNECT; clear the CleanSession bit of the connect flags by hand.
+    p[9] = p[9]! & ~0x02;
+    c.socket.write(p);
+    await waitFor(() => c.closed, { what: 'the broker closing the connection' });
+    expect([...c.bytes()]).toEqual([0x20, 0x02, 0x00, 0x02]);
+    expect(await h.metric('pulsegate_mqtt_auth_total', { result: 'client_id_rejected' })).toBe(before + 1);
+  });
+
+  it('a zero-byte client id with CleanSession=1 is still accepted [MQTT-3.1.3-6]', async () => {
+    const c = await raw(h.port);
+    c.socket.write(connectPacket({ clientId: '', clean: true }));
+    await waitFor(() => c.bytes().length >= 4, { what: 'CONNACK' });
+    expect([...c.bytes()]).toEqual([0x20, 0x02, 0x00, 0x00]);
+    c.socket.write(gen({ cmd: 'pingreq' }));
+    await waitFor(() => c.bytes().length >= 6, { what: 'PINGRESP' });
+    expect(c.closed).toBe(false);
+    c.socket.destroy();
+  });
+});
+
+describe('MQTT 3.1.1 conformance: retained messages', () => {
+  let h: Harness;
+  let client: MqttClient;
+  beforeAll(async () => {
+    h = await startIngest();
+    client = await connect(h.port, { clientId: 'retainer' });
+  });
+  afterAll(async () => {
+    await client?.endAsync();
+    await h?.close();
+  });
+
+  it('an empty retained publish on a sensor topic removes its retained message, and is neither rejected nor logged [MQTT-3.3.1-10]', async () => {
+    const topic = 'sensors/heart-rate/ret-1';
+    await client.publishAsync(topic, reading(1), { qos: 1, retain: true });
+    // A real subscriber gets the retained reading.
+    const sub = await connect(h.port);
+    const first = new Promise<{ topic: string; retain: boolean }>((resolve) => sub.once('message', (t, _p, packet) => resolve({ topic: t, retain: packet.retain })));
+    await sub.subscribeAsync(topic, { qos: 1 });
+    expect(await first).toEqual({ topic, retain: true });
+    await sub.endAsync();
+    expect(await h.retainedTopics()).toEqual([topic]);
+
+    const before = { invalid: await h.metric('pulsegate_readings_rejected_total', { reason: 'invalid' }), cleared: await h.metric('pulsegate_mqtt_retained_cleared_total') };
+    await client.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+    expect(await waitForValue(() => h.retainedTopics(), (t) => t.length === 0)).toEqual([]);
+    expect(await h.metric('pulsegate_readings_rejected_total', { reason: 'invalid' })).toBe(before.invalid);
+    expect(await h.metric('pulsegate_mqtt_retained_cleared_total')).toBe(before.cleared + 1);
+    const records = await h.records();
+    expect(deadLetters(records).filter((d) => d.topic === topic)).toEqual([]);
+    expect(ingestTopics(records).filter((t) => t === topic)).toHaveLength(1); // the first, non-empty publish
+  });
+
+  it('a rejected retained publish is counted and dead-lettered, and not kept as a retained message (under $pulsegate/rejected/<reason> or its own topic)', async () => {
+    const topic = 'sensors/heart-rate/ret-2';
+    const before = { decode: await h.metric('pulsegate_readings_rejected_total', { reason: 'decode_error' }), bad: await h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' }) };
+    await client.publishAsync(topic, Buffer.from([0xff, 0x13, 0x37]), { qos: 1, retain: true });
+    await client.publishAsync('not/a/sensor/topic', 'x', { qos: 0, retain: true });
+    await client.publishAsync(topic, JSON.stringify({ seq: 1, ts: Date.now(), bpm: 999 }), { qos: 1, retain: true });
+    expect(await h.metric('pulsegate_readings_rejected_total', { reason: 'decode_error' })).toBe(before.decode + 1);
+    expect(await waitForValue(() => h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' }), (n) => n === before.bad + 1)).toBe(before.bad + 1);
+    const dead = deadLetters(await h.records());
+    expect(dead.filter((d) => d.topic === topic).map((d) => d.reason)).toEqual(['decode_error', 'invalid']);
+    expect(dead.filter((d) => d.topic === 'not/a/sensor/topic').map((d) => d.reason)).toEqual(['bad_topic']);
+    expect(await h.retainedTopics()).toEqual([]);
+  });
+});
+
+describe('MQTT 3.1.1 conformance: SUBSCRIBE', () => {
+  let secured: Harness;
+  let open: Harness;
+  beforeAll(async () => {
+    const file = await writeDevices({ 'dev-s': { secret: 'secret-s', subscribe: ['alerts/#', 'sensors/heart-rate/dev-s'] } });
+    secured = await startIngest({ allowAnonymous: false }, file);
+    open = await startIngest();
+  });
+  afterAll(async () => {
+    await secured?.close();
+    await open?.close();
+  });
+
+  const subscribe = (c: RawClient, messageId: number, topics: string[]): void => {
+    c.socket.write(gen({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: 1 })) }));
+  };
+
+  it('a forbidden filter gets return code 0x80 in the SUBACK, the allowed ones are granted, and the connection stays up [MQTT-3.8.4-1, MQTT-3.9.3]', async () => {
+    const c = await rawConnected(secured.port, { clientId: 'dev-s', username: 'dev-s', password: Buffer.from('secret-s') });
+    subscribe(c, 7, ['alerts/#', 'sensors/#', '$pulsegate/rejected/#', 'sensors/heart-rate/dev-s']);
+    await waitFor(() => c.bytes().length >= 8 || c.closed, { what: 'SUBACK' });
+    expect([...c.bytes()]).toEqual([0x90, 0x06, 0x00, 0x07, 0x01, 0x80, 0x80, 0x01]);
+    c.socket.write(gen({ cmd: 'pingreq' }));
+    await waitFor(() => c.bytes().length >= 10 || c.closed, { what: 'PINGRESP' });
+    expect([...c.bytes().subarray(8)]).toEqual([0xd0, 0x00]);
+    expect(c.closed).toBe(false);
+    c.socket.destroy();
+  });
+
+  it("the gateway's internal $pulsegate/ topics are refused (0x80) to anonymous clients of an open gateway too", async () => {
+    const c = await rawConnected(open.port);
+    subscribe(c, 9, ['$pulsegate/rejected/#', 'sensors/#']);
+    await waitFor(() => c.bytes().length >= 6 || c.closed, { what: 'SUBACK' });
+    expect([...c.bytes()]).toEqual([0x90, 0x04, 0x00, 0x09, 0x80, 0x01]);
+    expect(c.closed).toBe(false);
+    c.socket.destroy();
+  });
+});
+
+describe('MQTT 3.1.1 conformance: will messages', () => {
+  let h: Harness;
+  let watcher: MqttClient;
+  const seen: { topic: string; payload: string }[] = [];
+  beforeAll(async () => {
+    h = await startIngest();
+    watcher = await connect(h.port, { clientId: 'watcher' });
+    watcher.on('message', (topic, payload) => seen.push({ topic, payload: payload.toString() }));
+    await watcher.subscribeAsync(['sensors/#', 'devices/#'], { qos: 1 });
+  });
+  afterAll(async () => {
+    await watcher?.endAsync();
+    await h?.close();
+  });
+
+  /** Connects with `will`, then drops the TCP connection without a DISCONNECT, so the broker publishes the will. */
+  async function dieWith(clientId: string, will: Record<string, unknown>): Promise<void> {
+    const c = await rawConnected(h.port, { clientId, will: { qos: 1, retain: false, ...will } });
+    c.socket.destroy();
+  }
+
+  it("a will on the device's own status topic sensors/<kind>/<id>/status appends a deviceStatus record (offline, reason will) and is delivered to subscribers", async () => {
+    const before = await h.metric('pulsegate_mqtt_wills_total', { handling: 'device_status' });
+    await dieWith('w-1', { topic: 'sensors/heart-rate/w-1/status', payload: Buffer.from('offline') });
+    await waitFor(() => seen.some((m) => m.topic === 'sensors/heart-rate/w-1/status'), { what: 'the will at the watcher' });
+    expect(seen.find((m) => m.topic === 'sensors/heart-rate/w-1/status')!.payload).toBe('offline');
+    expect(await h.metric('pulsegate_mqtt_wills_total', { handling: 'device_status' })).toBe(before + 1);
+    const statuses = (await h.records()).filter((r) => r.type === RECORD_TYPES.deviceStatus).map((r) => JSON.parse(r.payload.toString('utf8')) as Record<string, unknown>);
+    expect(statuses).toHaveLength(1);
+    expect(statuses[0]).toMatchObject({ v: 1, kind: 'heart-rate', deviceId: 'w-1', status: 'offline', reason: 'will' });
+    expect(Math.abs((statuses[0]!['at'] as number) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('a will on a sensor topic is handled like any publish of that client: a valid reading is ingested', async () => {
+    const before = { received: await h.metric('pulsegate_readings_received_total', { kind: 'heart-rate' }), wills: await h.metric('pulsegate_mqtt_wills_total', { handling: 'publish' }) };
+    await dieWith('w-2', { topic: 'sensors/heart-rate/w-2', payload: Buffer.from(reading(1)) });
+    await waitForValue(() => h.metric('pulsegate_readings_received_total', { kind: 'heart-rate' }), (n) => n === before.received + 1);
+    expect(await h.metric('pulsegate_mqtt_wills_total', { handling: 'publish' })).toBe(before.wills + 1);
+    expect(ingestTopics(await h.records())).toContain('sensors/heart-rate/w-2');
+  });
+
+  it('a will elsewhere (not a sensor, status or passthrough topic), or on the status topic of an unknown kind, is rejected, counted and dead-lettered, and never delivered', async () => {
+    const before = {
+      bad: await h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' }),
+      unknown: await h.metric('pulsegate_readings_rejected_total', { reason: 'unknown_kind' }),
+      rejectedWills: await h.metric('pulsegate_mqtt_wills_total', { handling: 'rejected' }),
+    };
+    await dieWith('w-3', { topic: 'devices/w-3/lwt', payload: Buffer.from('gone') });
+    await dieWith('w-4', { topic: 'sensors/tide/w-4/status', payload: Buffer.from('gone') });
+    await waitForValue(() => h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' }), (n) => n === before.bad + 1);
+    await waitForValue(() => h.metric('pulsegate_readings_rejected_total', { reason: 'unknown_kind' }), (n) => n === before.unknown + 1);
+    expect(await h.metric('pulsegate_mqtt_wills_total', { handling: 'rejected' })).toBe(before.rejectedWills + 1); // w-4's; w-3's was a publish
+    const records = await h.records();
+    expect(deadLetters(records).filter((d) => d.topic === 'devices/w-3/lwt' || d.topic === 'sensors/tide/w-4/status').map((d) => d.reason)).toEqual(['bad_topic', 'unknown_kind']);
+    expect(records.filter((r) => r.type === RECORD_TYPES.deviceStatus)).toHaveLength(1); // w-1's only
+    // The watcher (sensors/#, devices/#) got w-1's will and w-2's reading before these; a rejected
+    // will would have reached it by the time its dead letter is durable.
+    await watcher.publishAsync('sensors/heart-rate/watcher', reading(1), { qos: 1 });
+    await waitFor(() => seen.some((m) => m.topic === 'sensors/heart-rate/watcher'), { what: 'the marker publish' });
+    expect(seen.map((m) => m.topic).filter((t) => t.includes('w-3') || t.includes('w-4'))).toEqual([]);
+  });
+});
+
+describe('MQTT 3.1.1 conformance: will messages beside a credentials file', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    const file = await writeDevices({ 'dev-w': { secret: 'secret-w' }, 'dev-v': { secret: 'secret-v' } });
+    h = await startIngest({ allowAnonymous: true }, file);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("a device's will counts as device status only on its own status topic; on another device's (or, anonymously, a credentialed device's) it is rejected as unauthorized", async () => {
+    const before = await h.metric('pulsegate_readings_rejected_total', { reason: 'unauthorized' });
+    const die = async (connect: Record<string, unknown>, topic: string): Promise<void> => {
+      const c = await rawConnected(h.port, { ...connect, will: { topic, payload: Buffer.from('offline'), qos: 1, retain: true } });
+      c.socket.destroy();
+    };
+    await die({ clientId: 'dev-w', username: 'dev-w', password: Buffer.from('secret-w') }, 'sensors/heart-rate/dev-v/status');
+    await die({ clientId: 'anon-1' }, 'sensors/heart-rate/dev-v/status');
+    await waitForValue(() => h.metric('pulsegate_readings_rejected_total', { reason: 'unauthorized' }), (n) => n === before + 2);
+    await die({ clientId: 'dev-v', username: 'dev-v', password: Buffer.from('secret-v') }, 'sensors/heart-rate/dev-v/status');
+    await waitForValue(() => h.metric('pulsegate_mqtt_wills_total', { handling: 'device_status' }), (n) => n === 1);
+    const records = await h.records();
+    const statuses = records.filter((r) => r.type === RECORD_TYPES.deviceStatus).map((r) => JSON.parse(r.payload.toString('utf8')) as Record<string, unknown>);
+    expect(statuses.map((s) => [s['deviceId'], s['status'], s['reason']])).toEqual([['dev-v', 'offline', 'will']]);
+    expect(deadLetters(records).map((d) => [d.reason, d.topic])).toEqual([
+      ['unauthorized', 'sensors/heart-rate/dev-v/status'],
+      ['unauthorized', 'sensors/heart-rate/dev-v/status'],
+    ]);
+    // Delivered without its retain flag: nothing is kept for the device to be unable to clear.
+    expect(await h.retainedTopics()).toEqual([]);
+  });
+});
