@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertEvent } from '../../../gateway/wire/alert.js';
-import { publishHeartRate, spikeSeries, type SpikeSeries } from '../../helpers/alert-traffic.js';
+import { publishSeries, spikeSeries, type SpikeSeries } from '../../helpers/alert-traffic.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { eventually } from '../../helpers/metrics.js';
 
@@ -34,7 +34,7 @@ describe('GET /v1/alerts/history', () => {
     gw = await startTestGateway({ sinks: { flushIntervalMs: 50 } });
     base = `http://127.0.0.1:${gw.ports.http}`;
     series = spikeSeries(Date.now() - 600_000);
-    await publishHeartRate(gw.ports.mqtt, 'athlete-7', series.readings);
+    await publishSeries(gw.ports.mqtt, 'athlete-7', series);
   });
   afterAll(async () => {
     await gw?.dispose();
