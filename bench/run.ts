@@ -10,7 +10,8 @@
  * line. Prints a table with medians over --reps repetitions and the targets, and writes every
  * figure to bench/results/<YYYY-MM-DD>.json. --profile instead runs the gateway with --cpu-prof
  * under the QoS 0 and the batched scenarios and prints where its main thread spends its time.
- * See bench/README.md.
+ * Last, the alert bench (bench/alert-bench.ts, its own process; --no-alerts skips it): the cost of
+ * rule evaluation per window. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { selfCheck } from './lib/selfcheck.js';
 import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySummary } from './lib/stats.js';
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
 import { formatSummary, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
+import { formatAlertBench, type AlertBenchResult } from './alert-bench.js';
 
 // ---- settings ------------------------------------------------------------------------------
 
@@ -646,6 +648,19 @@ async function compareClients(mosquitto: string | null): Promise<Record<string, 
   return out;
 }
 
+/** bench/alert-bench.ts in a process of its own (the same runtime as the other children); its one JSON line. */
+async function runAlertBench(): Promise<AlertBenchResult | { error: string }> {
+  const child = spawnTs('alert-bench', 'alert-bench.ts', ['--json', ...(quick ? ['--quick'] : [])]);
+  try {
+    const line = await child.waitLine(isResult, quick ? 120_000 : 600_000);
+    return line as unknown as AlertBenchResult;
+  } catch (err) {
+    return { error: `${(err as Error).message} ${child.stderrTail()}`.trim() };
+  } finally {
+    await child.stop(1000);
+  }
+}
+
 async function main(): Promise<void> {
   const started = monoMs();
   const date = new Date().toISOString().slice(0, 10);
@@ -719,6 +734,13 @@ async function main(): Promise<void> {
     log(`  replay: ${replay.error ?? `${fmtInt(replay.recordsPerSec)} records/s`}`);
   }
 
+  let alerts: AlertBenchResult | { error: string } | null = null;
+  if (!args.has('no-alerts')) {
+    log('  alerts: rule evaluation per window ...');
+    alerts = await runAlertBench();
+    log(`  alerts: ${'error' in alerts ? `FAILED: ${alerts.error}` : 'done'}`);
+  }
+
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
   const totalS = (monoMs() - started) / 1000;
@@ -762,6 +784,10 @@ async function main(): Promise<void> {
       if (rss.length > 0) out.push(`  peak RSS after replay ${fix(Math.max(...rss), 0)} MB; start to ready ${replay.runs.map((r) => r.startMs ?? '-').join(' / ')} ms`);
     }
   }
+  if (alerts !== null) {
+    out.push('');
+    out.push('error' in alerts ? `alert bench: FAILED: ${alerts.error}` : formatAlertBench(alerts));
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -781,6 +807,7 @@ async function main(): Promise<void> {
     gateway: { measured: gatewayError === null && suts.includes('pulsegate'), error: gatewayError },
     rows,
     replay,
+    alerts,
     targets,
     cells,
   };

@@ -7,7 +7,11 @@ import { singleParams } from './query-params.js';
 
 const FIRING_PARAMS = ['kind', 'device', 'rule', 'severity', 'minSeverity'] as const;
 
-/** GET /v1/alerts: the episodes firing now (their FIRING transition, wire format), filtered. */
+/**
+ * GET /v1/alerts: the episodes firing now (their FIRING transition, wire format), filtered. The
+ * history of transitions, GET /v1/alerts/history, is read from the store, behind the store's query
+ * limiter, beside /v1/readings and /v1/windows (query-routes.ts).
+ */
 export function alertRoutes(options: { readonly alerts: FiringAlerts }): FastifyPluginAsync {
   return async (app) => {
     app.get('/v1/alerts', async (req) => {
@@ -28,7 +32,8 @@ export function alertRoutes(options: { readonly alerts: FiringAlerts }): Fastify
   };
 }
 
-function parseSeverity(name: string, text: string): Severity {
+/** A severity parameter: one of SEVERITIES, else a GW_ERR_QUERY_INVALID naming the parameter. */
+export function parseSeverity(name: string, text: string): Severity {
   if (!(SEVERITIES as readonly string[]).includes(text)) throw new GatewayError('GW_ERR_QUERY_INVALID', `\`${name}\` must be one of ${SEVERITIES.join(', ')}, got "${text}"`);
   return text as Severity;
 }

@@ -3,17 +3,26 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
+import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
+import { parseSeverity } from './alert-routes.js';
 import { parseLimit, parseSize, parseTime, singleParams } from './query-params.js';
 import { createQueryLimiter } from './query-limiter.js';
 
 /**
- * The store's routes, GET /v1/readings and GET /v1/windows, as a fastify plugin: strict query
- * parameters, and every query behind the query limiter (http.maxConcurrentQueries and queue).
+ * The store's routes, GET /v1/readings, GET /v1/windows and GET /v1/alerts/history, as a fastify
+ * plugin: strict query parameters, and every query behind the query limiter
+ * (http.maxConcurrentQueries and queue).
  */
 export function isSerializingSink(sink: Sink): sink is SerializingSink {
   const s = sink as Partial<SerializingSink>;
-  return typeof s.queryReadingsJson === 'function' && typeof s.queryWindowsJson === 'function';
+  return typeof s.queryReadingsJson === 'function' && typeof s.queryWindowsJson === 'function' && typeof s.queryAlertsJson === 'function';
+}
+
+/** The alert transitions of a history query as the HTTP API sends them, from whichever kind of sink. */
+export async function queryAlertsJson(sink: Sink, query: AlertQuery): Promise<SerializedRows> {
+  if (isSerializingSink(sink)) return sink.queryAlertsJson(query);
+  const rows = await sink.queryAlerts(query);
+  return { count: rows.length, json: JSON.stringify(rows) };
 }
 
 /** The rows of a query as the HTTP API sends them, from whichever kind of sink. */
@@ -43,6 +52,9 @@ export interface QueryRoutesOptions {
 const READING_PARAMS = ['kind', 'device', 'from', 'to', 'limit'] as const;
 const WINDOW_PARAMS = [...READING_PARAMS, 'size'] as const;
 const DEFAULT_LIMIT = 1000;
+const HISTORY_PARAMS = ['from', 'to', 'kind', 'device', 'rule', 'severity', 'limit'] as const;
+/** Alert history reaches back a day unless `from` says otherwise. */
+const DEFAULT_HISTORY_MS = 86_400_000;
 
 export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
   const { config, registry, kinds, sink } = options;
@@ -54,14 +66,19 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
     registry,
   });
 
+  const range = (q: { from?: string; to?: string }, defaultSpanMs: number) => {
+    const now = Date.now();
+    const from = parseTime('from', q.from, now - defaultSpanMs, now);
+    const to = parseTime('to', q.to, now + 1, now);
+    if (from >= to) throw new GatewayError('GW_ERR_QUERY_INVALID', '`from` must be before `to`');
+    return { from, to };
+  };
+
   const common = (q: Partial<Record<(typeof READING_PARAMS)[number], string>>) => {
     if (q.kind === undefined || !kinds.has(q.kind)) {
       throw new GatewayError('GW_ERR_QUERY_INVALID', `\`kind\` must be one of ${[...kinds.keys()].join(', ')}`);
     }
-    const now = Date.now();
-    const from = parseTime('from', q.from, now - 3_600_000, now);
-    const to = parseTime('to', q.to, now + 1, now);
-    if (from >= to) throw new GatewayError('GW_ERR_QUERY_INVALID', '`from` must be before `to`');
+    const { from, to } = range(q, 3_600_000);
     const limit = parseLimit(q.limit, DEFAULT_LIMIT, config.maxQueryRows);
     return { kind: q.kind, from, to, limit, ...(q.device ? { deviceId: q.device } : {}) };
   };
@@ -89,6 +106,26 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
       const q = common(singleParams(req.query, READING_PARAMS));
       const rows = await limited(reply, () => queryRowsJson(sink, 'readings', q));
       return sendRows(reply, q, 'readings', rows);
+    });
+    // Alert transitions from the store (wire format with offset), in time order: firedAt for a
+    // FIRING, resolvedAt for a RESOLVED, in [from, to).
+    app.get('/v1/alerts/history', async (req, reply) => {
+      const p = singleParams(req.query, HISTORY_PARAMS);
+      if (p.kind !== undefined && !kinds.has(p.kind)) {
+        throw new GatewayError('GW_ERR_QUERY_INVALID', `\`kind\` must be one of ${[...kinds.keys()].join(', ')}`);
+      }
+      const { from, to } = range(p, DEFAULT_HISTORY_MS);
+      const query: AlertQuery = {
+        from,
+        to,
+        limit: parseLimit(p.limit, DEFAULT_LIMIT, config.maxQueryRows),
+        ...(p.kind !== undefined ? { kind: p.kind } : {}),
+        ...(p.device !== undefined && p.device !== '' ? { device: p.device } : {}),
+        ...(p.rule !== undefined && p.rule !== '' ? { rule: p.rule } : {}),
+        ...(p.severity !== undefined ? { severity: parseSeverity('severity', p.severity) } : {}),
+      };
+      const rows = await limited(reply, () => queryAlertsJson(sink, query));
+      return reply.type('application/json; charset=utf-8').send(`{"from":${from},"to":${to},"count":${rows.count},"alerts":${rows.json}}`);
     });
   };
   return routes;

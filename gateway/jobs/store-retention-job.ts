@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Sink } from '../sinks/types.js';
 
-type RetentionResult = { readings: number; windows: number; health: number };
+type RetentionResult = { readings: number; windows: number; health: number; alerts?: number };
 
 /**
  * A sink that can age out its own data: the embedded store (InfluxDB does this with retention
@@ -18,8 +18,8 @@ function retains(sink: Sink): sink is RetainingSink {
 }
 
 /**
- * Deletes rows older than sinks.rawRetention / sinks.windowRetention from the embedded store, on
- * the log's retention schedule. Returns null when the sink keeps its own retention.
+ * Deletes rows older than sinks.rawRetention / sinks.windowRetention (windows, health, alerts)
+ * from the embedded store, on the log's retention schedule. Returns null when the sink keeps its own retention.
  */
 export function startStoreRetentionJob(options: { sink: Sink; schedule: string; clock: Clock; logger: Logger }): { stop(): void } | null {
   const { sink, clock, logger } = options;
@@ -27,7 +27,7 @@ export function startStoreRetentionJob(options: { sink: Sink; schedule: string; 
   const task: ScheduledTask = cron.schedule(options.schedule, async () => {
     try {
       const removed = await sink.applyRetention(clock.now());
-      if (removed !== null && removed.readings + removed.windows + removed.health > 0) logger.info(removed, 'store retention removed rows');
+      if (removed !== null && removed.readings + removed.windows + removed.health + (removed.alerts ?? 0) > 0) logger.info(removed, 'store retention removed rows');
     } catch (err) {
       logger.error({ err }, 'store retention failed');
     }

@@ -1,6 +1,7 @@
 import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
+import { decodeAlertTransition, type AlertEvent } from '../wire/alert.js';
 import type { HealthSample, SinkBatch } from './types.js';
 
 /*
@@ -15,16 +16,23 @@ import type { HealthSample, SinkBatch } from './types.js';
  *                            varint g, g x (str key, str value), varint v, v x (str key, num),
  *                            num revision)
  *   health:   varint n, n x (num ts, varint v, v x (str key, num))
+ *   alerts:   (version 2 only) varint n, n x (str json, num offset) -- json: the alert wire
+ *                               format (wire/alert.ts); alerts are few, their size does not matter
  *
  *   str   = varint index into the string table
  *   num   = 0x00 varint (a non-negative safe integer) | 0x01 float64 LE (anything else)
  *   value = num | 0x02 str
  *
+ * Version 1 is a batch without `alerts` (as every batch was before alerts were stored); a batch
+ * with `alerts` (even an empty list) is version 2. Both are decoded, so an outbox written by an
+ * earlier gateway is still delivered.
+ *
  * A 5 Hz heart-rate reading takes about 12 bytes instead of about 90 as JSON: the log holds
  * an hour-long store outage in far fewer bytes.
  */
 const MAGIC = [0x50, 0x47, 0x42] as const; // "PGB"
-const VERSION = 1;
+const VERSION_WITHOUT_ALERTS = 1;
+const VERSION_WITH_ALERTS = 2;
 const TAG_UINT = 0;
 const TAG_FLOAT = 1;
 const TAG_STRING = 2;
@@ -381,6 +389,17 @@ export function encodeBatch(batch: SinkBatch): Buffer {
     writer.num(h.ts);
     writer.numberValues(h.values);
   }
+  const alerts = batch.alerts;
+  if (alerts !== undefined) {
+    writer.reserve(VARINT_MAX_BYTES);
+    writer.varint(alerts.length);
+    for (const a of alerts) {
+      const { offset, ...transition } = a;
+      writer.reserve(VARINT_MAX_BYTES + NUM_MAX_BYTES);
+      writer.str(JSON.stringify(transition));
+      writer.num(offset);
+    }
+  }
 
   const bodyBytes = writer.pos;
   const { strings } = writer;
@@ -392,7 +411,7 @@ export function encodeBatch(batch: SinkBatch): Buffer {
   const out = Buffer.allocUnsafe(MAGIC.length + 1 + tableBytes + bodyBytes);
   let pos = 0;
   for (const b of MAGIC) out[pos++] = b;
-  out[pos++] = VERSION;
+  out[pos++] = alerts === undefined ? VERSION_WITHOUT_ALERTS : VERSION_WITH_ALERTS;
   pos += writer.buf.copy(out, pos, bodyBytes, writer.pos);
   writer.buf.copy(out, pos, 0, bodyBytes);
   if (writer.buf.length <= KEEP_BUFFER_BYTES) encodeBuffer = writer.buf;
@@ -405,7 +424,7 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     if (reader.byte() !== b) throw corrupt('bad magic');
   }
   const version = reader.byte();
-  if (version !== VERSION) throw corrupt(`unsupported version ${version}`);
+  if (version !== VERSION_WITHOUT_ALERTS && version !== VERSION_WITH_ALERTS) throw corrupt(`unsupported version ${version}`);
   reader.readStringTable();
 
   const readings: Reading[] = [];
@@ -468,6 +487,23 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     }
     health.push({ ts, values });
   }
+  if (version === VERSION_WITHOUT_ALERTS) {
+    if (!reader.done) throw corrupt('trailing bytes');
+    return { readings, windows, health };
+  }
+  const alerts: AlertEvent[] = [];
+  const alertCount = reader.varint();
+  for (let i = 0; i < alertCount; i++) {
+    const json = reader.str();
+    const offset = reader.num();
+    let transition;
+    try {
+      transition = decodeAlertTransition(Buffer.from(json, 'utf8'));
+    } catch (err) {
+      throw corrupt(`alert ${i}: ${(err as Error).message}`);
+    }
+    alerts.push({ ...transition, offset });
+  }
   if (!reader.done) throw corrupt('trailing bytes');
-  return { readings, windows, health };
+  return { readings, windows, health, alerts };
 }

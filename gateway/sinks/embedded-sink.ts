@@ -8,7 +8,8 @@ import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowResult } from '../window/types.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
-import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
+import { ALERT_WIRE_VERSION, type AlertEvent } from '../wire/alert.js';
+import type { AlertQuery, ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
 
 export interface EmbeddedSinkOptions {
   readonly config: SinksConfig;
@@ -22,11 +23,12 @@ export interface EmbeddedRetentionResult {
   readonly readings: number;
   readonly windows: number;
   readonly health: number;
+  readonly alerts: number;
 }
 
 export interface EmbeddedSink extends Sink {
   /**
-   * Deletes readings older than rawRetention and windows/health older than windowRetention,
+   * Deletes readings older than rawRetention and windows/health/alerts older than windowRetention,
    * relative to `nowMs` (InfluxDB does this by itself with retention policies). For a cron job.
    */
   applyRetention(nowMs: number): EmbeddedRetentionResult;
@@ -40,7 +42,15 @@ export const EMBEDDED_SINK_NAME = 'embedded';
  *   readings (kind, device, ts, seq)            -- seq keeps readings sharing a ms apart
  *   windows  (kind, device, size_ms, start, grp) -- grp: the group-by values as canonical JSON
  *   health   (ts)
+ *   alerts   (id, state)                          -- one row per alert transition
+ *
+ * The alerts table is read by SQL (POST /v1/query views) as well: its columns are the wire format's
+ * fields in snake_case (`offset` is an SQL keyword: quote it, "offset"); group_json is the group as
+ * canonical JSON; the time of a row is fired_at for FIRING, resolved_at for RESOLVED.
  */
+/** The time of an alert row (an index on this expression serves the history's range). */
+const ALERT_TIME_SQL = `(CASE WHEN state = 'RESOLVED' THEN resolved_at ELSE fired_at END)`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS readings (
   kind   TEXT    NOT NULL,
@@ -68,6 +78,27 @@ CREATE TABLE IF NOT EXISTS health (
   ts   INTEGER PRIMARY KEY,
   vals TEXT    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+  id            TEXT    NOT NULL,
+  rule          TEXT    NOT NULL,
+  rule_kind     TEXT    NOT NULL,
+  severity      TEXT    NOT NULL,
+  state         TEXT    NOT NULL,
+  kind          TEXT    NOT NULL,
+  device_id     TEXT    NOT NULL,
+  group_json    TEXT    NOT NULL,
+  value         REAL,
+  threshold     REAL,
+  window_start  INTEGER,
+  window_end    INTEGER,
+  episode_start INTEGER NOT NULL,
+  fired_at      INTEGER NOT NULL,
+  resolved_at   INTEGER,
+  "offset"      INTEGER NOT NULL,
+  summary       TEXT    NOT NULL,
+  PRIMARY KEY (id, state)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (${ALERT_TIME_SQL});
 `;
 
 /** SQLite result codes after which the same write can succeed later (lock, disk full, I/O). */
@@ -124,6 +155,59 @@ interface ReadingRow {
   seq: number;
   vals: string;
 }
+interface AlertRow {
+  id: string;
+  rule: string;
+  rule_kind: AlertEvent['ruleKind'];
+  severity: AlertEvent['severity'];
+  state: AlertEvent['state'];
+  kind: string;
+  device_id: string;
+  group_json: string;
+  value: number | null;
+  threshold: number | null;
+  window_start: number | null;
+  window_end: number | null;
+  episode_start: number;
+  fired_at: number;
+  resolved_at: number | null;
+  offset: number;
+  summary: string;
+}
+
+/** SQLite GLOB of a device glob (`*`, `?`; everything else literal, so `[` is escaped as `[[]`). */
+export function sqliteGlob(glob: string): string {
+  return glob.replace(/\[/g, '[[]');
+}
+
+/** NaN and Infinity have no SQL (nor JSON) form: stored as NULL. */
+function finiteOrNull(n: number | null): number | null {
+  return n !== null && Number.isFinite(n) ? n : null;
+}
+
+function rowToAlert(row: AlertRow): AlertEvent {
+  return {
+    v: ALERT_WIRE_VERSION,
+    id: row.id,
+    rule: row.rule,
+    ruleKind: row.rule_kind,
+    severity: row.severity,
+    state: row.state,
+    kind: row.kind,
+    deviceId: row.device_id,
+    group: JSON.parse(row.group_json) as Record<string, string>,
+    value: row.value,
+    threshold: row.threshold,
+    windowStart: row.window_start,
+    windowEnd: row.window_end,
+    episodeStart: row.episode_start,
+    firedAt: row.fired_at,
+    resolvedAt: row.resolved_at,
+    summary: row.summary,
+    offset: row.offset,
+  };
+}
+
 interface WindowRow {
   kind: string;
   device: string;
@@ -163,6 +247,9 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       'INSERT OR REPLACE INTO windows (kind, device, size_ms, start, grp, end_ms, slide_ms, vals, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const insertHealth = handle.prepare<[number, string]>('INSERT OR REPLACE INTO health (ts, vals) VALUES (?, ?)');
+    const insertAlert = handle.prepare<[string, string, string, string, string, string, string, string, number | null, number | null, number | null, number | null, number, number, number | null, number, string]>(
+      'INSERT OR REPLACE INTO alerts (id, rule, rule_kind, severity, state, kind, device_id, group_json, value, threshold, window_start, window_end, episode_start, fired_at, resolved_at, "offset", summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     const writeBatch = handle.transaction((batch: SinkBatch): number => {
       let points = 0;
       if (config.writeRawReadings) {
@@ -179,6 +266,10 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
         const values = finiteValues(h.values);
         if (Object.keys(values).length === 0) continue;
         insertHealth.run(h.ts, JSON.stringify(values));
+        points++;
+      }
+      for (const a of batch.alerts ?? []) {
+        insertAlert.run(a.id, a.rule, a.ruleKind, a.severity, a.state, a.kind, a.deviceId, groupKey(a.group), finiteOrNull(a.value), finiteOrNull(a.threshold), a.windowStart, a.windowEnd, a.episodeStart, a.firedAt, a.resolvedAt, a.offset, a.summary);
         points++;
       }
       return points;
@@ -292,6 +383,37 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       }
     },
 
+    async queryAlerts(query: AlertQuery): Promise<AlertEvent[]> {
+      const handle = open();
+      const where = [`${ALERT_TIME_SQL} >= ?`, `${ALERT_TIME_SQL} < ?`];
+      const params: Array<string | number> = [query.from, query.to];
+      if (query.kind !== undefined) {
+        where.push('kind = ?');
+        params.push(query.kind);
+      }
+      if (query.device !== undefined) {
+        where.push('device_id GLOB ?');
+        params.push(sqliteGlob(query.device));
+      }
+      if (query.rule !== undefined) {
+        where.push('rule = ?');
+        params.push(query.rule);
+      }
+      if (query.severity !== undefined) {
+        where.push('severity = ?');
+        params.push(query.severity);
+      }
+      params.push(Math.max(0, Math.floor(query.limit)));
+      try {
+        const rows = handle
+          .prepare<Array<string | number>, AlertRow>(`SELECT * FROM alerts WHERE ${where.join(' AND ')} ORDER BY ${ALERT_TIME_SQL}, "offset", state LIMIT ?`)
+          .all(...params);
+        return rows.map(rowToAlert);
+      } catch (err) {
+        throw toSinkError(err, 'query');
+      }
+    },
+
     applyRetention(nowMs) {
       const handle = open();
       const raw = retentionMs(config.rawRetention);
@@ -300,6 +422,7 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
         readings: raw === null ? 0 : handle.prepare('DELETE FROM readings WHERE ts < ?').run(nowMs - raw).changes,
         windows: win === null ? 0 : handle.prepare('DELETE FROM windows WHERE start < ?').run(nowMs - win).changes,
         health: win === null ? 0 : handle.prepare('DELETE FROM health WHERE ts < ?').run(nowMs - win).changes,
+        alerts: win === null ? 0 : handle.prepare(`DELETE FROM alerts WHERE ${ALERT_TIME_SQL} < ?`).run(nowMs - win).changes,
       }));
       return purge();
     },

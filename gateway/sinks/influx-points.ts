@@ -3,7 +3,8 @@ import { GatewayError } from '../errors.js';
 import { aggregateColumn, type KindDescriptor, type Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowResult } from '../window/types.js';
-import type { HealthSample } from './types.js';
+import { ALERT_STATES, ALERT_WIRE_VERSION, RULE_KINDS, SEVERITIES, type AlertEvent } from '../wire/alert.js';
+import { alertTime, type HealthSample } from './types.js';
 
 /**
  * How the gateway's data maps onto InfluxDB points. Pure functions, so the mapping is tested
@@ -13,12 +14,16 @@ import type { HealthSample } from './types.js';
  *   <measurement>_window    windows        RP `windows`  tags device, size, group-by; fields aggregates,
  *                                                         revision, end_ms, slide_ms; time = start
  *   gateway_health          health         RP `windows`  fields as given (readings_per_s, ...)
+ *   alerts                  transitions    RP `windows`  tags id, state, rule, severity, kind, device;
+ *                                                         fields the rest (below); time = firedAt
+ *                                                         (FIRING) / resolvedAt (RESOLVED)
  *
  * Tag and field keys are snake_case (vehicle_class, speed_kmh_mean), the InfluxDB convention.
  */
 export const RAW_RETENTION_POLICY = 'raw';
 export const WINDOW_RETENTION_POLICY = 'windows';
 export const HEALTH_MEASUREMENT = 'gateway_health';
+export const ALERT_MEASUREMENT = 'alerts';
 export const DEVICE_TAG = 'device';
 export const SIZE_TAG = 'size';
 const WINDOW_META_FIELDS = ['revision', 'end_ms', 'slide_ms'] as const;
@@ -244,5 +249,80 @@ export function createInfluxMapping(kinds: KindRegistry): InfluxMapping {
         revision: asNumber(row['revision']) ?? 0,
       };
     },
+  };
+}
+
+/**
+ * An alert transition as a point. The tags make (id, state) one series, so a transition told again
+ * after a restart lands on the same point and overwrites it; two episodes of one key firing in the
+ * same millisecond stay two points (their ids differ). rule, severity, kind and device are tags
+ * too, for Grafana's filters and GROUP BY (they are the same for every point of one id). `firing`
+ * (1 / 0) lets "firing now" take the last transition of each id. Fields that are null are left
+ * out (line protocol has no null). Field names are the embedded store's column names.
+ */
+export function alertPoint(a: AlertEvent): IPoint {
+  const fields: Array<readonly [string, number | string]> = [
+    ['rule_kind', a.ruleKind],
+    ['summary', a.summary],
+    ['group_json', canonicalGroup(a.group)],
+    ['episode_start', a.episodeStart],
+    ['fired_at', a.firedAt],
+    ['offset', a.offset],
+    ['firing', a.state === 'FIRING' ? 1 : 0],
+  ];
+  if (a.value !== null) fields.push(['value', a.value]);
+  if (a.threshold !== null) fields.push(['threshold', a.threshold]);
+  if (a.windowStart !== null) fields.push(['window_start', a.windowStart]);
+  if (a.windowEnd !== null) fields.push(['window_end', a.windowEnd]);
+  if (a.resolvedAt !== null) fields.push(['resolved_at', a.resolvedAt]);
+  return {
+    measurement: ALERT_MEASUREMENT,
+    tags: { id: a.id, state: a.state, rule: a.rule, severity: a.severity, kind: a.kind, [DEVICE_TAG]: a.deviceId },
+    fields: finiteFields(fields),
+    timestamp: alertTime(a),
+  };
+}
+
+/** Group values as JSON with sorted keys (the embedded store's group_json). */
+export function canonicalGroup(group: Readonly<Record<string, string>>): string {
+  const sorted: Record<string, string> = {};
+  for (const key of Object.keys(group).sort()) sorted[key] = group[key] as string;
+  return JSON.stringify(sorted);
+}
+
+function oneOf<T extends string>(values: readonly T[], value: unknown, fallback: T): T {
+  return (values as readonly unknown[]).includes(value) ? (value as T) : fallback;
+}
+
+/** A row of `SELECT * FROM alerts` (time in ms) back into the wire format. */
+export function rowToAlert(row: InfluxRow): AlertEvent {
+  const state = oneOf(ALERT_STATES, row['state'], 'FIRING');
+  const time = asNumber(row['time']) ?? 0;
+  let group: Record<string, string> = {};
+  try {
+    group = JSON.parse(asString(row['group_json']) ?? '{}') as Record<string, string>;
+  } catch {
+    // A point not written by the gateway: no group rather than no answer.
+    group = {};
+  }
+  return {
+    v: ALERT_WIRE_VERSION,
+    id: asString(row['id']) ?? '',
+    rule: asString(row['rule']) ?? '',
+    ruleKind: oneOf(RULE_KINDS, row['rule_kind'], 'threshold'),
+    severity: oneOf(SEVERITIES, row['severity'], 'warning'),
+    state,
+    kind: asString(row['kind']) ?? '',
+    deviceId: asString(row[DEVICE_TAG]) ?? '',
+    group,
+    value: asNumber(row['value']),
+    threshold: asNumber(row['threshold']),
+    windowStart: asNumber(row['window_start']),
+    windowEnd: asNumber(row['window_end']),
+    episodeStart: asNumber(row['episode_start']) ?? time,
+    firedAt: asNumber(row['fired_at']) ?? time,
+    resolvedAt: asNumber(row['resolved_at']) ?? (state === 'RESOLVED' ? time : null),
+    summary: asString(row['summary']) ?? '',
+    offset: asNumber(row['offset']) ?? -1,
   };
 }

@@ -7,8 +7,12 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowResult } from '../window/types.js';
+import type { AlertEvent } from '../wire/alert.js';
 import {
+  ALERT_MEASUREMENT,
+  alertPoint,
   createInfluxMapping,
+  rowToAlert,
   DEVICE_TAG,
   formatSize,
   RAW_RETENTION_POLICY,
@@ -17,7 +21,7 @@ import {
   type InfluxRow,
 } from './influx-points.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
-import type { ReadingQuery, Sink, SinkBatch, WindowQuery } from './types.js';
+import { alertTime, type AlertQuery, type ReadingQuery, type Sink, type SinkBatch, type WindowQuery } from './types.js';
 
 export interface InfluxSinkOptions {
   readonly config: SinksConfig;
@@ -185,6 +189,15 @@ function timeRange(from: number, to: number): string {
   return `time >= ${clampInfluxTime(from)}ms AND time < ${clampInfluxTime(to)}ms`;
 }
 
+/** An InfluxQL regex literal matching exactly the device glob (`*` any run, `?` one character). */
+export function globRegexLiteral(glob: string): string {
+  const body = glob
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')))
+    .join('');
+  return `/^${body}$/`;
+}
+
 function limitOf(limit: number): number {
   return Math.max(0, Math.floor(limit));
 }
@@ -274,6 +287,7 @@ export function createInfluxSink(options: InfluxSinkOptions): Sink {
         const point = mapping.healthPoint(sample);
         if (point !== null) windowed.push(point);
       }
+      for (const a of batch.alerts ?? []) windowed.push(alertPoint(a));
       await writeChunks(raw, RAW_RETENTION_POLICY, 'u');
       await writeChunks(windowed, WINDOW_RETENTION_POLICY, 'ms');
       metrics?.written(INFLUX_SINK_NAME, raw.length + windowed.length, (performance.now() - startedAt) / 1000);
@@ -343,6 +357,22 @@ export function createInfluxSink(options: InfluxSinkOptions): Sink {
         `SELECT * FROM ${measurement} WHERE ${timeRange(query.from, query.to)}${deviceFilter(query.deviceId)}` +
         ` ORDER BY time ASC LIMIT ${limit}`;
       return (await select(q, 'u')).map((row) => mapping.rowToReading(query.kind, row));
+    },
+
+    async queryAlerts(query: AlertQuery): Promise<AlertEvent[]> {
+      assertOpen();
+      const limit = limitOf(query.limit);
+      if (limit === 0) return [];
+      const measurement = `${escape.quoted(WINDOW_RETENTION_POLICY)}.${escape.quoted(ALERT_MEASUREMENT)}`;
+      const where = [timeRange(query.from, query.to)];
+      if (query.kind !== undefined) where.push(`${escape.quoted('kind')} = ${escape.stringLit(query.kind)}`);
+      if (query.device !== undefined) where.push(`${escape.quoted(DEVICE_TAG)} =~ ${globRegexLiteral(query.device)}`);
+      if (query.rule !== undefined) where.push(`${escape.quoted('rule')} = ${escape.stringLit(query.rule)}`);
+      if (query.severity !== undefined) where.push(`${escape.quoted('severity')} = ${escape.stringLit(query.severity)}`);
+      const q = `SELECT * FROM ${measurement} WHERE ${where.join(' AND ')} ORDER BY time ASC LIMIT ${limit}`;
+      const alerts = (await select(q, 'ms')).map(rowToAlert);
+      // Transitions of one millisecond in log order, as the embedded store gives them.
+      return alerts.sort((a, b) => alertTime(a) - alertTime(b) || a.offset - b.offset);
     },
 
     async close() {

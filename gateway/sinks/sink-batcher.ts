@@ -5,9 +5,10 @@ import type { EventBus } from '../events.js';
 import type { HealthSample, SinkBatch } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
+import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
 
 /**
- * Collects readings, windows and health samples into sink batches of at most `maxPoints`, and
+ * Collects readings, windows, health samples and alert transitions into sink batches of at most `maxPoints`, and
  * hands each full batch (or, on the interval, each non-empty one) to `enqueue`, which appends it
  * to the log's outbox (sender-based logging). Memory is bounded by `maxPoints`: a full batch is
  * handed over synchronously, and the outbox keeps it on disk, not in the heap.
@@ -46,13 +47,19 @@ interface Waiting {
 }
 
 function pointsOf(b: SinkBatch): number {
-  return b.readings.length + b.windows.length + b.health.length;
+  return b.readings.length + b.windows.length + b.health.length + (b.alerts?.length ?? 0);
+}
+
+/** The batch of these parts; `alerts` only when there are some (a batch without is codec version 1). */
+function batchOf(readings: Reading[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[]): SinkBatch {
+  return alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
 }
 
 export class SinkBatcher {
   private readings: Reading[] = [];
   private windows: WindowResult[] = [];
   private health: HealthSample[] = [];
+  private alerts: AlertEvent[] = [];
   private timer: NodeJS.Timeout | null = null;
   private lastDurable: Promise<unknown> = Promise.resolve();
   private readonly waiting: Waiting[] = [];
@@ -72,7 +79,7 @@ export class SinkBatcher {
   }
 
   get pendingPoints(): number {
-    return this.readings.length + this.windows.length + this.health.length;
+    return this.readings.length + this.windows.length + this.health.length + this.alerts.length;
   }
 
   /** Batches waiting for the log to take them again. */
@@ -94,6 +101,12 @@ export class SinkBatcher {
     this.health.push(h);
   }
 
+  /** An alert transition with the offset of its log record. */
+  addAlert(a: AlertEvent): void {
+    this.alerts.push(a);
+    if (this.pendingPoints >= this.options.maxPoints) void this.flush();
+  }
+
   /**
    * Hands the pending batch to the outbox. The append itself happens synchronously (so a
    * checkpoint taken right after covers it); the promise settles when it, and every batch
@@ -101,10 +114,11 @@ export class SinkBatcher {
    */
   flush(): Promise<unknown> {
     if (this.pendingPoints > 0) {
-      const batch: SinkBatch = { readings: this.readings, windows: this.windows, health: this.health };
+      const batch = batchOf(this.readings, this.windows, this.health, this.alerts);
       this.readings = [];
       this.windows = [];
       this.health = [];
+      this.alerts = [];
       const durable =
         this.waiting.length > 0 || this.retrying !== null
           ? this.wait(batch)
@@ -138,11 +152,12 @@ export class SinkBatcher {
     const last = this.waiting[this.waiting.length - 1];
     // The last entry is not being appended unless it is also the first (the one in flight).
     if (last !== undefined && (this.waiting.length > 1 || this.retrying === null) && pointsOf(last.batch) + pointsOf(batch) <= this.options.maxPoints) {
-      last.batch = {
-        readings: last.batch.readings.concat(batch.readings),
-        windows: last.batch.windows.concat(batch.windows),
-        health: last.batch.health.concat(batch.health),
-      };
+      last.batch = batchOf(
+        last.batch.readings.concat(batch.readings),
+        last.batch.windows.concat(batch.windows),
+        last.batch.health.concat(batch.health),
+        (last.batch.alerts ?? []).concat(batch.alerts ?? []),
+      );
       return last.done;
     }
     let resolve!: () => void;
@@ -208,11 +223,18 @@ export class SinkBatcher {
 
 /**
  * Feeds the batcher from the event bus: every emitted window (live and replayed: the store's
- * writes are idempotent), and with `writeRawReadings` every reading that passed dedup.
- * Returns the function that unsubscribes.
+ * writes are idempotent), every alert transition (also one told again after a restart, `logged`:
+ * it lands on the same row/point, identity (id, state), with the offset of its first record), and
+ * with `writeRawReadings` every reading that passed dedup. A transition the log refused (offset
+ * -1) is not stored: it reached no one else either. Returns the function that unsubscribes.
  */
 export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, options: { readonly writeRawReadings: boolean }): () => void {
-  const off = [events.on('window.emitted', (e) => batcher.addWindow(e.window))];
+  const off = [
+    events.on('window.emitted', (e) => batcher.addWindow(e.window)),
+    events.on('alert.transition', (e) => {
+      if (e.offset >= 0) batcher.addAlert(toAlertEvent(e.transition, e.offset));
+    }),
+  ];
   if (options.writeRawReadings) {
     off.push(
       events.on('reading.durable', (e) => {

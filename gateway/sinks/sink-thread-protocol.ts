@@ -1,7 +1,7 @@
 /** Messages between the gateway's thread and the sink thread (structured-clone data only). */
 import type { SinksConfig } from '../config/config.js';
 import type { KindDescriptor } from '../kinds/kind-descriptor.js';
-import type { ReadingQuery, WindowQuery } from './types.js';
+import type { AlertQuery, ReadingQuery, WindowQuery } from './types.js';
 
 export interface SinkThreadData {
   readonly config: SinksConfig;
@@ -17,6 +17,8 @@ export type SinkThreadRequest = { readonly id: number } & (
   | { readonly op: 'queryReadings'; readonly query: ReadingQuery }
   | { readonly op: 'queryWindowsJson'; readonly query: WindowQuery }
   | { readonly op: 'queryReadingsJson'; readonly query: ReadingQuery }
+  | { readonly op: 'queryAlerts'; readonly query: AlertQuery }
+  | { readonly op: 'queryAlertsJson'; readonly query: AlertQuery }
   | { readonly op: 'applyRetention'; readonly nowMs: number }
   | { readonly op: 'close' }
 );

@@ -8,12 +8,13 @@ import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowResult } from '../window/types.js';
+import type { AlertEvent } from '../wire/alert.js';
 import { encodeBatch } from './batch-codec.js';
 import { EMBEDDED_SINK_NAME, type EmbeddedRetentionResult } from './embedded-sink.js';
 import { INFLUX_SINK_NAME } from './influx-sink.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
 import type { SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
-import type { ReadingQuery, SerializedRows, SerializingSink, Sink, SinkBatch, WindowQuery } from './types.js';
+import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, SinkBatch, WindowQuery } from './types.js';
 
 /**
  * The configured sink (InfluxDB or the embedded store) on a thread of its own. The gateway's
@@ -134,6 +135,12 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
     },
     queryReadingsJson(query: ReadingQuery) {
       return call({ op: 'queryReadingsJson', query }) as Promise<SerializedRows>;
+    },
+    queryAlerts(query: AlertQuery) {
+      return call({ op: 'queryAlerts', query }) as Promise<AlertEvent[]>;
+    },
+    queryAlertsJson(query: AlertQuery) {
+      return call({ op: 'queryAlertsJson', query }) as Promise<SerializedRows>;
     },
     applyRetention(nowMs: number) {
       return call({ op: 'applyRetention', nowMs }) as Promise<EmbeddedRetentionResult | null>;

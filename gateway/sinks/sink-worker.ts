@@ -73,6 +73,12 @@ async function handle(request: SinkThreadRequest): Promise<unknown> {
       return sink.queryWindows(request.query);
     case 'queryReadings':
       return sink.queryReadings(request.query);
+    case 'queryAlerts':
+      return sink.queryAlerts(request.query);
+    case 'queryAlertsJson': {
+      const rows = await sink.queryAlerts(request.query);
+      return { count: rows.length, json: JSON.stringify(rows) };
+    }
     case 'queryWindowsJson':
     case 'queryReadingsJson': {
       // Serialized here, on the sink thread: one string crosses to the main thread.

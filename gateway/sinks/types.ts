@@ -1,5 +1,6 @@
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
+import type { AlertEvent, Severity } from '../wire/alert.js';
 
 /** A health sample of the gateway itself, written every few seconds so Grafana can chart it. */
 export interface HealthSample {
@@ -12,6 +13,12 @@ export interface SinkBatch {
   readonly readings: readonly Reading[];
   readonly windows: readonly WindowResult[];
   readonly health: readonly HealthSample[];
+  /**
+   * Alert transitions with the log offset of their record. Optional: a batch without alerts (and
+   * every batch logged before alerts were stored) has none. Identity (id, state): a transition
+   * told again after a restart overwrites its row/point.
+   */
+  readonly alerts?: readonly AlertEvent[];
 }
 
 export interface WindowQuery {
@@ -32,6 +39,25 @@ export interface ReadingQuery {
 }
 
 /**
+ * Alert transitions of [from, to) by their time (firedAt for FIRING, resolvedAt for RESOLVED),
+ * oldest first; `device` is a glob (`*` any run, `?` one character).
+ */
+export interface AlertQuery {
+  readonly from: number;
+  readonly to: number;
+  readonly kind?: string;
+  readonly device?: string;
+  readonly rule?: string;
+  readonly severity?: Severity;
+  readonly limit: number;
+}
+
+/** The time an alert transition is filed under in the store: firedAt for FIRING, resolvedAt for RESOLVED. */
+export function alertTime(a: Pick<AlertEvent, 'state' | 'firedAt' | 'resolvedAt'>): number {
+  return a.state === 'RESOLVED' && a.resolvedAt !== null ? a.resolvedAt : a.firedAt;
+}
+
+/**
  * Stage contract for a time-series store. `write` resolves only when the store has the batch
  * durably; it rejects with a GatewayError whose `retryable` says whether backing off can help.
  * Writes are idempotent: the same reading/window identity overwrites, never duplicates.
@@ -42,6 +68,7 @@ export interface Sink {
   write(batch: SinkBatch): Promise<void>;
   queryWindows(query: WindowQuery): Promise<WindowResult[]>;
   queryReadings(query: ReadingQuery): Promise<Reading[]>;
+  queryAlerts(query: AlertQuery): Promise<AlertEvent[]>;
   /** Idempotent. */
   close(): Promise<void>;
 }
@@ -60,4 +87,5 @@ export interface SerializedRows {
 export interface SerializingSink extends Sink {
   queryWindowsJson(query: WindowQuery): Promise<SerializedRows>;
   queryReadingsJson(query: ReadingQuery): Promise<SerializedRows>;
+  queryAlertsJson(query: AlertQuery): Promise<SerializedRows>;
 }

@@ -7,12 +7,18 @@ import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createInfluxSink } from '../../../gateway/sinks/influx-sink.js';
 import type { HealthSample, Sink, SinkBatch } from '../../../gateway/sinks/types.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
+import { MAX_QUERY_TIME_MS } from '../../../gateway/http/query-params.js';
+import type { AlertEvent } from '../../../gateway/wire/alert.js';
+import { bridgeSeries, heartRateSeries, publishSeries } from '../../helpers/alert-traffic.js';
+import { startTestGateway } from '../../helpers/gateway.js';
 import { startInfluxd, type InfluxdHandle } from '../../helpers/influxd.js';
+import { eventually } from '../../helpers/metrics.js';
 import { baseSinksConfig, bridgeReading, bridgeWindow, heartRateReading, heartRateWindow } from '../sinks/sink-contract.js';
 
 /*
- * Every query of every provisioned dashboard (panel targets and template variables) runs against
- * a real InfluxDB filled by the InfluxDB sink with realistic data, with Grafana's macros expanded
+ * Every query of every provisioned dashboard (panel targets, annotations and template variables)
+ * runs against a real InfluxDB filled by the InfluxDB sink with realistic data, and with the
+ * alerts a real gateway raised from readings published over MQTT, with Grafana's macros expanded
  * the way Grafana expands them. A misspelled field, tag, measurement or retention policy returns
  * no rows, and the test fails naming the panel.
  */
@@ -44,11 +50,19 @@ interface Variable {
   readonly current?: { readonly value?: string };
   readonly includeAll?: boolean;
 }
+interface Annotation {
+  readonly name: string;
+  readonly query: string;
+  readonly textColumn?: string;
+  readonly tagsColumn?: string;
+  readonly datasource?: { readonly uid?: string; readonly type?: string };
+}
 interface Dashboard {
   readonly uid: string;
   readonly title: string;
   readonly panels: readonly Panel[];
   readonly templating: { readonly list: readonly Variable[] };
+  readonly annotations: { readonly list: readonly Annotation[] };
 }
 
 const files = readdirSync(DASHBOARDS_DIR).filter((f) => f.endsWith('.json'));
@@ -83,6 +97,10 @@ function interpolate(query: string, variables: Readonly<Record<string, readonly 
 
 interface QueryOutcome {
   readonly error: string | null;
+  /** Column names of the first series. */
+  readonly columns: string[];
+  /** The rows as column -> value. */
+  readonly records: Array<Record<string, unknown>>;
   /** Rows with at least one non-null value besides time. */
   readonly rows: number;
   readonly values: unknown[];
@@ -98,22 +116,47 @@ async function run(query: string): Promise<QueryOutcome> {
     error?: string;
     results?: Array<{ error?: string; series?: Array<{ columns: string[]; values: unknown[][]; tags?: Record<string, string> }> }>;
   };
-  if (body.error !== undefined) return { error: body.error, rows: 0, values: [], tags: [] };
+  if (body.error !== undefined) return { error: body.error, columns: [], records: [], rows: 0, values: [], tags: [] };
   let rows = 0;
   const values: unknown[] = [];
   const tags: Array<Record<string, string>> = [];
+  const records: Array<Record<string, unknown>> = [];
+  let columns: string[] = [];
   for (const result of body.results ?? []) {
-    if (result.error !== undefined) return { error: result.error, rows: 0, values: [], tags: [] };
+    if (result.error !== undefined) return { error: result.error, columns: [], records: [], rows: 0, values: [], tags: [] };
     for (const series of result.series ?? []) {
       if (series.tags !== undefined) tags.push(series.tags);
+      if (columns.length === 0) columns = series.columns;
       for (const row of series.values) {
+        records.push(Object.fromEntries(series.columns.map((c, i) => [c, row[i]])));
         const data = row.filter((_, i) => series.columns[i] !== 'time');
         if (data.some((v) => v !== null)) rows++;
         values.push(...data);
       }
     }
   }
-  return { error: null, rows, values, tags };
+  return { error: null, columns, records, rows, values, tags };
+}
+
+/**
+ * Alert traffic for a real gateway: on every device of the dashboards, an episode of the built-in
+ * rule that fires and resolves, then one that fires and is still firing at the end.
+ */
+async function raiseAlerts(now: number): Promise<void> {
+  const gw = await startTestGateway({ sinks: { influxUrl: `${influxd.url}/${DATABASE}`, flushIntervalMs: 50 } });
+  try {
+    const start = now - 20 * 60_000;
+    for (const athlete of ATHLETES) await publishSeries(gw.ports.mqtt, athlete, heartRateSeries(start, [80, 80, 80, 210, 210, 80, 80, 210, 210]));
+    for (const bridge of BRIDGES) await publishSeries(gw.ports.mqtt, bridge, bridgeSeries(start, [30, 2, 30]));
+    // Two FIRING and one RESOLVED per device, in the store (the gateway's history reads InfluxDB).
+    await eventually(
+      async () => ((await (await fetch(`http://127.0.0.1:${gw.ports.http}/v1/alerts/history?from=${start - 60_000}`)).json()) as { alerts: AlertEvent[] }).alerts,
+      (alerts) => [...ATHLETES, ...BRIDGES].every((d) => alerts.filter((a) => a.deviceId === d && a.ruleKind === 'threshold').length === 3),
+      30_000,
+    );
+  } finally {
+    await gw.dispose();
+  }
 }
 
 function testData(now: number): SinkBatch[] {
@@ -157,6 +200,8 @@ function testData(now: number): SinkBatch[] {
 }
 
 const range = { from: 0, to: 0 };
+/** Every alert transition in the store once the gateway stopped (read through the sink: the oracle). */
+let storedAlerts: AlertEvent[] = [];
 /** Values every query variable can take; the chosen single value is the first. */
 const variableValues: Record<string, readonly string[]> = {};
 
@@ -166,6 +211,8 @@ beforeAll(async () => {
   await sink.start();
   const now = Date.now();
   for (const batch of testData(now)) await sink.write(batch);
+  await raiseAlerts(now);
+  storedAlerts = await sink.queryAlerts({ from: 0, to: MAX_QUERY_TIME_MS, limit: 10_000 });
   await sink.close();
   range.from = now - 3_600_000;
   range.to = now;
@@ -176,7 +223,20 @@ beforeAll(async () => {
   }
   variableValues['athlete'] = ATHLETES;
   variableValues['bridge'] = BRIDGES;
-});
+}, 120_000);
+
+/** The devices a dashboard's alert queries cover for one choice of its variables (all kinds on the health dashboard). */
+function alertScope(dashboard: Dashboard, vars: Readonly<Record<string, readonly string[]>>): (a: AlertEvent) => boolean {
+  if (dashboard.uid.includes('heart-rate')) return (a) => a.kind === 'heart-rate' && vars['athlete']!.includes(a.deviceId);
+  if (dashboard.uid.includes('bridge')) return (a) => a.kind === 'bridge' && vars['bridge']!.includes(a.deviceId);
+  return () => true;
+}
+
+/** Episodes whose last transition is a FIRING. */
+function firingNow(alerts: readonly AlertEvent[]): AlertEvent[] {
+  const resolved = new Set(alerts.filter((a) => a.state === 'RESOLVED').map((a) => a.id));
+  return alerts.filter((a) => a.state === 'FIRING' && !resolved.has(a.id));
+}
 
 afterAll(async () => {
   await influxd?.stop();
@@ -237,6 +297,46 @@ describe.each(dashboards)('dashboard $file', ({ dashboard }) => {
         expect(outcome.tags.length, `alias ${target.alias}`).toBeGreaterThan(0);
         for (const tags of outcome.tags) expect(Object.keys(tags), `alias ${target.alias}`).toContain(key);
       }
+    }
+  });
+});
+
+describe.each(dashboards)('alerts on dashboard $file', ({ dashboard }) => {
+  const single = (): Record<string, readonly string[]> => Object.fromEntries(Object.entries(variableValues).map(([k, v]) => [k, v.slice(0, 1)]));
+  const annotations = dashboard.annotations.list.map((a) => ({ name: a.name, annotation: a }));
+
+  it('should mark FIRING and RESOLVED transitions with annotations and have a "firing now" table', () => {
+    expect(annotations.map((a) => a.name)).toEqual(expect.arrayContaining(['Alerts fired', 'Alerts resolved']));
+    expect(panelsOf(dashboard.panels).filter((p) => p.title === 'Alerts firing now' && p.type === 'table')).toHaveLength(1);
+  });
+
+  it.each(annotations)('annotation "$name" should return exactly the transitions the gateway stored, for one value and for All', ({ annotation }) => {
+    return (async () => {
+      expect(annotation.datasource?.uid).toBe('pulsegate');
+      const state = annotation.name === 'Alerts fired' ? 'FIRING' : 'RESOLVED';
+      for (const vars of [single(), variableValues]) {
+        const query = interpolate(annotation.query, vars, range);
+        expect(query, 'every Grafana variable is expanded').not.toMatch(/\$(?!\/)[{[\w]/);
+        const outcome = await run(query);
+        expect(outcome.error, query).toBeNull();
+        const expected = storedAlerts.filter((a) => a.state === state && a.firedAt >= range.from && alertScope(dashboard, vars)(a));
+        expect(expected.length, 'the gateway raised alerts for this dashboard').toBeGreaterThan(0);
+        expect(outcome.records.map((r) => r[annotation.textColumn!]).sort(), query).toEqual(expected.map((a) => a.summary).sort());
+        for (const column of (annotation.tagsColumn ?? '').split(',')) expect(outcome.columns, `tagsColumn ${column}`).toContain(column);
+      }
+    })();
+  });
+
+  const firingPanel = panelsOf(dashboard.panels).find((p) => p.title === 'Alerts firing now');
+  it('panel "Alerts firing now" should list exactly the episodes still firing, for one value and for All', async () => {
+    expect(firingPanel).toBeDefined();
+    for (const vars of [single(), variableValues]) {
+      const query = interpolate(firingPanel!.targets![0]!.query, vars, range);
+      const outcome = await run(query);
+      expect(outcome.error, query).toBeNull();
+      const expected = firingNow(storedAlerts).filter(alertScope(dashboard, vars));
+      expect(expected.length, 'some episodes are still firing').toBeGreaterThan(0);
+      expect(outcome.records.map((r) => [r['rule'], r['device'], r['severity'], r['fired_at'], r['summary']]).sort(), query).toEqual(expected.map((a) => [a.rule, a.deviceId, a.severity, a.firedAt, a.summary]).sort());
     }
   });
 });

@@ -9,7 +9,7 @@ import type { HttpConfig } from '../../../gateway/config/config.js';
 import { createHttpServer, type HttpServer } from '../../../gateway/http/http-server.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createThreadedSink } from '../../../gateway/sinks/sink-thread.js';
-import type { ReadingQuery, Sink, WindowQuery } from '../../../gateway/sinks/types.js';
+import type { AlertQuery, ReadingQuery, Sink, WindowQuery } from '../../../gateway/sinks/types.js';
 import { eventually, sample, scrape } from '../../helpers/metrics.js';
 import { baseSinksConfig, BASE_TS, heartRateReading, heartRateWindow } from '../sinks/sink-contract.js';
 
@@ -65,6 +65,7 @@ function gated(inner: Sink): GatedSink {
     write: (batch) => inner.write(batch),
     queryReadings: (q: ReadingQuery) => pass(q.deviceId ?? '*', () => inner.queryReadings(q)),
     queryWindows: (q: WindowQuery) => pass(q.deviceId ?? '*', () => inner.queryWindows(q)),
+    queryAlerts: (q: AlertQuery) => pass(q.device ?? '*', () => inner.queryAlerts(q)),
     close: () => inner.close(),
   };
   return sink;

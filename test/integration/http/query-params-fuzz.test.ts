@@ -22,12 +22,12 @@ describe('query parameters under fuzz', () => {
     const rand = mulberry32(0x9e17);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const values = [
-      '', '0', '-1', '1', '9999999999999', '99999999999999999999', '1e3', '0x10', ' 10', '10 ', 'NaN', 'Infinity', '-Infinity',
+      'critical', 'warning', 'heart-rate-spike', '*', 'athlete-?', '[', '/^.*$/', '', '0', '-1', '1', '9999999999999', '99999999999999999999', '1e3', '0x10', ' 10', '10 ', 'NaN', 'Infinity', '-Infinity',
       'now', 'now-15m', 'now-', 'now-1x', 'now-99999999999d', '2026-01-01', '2026-13-45', '1970-01-01T00:00:00Z', '+275760-09-13T00:00:00.000Z',
       'heart-rate', 'bridge', 'nope', '__proto__', 'constructor', '%00', '%ff', '%E2%80%8B', "'; DROP TABLE readings; --", '"', '\\', 'x'.repeat(5000),
       '10s', '1m', '0s', '-10s', '1000000000d',
     ];
-    const names = ['kind', 'device', 'from', 'to', 'size', 'limit', 'kind', 'from', 'x', '__proto__', 'limit[]', 'from[a]'];
+    const names = ['kind', 'device', 'from', 'to', 'size', 'limit', 'kind', 'from', 'x', '__proto__', 'limit[]', 'from[a]', 'rule', 'severity'];
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
     const t0 = Date.now() - 60_000;
     let seq = 0;
@@ -36,7 +36,7 @@ describe('query parameters under fuzz', () => {
     for (let i = 0; i < 600; i++) {
       const parts = Array.from({ length: Math.floor(rand() * 7) }, () => `${pick(names)}=${encodeURIComponent(pick(values)).replace(/%25/g, rand() < 0.5 ? '%' : '%25')}`);
       if (rand() < 0.6) parts.unshift(`kind=${pick(['heart-rate', 'bridge'])}`);
-      const path = `${pick(['/v1/readings', '/v1/windows'])}?${parts.join('&')}`;
+      const path = `${pick(['/v1/readings', '/v1/windows', '/v1/alerts/history'])}?${parts.join('&')}`;
       const res = await fetch(`http://127.0.0.1:${gw.ports.http}${path}`);
       const body = await res.text();
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);

@@ -70,7 +70,7 @@ describe('embedded sink', () => {
       windows: [heartRateWindow('a', now - 2 * 86_400_000, 10_000, [70]), heartRateWindow('a', now - 7_200_000, 10_000, [70])],
       health: [{ ts: now - 2 * 86_400_000, values: { heap_mb: 1 } }],
     });
-    expect(sink.applyRetention(now)).toEqual({ readings: 1, windows: 1, health: 1 });
+    expect(sink.applyRetention(now)).toEqual({ readings: 1, windows: 1, health: 1, alerts: 0 });
     expect((await sink.queryReadings({ kind: 'heart-rate', from: 0, to: now, limit: 10 })).map((r) => r.seq)).toEqual([2]);
     expect(await sink.queryWindows({ kind: 'heart-rate', from: 0, to: now, limit: 10 })).toHaveLength(1);
     await sink.close();

@@ -3,8 +3,9 @@ import type { SinksConfig } from '../../../gateway/config/config.js';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { MAX_QUERY_TIME_MS } from '../../../gateway/http/http-server.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
-import type { Sink, SinkBatch } from '../../../gateway/sinks/types.js';
+import type { AlertQuery, Sink, SinkBatch } from '../../../gateway/sinks/types.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
+import { ALERT_WIRE_VERSION, alertId, type AlertEvent } from '../../../gateway/wire/alert.js';
 
 /**
  * One suite every sink must pass (write, read back, idempotent resends, query filters, close).
@@ -86,8 +87,64 @@ export function bridgeWindow(deviceId: string, start: number, sizeMs: number, ve
   };
 }
 
+/**
+ * One alert transition as the engine tells it, with the offset of its log record. FIRING at
+ * `at`; RESOLVED (resolvedAt) at `at` too, the episode having fired `firedAgoMs` before.
+ */
+export function alertEvent(o: {
+  rule?: string;
+  ruleKind?: AlertEvent['ruleKind'];
+  severity?: AlertEvent['severity'];
+  state?: AlertEvent['state'];
+  kind?: string;
+  deviceId?: string;
+  group?: Record<string, string>;
+  episodeStart: number;
+  at: number;
+  firedAgoMs?: number;
+  offset: number;
+  value?: number | null;
+  summary?: string;
+}): AlertEvent {
+  const state = o.state ?? 'FIRING';
+  const rule = o.rule ?? 'heart-rate-spike';
+  const deviceId = o.deviceId ?? 'athlete-1';
+  const group = o.group ?? {};
+  const key = Object.keys(group).length === 0 ? deviceId : `${deviceId}/${Object.keys(group).sort().map((k) => `${k}=${group[k]}`).join(',')}`;
+  const silence = o.ruleKind === 'silence';
+  return {
+    v: ALERT_WIRE_VERSION,
+    id: alertId(rule, key, o.episodeStart),
+    rule,
+    ruleKind: o.ruleKind ?? 'threshold',
+    severity: o.severity ?? 'critical',
+    state,
+    kind: o.kind ?? 'heart-rate',
+    deviceId,
+    group,
+    value: o.value === undefined ? 204.5 : o.value,
+    threshold: silence && state === 'RESOLVED' ? null : state === 'FIRING' ? 200 : 190,
+    windowStart: silence ? null : o.at - 10_000,
+    windowEnd: silence ? null : o.at,
+    episodeStart: o.episodeStart,
+    firedAt: state === 'FIRING' ? o.at : o.at - (o.firedAgoMs ?? 20_000),
+    resolvedAt: state === 'RESOLVED' ? o.at : null,
+    summary: o.summary ?? `${rule}: ${deviceId} ${state}`,
+    offset: o.offset,
+  };
+}
+
 function batch(parts: Partial<SinkBatch>): SinkBatch {
-  return { readings: parts.readings ?? [], windows: parts.windows ?? [], health: parts.health ?? [] };
+  return { readings: parts.readings ?? [], windows: parts.windows ?? [], health: parts.health ?? [], ...(parts.alerts !== undefined ? { alerts: parts.alerts } : {}) };
+}
+
+const alertTimeOf = (a: AlertEvent): number => (a.state === 'RESOLVED' ? a.resolvedAt! : a.firedAt);
+const byAlertTime = (as: readonly AlertEvent[]): AlertEvent[] => [...as].sort((a, b) => alertTimeOf(a) - alertTimeOf(b) || a.offset - b.offset);
+
+/** A sink that ages out its own rows (the embedded store) does it now; InfluxDB does it by itself. */
+async function applyRetention(sink: Sink, nowMs: number): Promise<void> {
+  const retaining = sink as Sink & { applyRetention?: (now: number) => unknown };
+  if (typeof retaining.applyRetention === 'function') await retaining.applyRetention(nowMs);
 }
 
 const readingKey = (r: Reading): string => `${r.kind}|${r.deviceId}|${String(r.ts).padStart(15, '0')}|${String(r.seq).padStart(12, '0')}`;
@@ -286,6 +343,85 @@ export function runSinkContract(harness: SinkContractHarness): void {
       );
       expect(isGatewayError(err, 'GW_ERR_SINK_WRITE')).toBe(true);
       expect((err as { retryable: boolean }).retryable).toBe(false);
+    });
+
+    describe('alerts', () => {
+      const spikeStart = BASE_TS + 10_000;
+      const episode = [
+        alertEvent({ episodeStart: spikeStart, at: spikeStart + 10_000, offset: 1_000 }),
+        alertEvent({ episodeStart: spikeStart, at: spikeStart + 40_000, firedAgoMs: 30_000, state: 'RESOLVED', value: 150, offset: 1_200 }),
+      ];
+      const truck = alertEvent({ rule: 'bridge-truck-surge', severity: 'warning', kind: 'bridge', deviceId: 'bridge-a', group: { lane: '2' }, episodeStart: BASE_TS, at: BASE_TS + 60_000, value: 31, offset: 1_100 });
+      const silent = alertEvent({ rule: 'device-silent', ruleKind: 'silence', severity: 'warning', deviceId: 'athlete-2', episodeStart: BASE_TS + 5_000, at: BASE_TS + 35_000, value: 30, offset: 1_050 });
+      const all = [...episode, truck, silent];
+      const history = (sink: Sink, q: Partial<AlertQuery> = {}) => sink.queryAlerts({ ...FOREVER, limit: 100, ...q });
+
+      it('should read back alert transitions exactly as written, in time order', async () => {
+        const sink = await fresh();
+        await sink.write(batch({ alerts: all, windows: [windows[0]!] }));
+        expect(await history(sink)).toEqual(byAlertTime(all));
+        // The windows of the same batch are stored too.
+        expect(await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([windows[0]]);
+      });
+
+      it('should overwrite a transition told again after a restart (same id and state), not add one', async () => {
+        const sink = await fresh();
+        await sink.write(batch({ alerts: all }));
+        // Told again: the same id and state, a value and summary that differ (a silence check at another moment).
+        const retold = { ...silent, value: 42, summary: 'device-silent: athlete-2 silent for 42 s' };
+        await sink.write(batch({ alerts: [retold, episode[0]!] }));
+        await sink.write(batch({ alerts: [retold] }));
+        expect(await history(sink)).toEqual(byAlertTime([...episode, truck, retold]));
+      });
+
+      it('should keep two episodes of one key that fire in the same millisecond apart', async () => {
+        const sink = await fresh();
+        const at = BASE_TS + 90_000;
+        const first = alertEvent({ episodeStart: BASE_TS + 70_000, at, offset: 2_000 });
+        const second = alertEvent({ episodeStart: BASE_TS + 80_000, at, offset: 2_001 });
+        await sink.write(batch({ alerts: [second, first] }));
+        expect(await history(sink)).toEqual([first, second]);
+      });
+
+      it('should answer history queries in [from, to) of firedAt / resolvedAt, filtered by kind, device glob, rule, severity and limit', async () => {
+        const sink = await fresh();
+        await sink.write(batch({ alerts: all }));
+        const fired = episode[0]!;
+        const resolved = episode[1]!;
+        // [from, to): the FIRING at `from` is in, the RESOLVED at `to` is out.
+        // (the silence fired between the two; the truck surge after both)
+        expect(await history(sink, { from: fired.firedAt, to: resolved.resolvedAt! })).toEqual([fired, silent]);
+        expect(await history(sink, { from: fired.firedAt + 1, to: resolved.resolvedAt! + 1 })).toEqual([silent, resolved]);
+        expect(await history(sink, { kind: 'bridge' })).toEqual([truck]);
+        expect(await history(sink, { device: 'athlete-?' })).toEqual(byAlertTime([...episode, silent]));
+        expect(await history(sink, { device: 'bridge*' })).toEqual([truck]);
+        expect(await history(sink, { device: 'athlete' })).toEqual([]);
+        expect(await history(sink, { rule: 'heart-rate-spike' })).toEqual(episode);
+        expect(await history(sink, { severity: 'warning' })).toEqual(byAlertTime([truck, silent]));
+        expect(await history(sink, { severity: 'info' })).toEqual([]);
+        expect(await history(sink, { limit: 2 })).toEqual(byAlertTime(all).slice(0, 2));
+        expect(await history(sink, { limit: 0 })).toEqual([]);
+        expect(await history(sink, { from: 0, to: MAX_QUERY_TIME_MS })).toHaveLength(all.length);
+      });
+
+      it('should keep glob metacharacters of other languages literal in a device filter', async () => {
+        const sink = await fresh();
+        const odd = alertEvent({ deviceId: 'a.b[1]/c', episodeStart: BASE_TS, at: BASE_TS + 10_000, offset: 3_000 });
+        const near = alertEvent({ deviceId: 'aXb[1]/c', episodeStart: BASE_TS, at: BASE_TS + 10_000, offset: 3_001 });
+        await sink.write(batch({ alerts: [odd, near] }));
+        expect(await history(sink, { device: 'a.b[1]/c' })).toEqual([odd]);
+        expect(await history(sink, { device: 'a?b[1]/*' })).toEqual([odd, near]);
+      });
+
+      it('should keep alerts for windowRetention and no longer', async () => {
+        const sink = await fresh({ windowRetention: '1h' });
+        const now = Date.now();
+        const old = alertEvent({ episodeStart: now - 2 * 3_600_000 - 10_000, at: now - 2 * 3_600_000, offset: 4_000 });
+        const recent = alertEvent({ episodeStart: now - 600_000, at: now - 590_000, offset: 4_001 });
+        await sink.write(batch({ alerts: [old, recent] }));
+        await applyRetention(sink, now);
+        expect(await history(sink, { from: 0, to: now + 1 })).toEqual([recent]);
+      });
     });
 
     it('should close idempotently and refuse writes afterwards', async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { SinkBatch } from '../../../gateway/sinks/types.js';
+import { ALERT_WIRE_VERSION, alertId, type AlertEvent } from '../../../gateway/wire/alert.js';
 import { mulberry32 } from '../../helpers/random.js';
 
 const batch: SinkBatch = {
@@ -26,7 +27,48 @@ const batch: SinkBatch = {
   health: [{ ts: 1_717_171_717_000, values: { readings_per_s: 512.5, sink_lag_ms: 0, heap_mb: 48.25 } }],
 };
 
+const alert: AlertEvent = {
+  v: ALERT_WIRE_VERSION,
+  id: alertId('bridge-truck-surge', 'brücke-7/lane=2', 1_717_171_680_000),
+  rule: 'bridge-truck-surge',
+  ruleKind: 'threshold',
+  severity: 'warning',
+  state: 'RESOLVED',
+  kind: 'bridge',
+  deviceId: 'brücke-7',
+  group: { lane: '2' },
+  value: 12,
+  threshold: 15,
+  windowStart: 1_717_171_740_000,
+  windowEnd: 1_717_171_800_000,
+  episodeStart: 1_717_171_680_000,
+  firedAt: 1_717_171_740_000,
+  resolvedAt: 1_717_171_800_000,
+  summary: 'Trucks resolved: brücke-7 lane=2 count 12',
+  offset: 2 ** 40 + 3,
+};
+
 describe('batch codec', () => {
+  it('should round-trip a batch with alert transitions (their offsets too), and one without as before', () => {
+    const silence: AlertEvent = { ...alert, id: alertId('device-silent', 'x', 5), rule: 'device-silent', ruleKind: 'silence', state: 'FIRING', value: null, threshold: null, windowStart: null, windowEnd: null, resolvedAt: null, offset: 0 };
+    const withAlerts: SinkBatch = { ...batch, alerts: [alert, silence] };
+    expect(decodeBatch(encodeBatch(withAlerts))).toStrictEqual(withAlerts);
+    expect(decodeBatch(encodeBatch({ ...batch, alerts: [] }))).toStrictEqual({ ...batch, alerts: [] });
+    // A batch without alerts keeps version 1, the form an outbox written before alerts holds.
+    expect(encodeBatch(batch)[3]).toBe(1);
+    expect(encodeBatch(withAlerts)[3]).toBe(2);
+  });
+
+  it('should refuse an alert entry that is not the wire format with GW_ERR_LOG_CORRUPT', () => {
+    const encoded = encodeBatch({ ...batch, alerts: [alert] });
+    const json = JSON.stringify((({ offset: _o, ...t }) => t)(alert));
+    const at = encoded.indexOf(json);
+    expect(at).toBeGreaterThan(0);
+    const bad = Buffer.from(encoded);
+    bad.write('"v":9', at + 1);
+    expect(() => decodeBatch(bad)).toThrow(expect.objectContaining({ code: 'GW_ERR_LOG_CORRUPT' }));
+  });
+
   it('should round-trip a batch exactly', () => {
     expect(decodeBatch(encodeBatch(batch))).toStrictEqual(batch);
   });

@@ -2,7 +2,10 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
-import { SinkBatcher } from '../../../gateway/sinks/sink-batcher.js';
+import { SinkBatcher, subscribeSinkBatcher } from '../../../gateway/sinks/sink-batcher.js';
+import { createEventBus } from '../../../gateway/events.js';
+import type { SinkBatch } from '../../../gateway/sinks/types.js';
+import { ALERT_WIRE_VERSION, type AlertTransition } from '../../../gateway/wire/alert.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createFaultyFiles } from '../../helpers/faulty-file.js';
@@ -60,5 +63,33 @@ describe('sink batcher on a real log', () => {
       await batcher.close().catch(() => undefined);
       await log.close();
     }
+  });
+});
+
+describe('sink batcher on the event bus', () => {
+  const transition = (id: string, state: 'FIRING' | 'RESOLVED'): AlertTransition => ({
+    v: ALERT_WIRE_VERSION, id, rule: 'heart-rate-spike', ruleKind: 'threshold', severity: 'critical', state, kind: 'heart-rate', deviceId: 'a1', group: {},
+    value: 210, threshold: 200, windowStart: 0, windowEnd: 10_000, episodeStart: 0, firedAt: 10_000, resolvedAt: state === 'RESOLVED' ? 20_000 : null, summary: 's',
+  });
+
+  it('should put every alert transition told, also one told again after a restart, into the batch with its log offset', async () => {
+    const events = createEventBus();
+    const batches: SinkBatch[] = [];
+    const batcher = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(decodeBatch(encodeBatch(b))), logger: pino({ level: 'silent' }) });
+    subscribeSinkBatcher(events, batcher, { writeRawReadings: false });
+    events.emit('alert.transition', { transition: transition('e1', 'FIRING'), offset: 7, replay: false, logged: false });
+    events.emit('alert.transition', { transition: transition('e1', 'RESOLVED'), offset: 9, replay: true, logged: true });
+    // The log refused it: it reached no one, and is not stored either.
+    events.emit('alert.transition', { transition: transition('e2', 'FIRING'), offset: -1, replay: false, logged: false });
+    await batcher.flush();
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.alerts!.map((a) => [a.id, a.state, a.offset])).toEqual([
+      ['e1', 'FIRING', 7],
+      ['e1', 'RESOLVED', 9],
+    ]);
+    // A batch without alerts has none (codec version 1).
+    batcher.addHealth({ ts: 1, values: { heap_mb: 1 } });
+    await batcher.close();
+    expect(batches[1]!.alerts).toBeUndefined();
   });
 });
