@@ -232,7 +232,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
       if (!known.has(e.r)) continue;
       const [phase, since, firedAt, clearSince, lastStart, lastEnd] = e.s;
       const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b };
-      this.entries.set(entryKey(e.r, e.d, e.g), entry);
+      this.entries.set(entryKey(e.r, e.k, e.d, e.g), entry);
       if (entry.firing !== null) this.firingByRule.set(e.r, (this.firingByRule.get(e.r) ?? 0) + 1);
     }
     for (const [kind, deviceId, lastSeen, silentFrom] of snap.seen) this.seen.set(kind + '\u0000' + deviceId, { kind, deviceId, lastSeen, silentFrom });
@@ -260,7 +260,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   private emit(rule: CompiledRule, entry: Entry, state: AlertState, fields: Pick<AlertTransition, 'value' | 'threshold' | 'windowStart' | 'windowEnd' | 'episodeStart' | 'firedAt' | 'resolvedAt' | 'summary'>, replay: boolean): void {
     const t: AlertTransition = {
       v: ALERT_WIRE_VERSION,
-      id: alertId(rule.id, keyOf(entry.deviceId, entry.group), fields.episodeStart),
+      id: alertId(rule.id, idKeyOf(rule, entry), fields.episodeStart),
       rule: rule.id,
       ruleKind: rule.kind,
       severity: rule.severity,
@@ -300,7 +300,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     }
     this.seen.set(key, s);
     for (const rule of this.silenceRules) {
-      const entry = this.entries.get(entryKey(rule.id, deviceId, {}));
+      const entry = this.entries.get(entryKey(rule.id, kind, deviceId, {}));
       if (entry === undefined || entry.kind !== kind || entry.state.phase !== 'firing') continue;
       const silentS = Math.round((receivedAt - entry.state.since) / 1000);
       this.resolveSilence(rule, entry, receivedAt, `${label(rule)} resolved: ${deviceId} sent a reading after ${silentS} s`, replay);
@@ -336,7 +336,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
 
   /** The entry of (rule, device, group), created if room is left (see MAX_KEYS_POLICY); null when refused. */
   private entry(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): Entry | null {
-    const key = entryKey(ruleId, deviceId, group);
+    const key = entryKey(ruleId, kind, deviceId, group);
     const found = this.entries.get(key);
     if (found !== undefined) {
       // Least recently used first: moved to the end on use.
@@ -367,8 +367,17 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 }
 
-function entryKey(ruleId: string, deviceId: string, group: Readonly<Record<string, string>>): string {
-  return ruleId + '\u0000' + keyOf(deviceId, group);
+/** A device is a kind and an id (topics are sensors/<kind>/<deviceId>): the same id in two kinds is two devices. */
+function entryKey(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): string {
+  return ruleId + '\u0000' + kind + '\u0000' + keyOf(deviceId, group);
+}
+
+/**
+ * The key an episode id is made of: a threshold rule watches one kind, so the device and group
+ * say it; a silence or loss rule may watch every kind, so the kind is part of it.
+ */
+function idKeyOf(rule: CompiledRule, entry: Pick<Entry, 'kind' | 'deviceId' | 'group'>): string {
+  return rule.kind === 'threshold' ? keyOf(entry.deviceId, entry.group) : `${entry.kind}/${keyOf(entry.deviceId, entry.group)}`;
 }
 
 /** The key of an alert within its rule: the device, and the group values that are part of it. */
