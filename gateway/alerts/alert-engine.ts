@@ -6,7 +6,8 @@ import type { CompiledRule, LossRule, SilenceRule, ThresholdRule } from '../conf
 import type { Reading } from '../kinds/kind-descriptor.js';
 import { collectedCounter } from '../metrics.js';
 import type { WindowResult } from '../window/types.js';
-import { ALERT_WIRE_VERSION, alertId, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
+import { GatewayError } from '../errors.js';
+import { ALERT_WIRE_VERSION, alertId, isAlertTransition, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
 import { INITIAL_EPISODE_STATE, isNewer, stepEpisode, type EpisodeRule, type EpisodeState } from './episode.js';
 import type { FiringAlerts } from './types.js';
 
@@ -224,8 +225,11 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     this.seen.clear();
     this.firingByRule.clear();
     if (state === undefined || state === null) return;
+    // Checked whole before anything is taken: a state that is not one is refused, as the other
+    // stages refuse theirs (starting empty would fire again, under new ids, what fires now).
+    const problem = snapshotProblem(state);
+    if (problem !== null) throw new GatewayError('GW_ERR_CHECKPOINT', `alert engine: not a version 1 snapshot (${problem})`);
     const snap = state as Snapshot;
-    if (snap.v !== 1 || !Array.isArray(snap.entries) || !Array.isArray(snap.seen)) throw new TypeError('alerts checkpoint state: not version 1');
     const known = new Set(this.options.rules.map((r) => r.id));
     for (const e of snap.entries) {
       // A rule removed from the config since: its state goes with it.
@@ -405,6 +409,42 @@ function label(rule: CompiledRule): string {
 
 function round(v: number): number {
   return Math.round(v * 100) / 100;
+}
+
+const PHASES: readonly unknown[] = ['ok', 'pending', 'firing'];
+
+/** What is wrong with a snapshot's shape, or null. */
+function snapshotProblem(state: unknown): string | null {
+  if (typeof state !== 'object' || state === null) return 'not an object';
+  const snap = state as Record<string, unknown>;
+  if (snap['v'] !== 1) return `version ${JSON.stringify(snap['v'])}`;
+  if (!isNumOrAbsent(snap['takenAt']) || !isNumOrAbsent(snap['lastArrival'])) return 'takenAt or lastArrival not a number';
+  if (!Array.isArray(snap['entries'])) return 'no entries';
+  if (!Array.isArray(snap['seen'])) return 'no silence clocks';
+  for (const [i, e] of (snap['entries'] as unknown[]).entries()) {
+    if (typeof e !== 'object' || e === null) return `entries[${i}] not an object`;
+    const o = e as Record<string, unknown>;
+    if (typeof o['r'] !== 'string' || typeof o['k'] !== 'string' || typeof o['d'] !== 'string') return `entries[${i}]: rule, kind or device not a string`;
+    if (typeof o['g'] !== 'object' || o['g'] === null || !Object.values(o['g']).every((v) => typeof v === 'string')) return `entries[${i}]: group not an object of strings`;
+    const s = o['s'];
+    if (!Array.isArray(s) || s.length !== 6 || !PHASES.includes(s[0]) || !isNum(s[1]) || !isNum(s[2]) || !s.slice(3).every((n: unknown) => n === null || isNum(n))) return `entries[${i}]: not an episode state`;
+    const f = o['f'];
+    if (f !== null && !(isAlertTransition(f) && isNum((f as unknown as Record<string, unknown>)['offset']))) return `entries[${i}]: firing episode not an alert`;
+    const b = o['b'] as Record<string, unknown> | null;
+    if (b !== null && (typeof b !== 'object' || !isNum(b['start']) || !isNum(b['received']) || !isNum(b['missing']))) return `entries[${i}]: loss bucket not one`;
+  }
+  for (const [i, s] of (snap['seen'] as unknown[]).entries()) {
+    if (!Array.isArray(s) || s.length !== 4 || typeof s[0] !== 'string' || typeof s[1] !== 'string' || !isNum(s[2]) || !isNum(s[3])) return `seen[${i}]: not a silence clock`;
+  }
+  return null;
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function isNumOrAbsent(v: unknown): boolean {
+  return v === undefined || isNum(v);
 }
 
 function finite(n: number): number | null {
