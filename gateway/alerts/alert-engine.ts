@@ -202,6 +202,33 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     for (const s of this.seen.values()) s.silentFrom += shift;
   }
 
+  /**
+   * After replay, before afterReplay(): the transitions the log holds after the checkpoint that
+   * replay did not produce again (SenderLog.unmatched()), in log order. Those come from the clock,
+   * not from ingest records (a silence check, a device's death or birth), and were told before the
+   * crash: the state takes them, so an episode fired then resolves once when the device is back,
+   * and one resolved then is not resolved again.
+   */
+  adoptLogged(logged: readonly { readonly item: AlertTransition; readonly offset: number }[]): void {
+    const rules = new Map(this.options.rules.map((r) => [r.id, r]));
+    for (const { item: t, offset } of logged) {
+      const rule = rules.get(t.rule);
+      if (rule === undefined || rule.kind !== t.ruleKind) continue;
+      const entry = this.entry(rule.id, t.kind, t.deviceId, t.group);
+      if (entry === null) continue;
+      const firingBefore = entry.firing !== null;
+      if (t.state === 'FIRING' && entry.state.phase !== 'firing') {
+        entry.state = { ...entry.state, phase: 'firing', since: t.episodeStart, firedAt: t.firedAt, clearSince: null };
+        entry.firing = { ...t, offset };
+      } else if (t.state === 'RESOLVED' && entry.firing?.id === t.id) {
+        entry.state = { ...INITIAL_EPISODE_STATE, lastStart: entry.state.lastStart, lastEnd: entry.state.lastEnd };
+        entry.firing = null;
+      }
+      const delta = (entry.firing !== null ? 1 : 0) - (firingBefore ? 1 : 0);
+      if (delta !== 0) this.firingByRule.set(rule.id, (this.firingByRule.get(rule.id) ?? 0) + delta);
+    }
+  }
+
   firing(): readonly AlertEvent[] {
     const out: AlertEvent[] = [];
     for (const e of this.entries.values()) if (e.firing !== null) out.push(e.firing);
