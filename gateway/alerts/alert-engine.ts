@@ -360,7 +360,9 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
         entry.bucket = { start, received, missing: netMissing };
       } else {
         b.received += received;
-        b.missing += netMissing;
+        // Fills of a bucket already judged (late readings of an earlier one) came too late for it,
+        // and are not this bucket's: they must not hide its own loss.
+        b.missing += start < b.start ? Math.max(0, netMissing) : netMissing;
       }
     }
   }
