@@ -80,6 +80,8 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   private readonly listeners: TransitionListener[] = [];
   private lastArrival = 0;
   private restoredTakenAt = 0;
+  /** Firing episodes of the checkpoint whose rule is gone or no longer applies: resolved by afterReplay(). */
+  private orphans: AlertEvent[] = [];
   readonly stats = { evicted: 0, refused: 0, devicesForgotten: 0, transitions: 0 };
   private readonly transitions: Counter | null;
   private readonly evaluation: Histogram | null;
@@ -196,6 +198,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
    * arrival seen is taken as when the gateway went down).
    */
   afterReplay(now = this.options.clock.now()): void {
+    this.resolveOrphans(now);
     const down = Math.max(this.restoredTakenAt, this.lastArrival);
     const shift = down > 0 ? now - down : 0;
     if (shift <= 0) return;
@@ -257,10 +260,16 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     const problem = snapshotProblem(state);
     if (problem !== null) throw new GatewayError('GW_ERR_CHECKPOINT', `alert engine: not a version 1 snapshot (${problem})`);
     const snap = state as Snapshot;
-    const known = new Set(this.options.rules.map((r) => r.id));
+    const rules = new Map(this.options.rules.map((r) => [r.id, r]));
+    this.orphans = [];
     for (const e of snap.entries) {
-      // A rule removed from the config since: its state goes with it.
-      if (!known.has(e.r)) continue;
+      // A rule removed from the config since, or changed so that it no longer applies to the key:
+      // its state goes with it, and an episode it had firing is resolved after replay.
+      const rule = rules.get(e.r);
+      if (rule === undefined || !stillApplies(rule, e)) {
+        if (e.f !== null) this.orphans.push(e.f);
+        continue;
+      }
       const [phase, since, firedAt, clearSince, lastStart, lastEnd] = e.s;
       const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b };
       this.entries.set(entryKey(e.r, e.k, e.d, e.g), entry);
@@ -310,6 +319,42 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     this.stats.transitions++;
     this.transitions?.inc({ rule: rule.id, state });
     for (const l of this.listeners) l(t, offset, replay, logged);
+  }
+
+  /**
+   * Resolves the episodes the checkpoint had firing under a rule that is gone or no longer applies
+   * to their key: nothing else would, so their FIRING would stay unanswered (retained on MQTT,
+   * open in the history). Logged like every transition; after a crash before the next checkpoint
+   * the log recognises them.
+   */
+  private resolveOrphans(now: number): void {
+    const orphans = this.orphans;
+    this.orphans = [];
+    for (const f of orphans) {
+      const t: AlertTransition = {
+        v: ALERT_WIRE_VERSION,
+        id: f.id,
+        rule: f.rule,
+        ruleKind: f.ruleKind,
+        severity: f.severity,
+        state: 'RESOLVED',
+        kind: f.kind,
+        deviceId: f.deviceId,
+        group: f.group,
+        value: null,
+        threshold: null,
+        windowStart: null,
+        windowEnd: null,
+        episodeStart: f.episodeStart,
+        firedAt: f.firedAt,
+        resolvedAt: now,
+        summary: `${f.rule} resolved: ${f.deviceId} is no longer watched by this rule (removed or changed in the config)`,
+      };
+      const { offset, logged } = this.options.record(t, false);
+      this.stats.transitions++;
+      this.transitions?.inc({ rule: t.rule, state: 'RESOLVED' });
+      for (const l of this.listeners) l(t, offset, false, logged);
+    }
   }
 
   private arrived(kind: string, deviceId: string, receivedAt: number, replay: boolean): void {
@@ -438,6 +483,19 @@ function label(rule: CompiledRule): string {
 
 function round(v: number): number {
   return Math.round(v * 100) / 100;
+}
+
+/** Whether a checkpoint entry still belongs to `rule` as configured now (same kind of rule, sensor kind, devices, key fields). */
+function stillApplies(rule: CompiledRule, e: Snapshot['entries'][number]): boolean {
+  if (e.f !== null && e.f.ruleKind !== rule.kind) return false;
+  if (!rule.matchesDevice(e.d)) return false;
+  if (rule.kind === 'threshold') {
+    if (rule.sensorKind !== e.k) return false;
+    const fields = Object.keys(e.g).sort();
+    const wanted = [...rule.keyGroupFields].sort();
+    return fields.length === wanted.length && fields.every((f, i) => f === wanted[i]);
+  }
+  return (rule.sensorKind === null || rule.sensorKind === e.k) && Object.keys(e.g).length === 0;
 }
 
 const PHASES: readonly unknown[] = ['ok', 'pending', 'firing'];
