@@ -138,6 +138,9 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
       const value = w.values[rule.aggregate];
       if (value === undefined || !rule.matchesDevice(w.deviceId) || !groupMatches(w.group, rule.where)) continue;
       const group = pick(w.group, rule.keyGroupFields);
+      // A correction for a key not tracked (state ok, left out of the checkpoint or forgotten to
+      // make room): its first emission was evaluated, so it changes nothing.
+      if (w.revision > 0 && !this.entries.has(entryKey(rule.id, w.kind, w.deviceId, group))) continue;
       const entry = this.entry(rule.id, w.kind, w.deviceId, group);
       if (entry === null) continue;
       if (!isNewer(entry.state, w)) {
@@ -242,6 +245,10 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     const entries: Snapshot['entries'][number][] = [];
     for (const e of this.entries.values()) {
       const s = e.state;
+      // A key in state ok without a loss bucket holds nothing a restart needs (only which window
+      // it saw last, and a correction of that is ignored for an unknown key): left out, so the
+      // checkpoint holds the keys that matter, not every key seen.
+      if (s.phase === 'ok' && e.firing === null && e.bucket === null) continue;
       entries.push({ r: e.ruleId, k: e.kind, d: e.deviceId, g: { ...e.group }, s: [s.phase, s.since, s.firedAt, s.clearSince, finite(s.lastStart), finite(s.lastEnd)], f: e.firing, b: e.bucket === null ? null : { ...e.bucket } });
     }
     const seen: Snapshot['seen'][number][] = [];
