@@ -6,7 +6,8 @@ import type { CompiledRule, LossRule, SilenceRule, ThresholdRule } from '../conf
 import type { Reading } from '../kinds/kind-descriptor.js';
 import { collectedCounter } from '../metrics.js';
 import type { WindowResult } from '../window/types.js';
-import { ALERT_WIRE_VERSION, alertId, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
+import { GatewayError } from '../errors.js';
+import { ALERT_WIRE_VERSION, alertId, isAlertTransition, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
 import { INITIAL_EPISODE_STATE, isNewer, stepEpisode, type EpisodeRule, type EpisodeState } from './episode.js';
 import type { FiringAlerts } from './types.js';
 
@@ -79,6 +80,8 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   private readonly listeners: TransitionListener[] = [];
   private lastArrival = 0;
   private restoredTakenAt = 0;
+  /** Firing episodes of the checkpoint whose rule is gone or no longer applies: resolved by afterReplay(). */
+  private orphans: AlertEvent[] = [];
   readonly stats = { evicted: 0, refused: 0, devicesForgotten: 0, transitions: 0 };
   private readonly transitions: Counter | null;
   private readonly evaluation: Histogram | null;
@@ -135,6 +138,9 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
       const value = w.values[rule.aggregate];
       if (value === undefined || !rule.matchesDevice(w.deviceId) || !groupMatches(w.group, rule.where)) continue;
       const group = pick(w.group, rule.keyGroupFields);
+      // A correction for a key not tracked (state ok, left out of the checkpoint or forgotten to
+      // make room): its first emission was evaluated, so it changes nothing.
+      if (w.revision > 0 && !this.entries.has(entryKey(rule.id, w.kind, w.deviceId, group))) continue;
       const entry = this.entry(rule.id, w.kind, w.deviceId, group);
       if (entry === null) continue;
       if (!isNewer(entry.state, w)) {
@@ -195,10 +201,38 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
    * arrival seen is taken as when the gateway went down).
    */
   afterReplay(now = this.options.clock.now()): void {
+    this.resolveOrphans(now);
     const down = Math.max(this.restoredTakenAt, this.lastArrival);
     const shift = down > 0 ? now - down : 0;
     if (shift <= 0) return;
     for (const s of this.seen.values()) s.silentFrom += shift;
+  }
+
+  /**
+   * After replay, before afterReplay(): the transitions the log holds after the checkpoint that
+   * replay did not produce again (SenderLog.unmatched()), in log order. Those come from the clock,
+   * not from ingest records (a silence check, a device's death or birth), and were told before the
+   * crash: the state takes them, so an episode fired then resolves once when the device is back,
+   * and one resolved then is not resolved again.
+   */
+  adoptLogged(logged: readonly { readonly item: AlertTransition; readonly offset: number }[]): void {
+    const rules = new Map(this.options.rules.map((r) => [r.id, r]));
+    for (const { item: t, offset } of logged) {
+      const rule = rules.get(t.rule);
+      if (rule === undefined || rule.kind !== t.ruleKind) continue;
+      const entry = this.entry(rule.id, t.kind, t.deviceId, t.group);
+      if (entry === null) continue;
+      const firingBefore = entry.firing !== null;
+      if (t.state === 'FIRING' && entry.state.phase !== 'firing') {
+        entry.state = { ...entry.state, phase: 'firing', since: t.episodeStart, firedAt: t.firedAt, clearSince: null };
+        entry.firing = { ...t, offset };
+      } else if (t.state === 'RESOLVED' && entry.firing?.id === t.id) {
+        entry.state = { ...INITIAL_EPISODE_STATE, lastStart: entry.state.lastStart, lastEnd: entry.state.lastEnd };
+        entry.firing = null;
+      }
+      const delta = (entry.firing !== null ? 1 : 0) - (firingBefore ? 1 : 0);
+      if (delta !== 0) this.firingByRule.set(rule.id, (this.firingByRule.get(rule.id) ?? 0) + delta);
+    }
   }
 
   firing(): readonly AlertEvent[] {
@@ -211,6 +245,10 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     const entries: Snapshot['entries'][number][] = [];
     for (const e of this.entries.values()) {
       const s = e.state;
+      // A key in state ok without a loss bucket holds nothing a restart needs (only which window
+      // it saw last, and a correction of that is ignored for an unknown key): left out, so the
+      // checkpoint holds the keys that matter, not every key seen.
+      if (s.phase === 'ok' && e.firing === null && e.bucket === null) continue;
       entries.push({ r: e.ruleId, k: e.kind, d: e.deviceId, g: { ...e.group }, s: [s.phase, s.since, s.firedAt, s.clearSince, finite(s.lastStart), finite(s.lastEnd)], f: e.firing, b: e.bucket === null ? null : { ...e.bucket } });
     }
     const seen: Snapshot['seen'][number][] = [];
@@ -224,15 +262,24 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     this.seen.clear();
     this.firingByRule.clear();
     if (state === undefined || state === null) return;
+    // Checked whole before anything is taken: a state that is not one is refused, as the other
+    // stages refuse theirs (starting empty would fire again, under new ids, what fires now).
+    const problem = snapshotProblem(state);
+    if (problem !== null) throw new GatewayError('GW_ERR_CHECKPOINT', `alert engine: not a version 1 snapshot (${problem})`);
     const snap = state as Snapshot;
-    if (snap.v !== 1 || !Array.isArray(snap.entries) || !Array.isArray(snap.seen)) throw new TypeError('alerts checkpoint state: not version 1');
-    const known = new Set(this.options.rules.map((r) => r.id));
+    const rules = new Map(this.options.rules.map((r) => [r.id, r]));
+    this.orphans = [];
     for (const e of snap.entries) {
-      // A rule removed from the config since: its state goes with it.
-      if (!known.has(e.r)) continue;
+      // A rule removed from the config since, or changed so that it no longer applies to the key:
+      // its state goes with it, and an episode it had firing is resolved after replay.
+      const rule = rules.get(e.r);
+      if (rule === undefined || !stillApplies(rule, e)) {
+        if (e.f !== null) this.orphans.push(e.f);
+        continue;
+      }
       const [phase, since, firedAt, clearSince, lastStart, lastEnd] = e.s;
       const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b };
-      this.entries.set(entryKey(e.r, e.d, e.g), entry);
+      this.entries.set(entryKey(e.r, e.k, e.d, e.g), entry);
       if (entry.firing !== null) this.firingByRule.set(e.r, (this.firingByRule.get(e.r) ?? 0) + 1);
     }
     for (const [kind, deviceId, lastSeen, silentFrom] of snap.seen) this.seen.set(kind + '\u0000' + deviceId, { kind, deviceId, lastSeen, silentFrom });
@@ -260,7 +307,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   private emit(rule: CompiledRule, entry: Entry, state: AlertState, fields: Pick<AlertTransition, 'value' | 'threshold' | 'windowStart' | 'windowEnd' | 'episodeStart' | 'firedAt' | 'resolvedAt' | 'summary'>, replay: boolean): void {
     const t: AlertTransition = {
       v: ALERT_WIRE_VERSION,
-      id: alertId(rule.id, keyOf(entry.deviceId, entry.group), fields.episodeStart),
+      id: alertId(rule.id, idKeyOf(rule, entry), fields.episodeStart),
       rule: rule.id,
       ruleKind: rule.kind,
       severity: rule.severity,
@@ -279,6 +326,42 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     this.stats.transitions++;
     this.transitions?.inc({ rule: rule.id, state });
     for (const l of this.listeners) l(t, offset, replay, logged);
+  }
+
+  /**
+   * Resolves the episodes the checkpoint had firing under a rule that is gone or no longer applies
+   * to their key: nothing else would, so their FIRING would stay unanswered (retained on MQTT,
+   * open in the history). Logged like every transition; after a crash before the next checkpoint
+   * the log recognises them.
+   */
+  private resolveOrphans(now: number): void {
+    const orphans = this.orphans;
+    this.orphans = [];
+    for (const f of orphans) {
+      const t: AlertTransition = {
+        v: ALERT_WIRE_VERSION,
+        id: f.id,
+        rule: f.rule,
+        ruleKind: f.ruleKind,
+        severity: f.severity,
+        state: 'RESOLVED',
+        kind: f.kind,
+        deviceId: f.deviceId,
+        group: f.group,
+        value: null,
+        threshold: null,
+        windowStart: null,
+        windowEnd: null,
+        episodeStart: f.episodeStart,
+        firedAt: f.firedAt,
+        resolvedAt: now,
+        summary: `${f.rule} resolved: ${f.deviceId} is no longer watched by this rule (removed or changed in the config)`,
+      };
+      const { offset, logged } = this.options.record(t, false);
+      this.stats.transitions++;
+      this.transitions?.inc({ rule: t.rule, state: 'RESOLVED' });
+      for (const l of this.listeners) l(t, offset, false, logged);
+    }
   }
 
   private arrived(kind: string, deviceId: string, receivedAt: number, replay: boolean): void {
@@ -300,7 +383,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     }
     this.seen.set(key, s);
     for (const rule of this.silenceRules) {
-      const entry = this.entries.get(entryKey(rule.id, deviceId, {}));
+      const entry = this.entries.get(entryKey(rule.id, kind, deviceId, {}));
       if (entry === undefined || entry.kind !== kind || entry.state.phase !== 'firing') continue;
       const silentS = Math.round((receivedAt - entry.state.since) / 1000);
       this.resolveSilence(rule, entry, receivedAt, `${label(rule)} resolved: ${deviceId} sent a reading after ${silentS} s`, replay);
@@ -329,14 +412,16 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
         entry.bucket = { start, received, missing: netMissing };
       } else {
         b.received += received;
-        b.missing += netMissing;
+        // Fills of a bucket already judged (late readings of an earlier one) came too late for it,
+        // and are not this bucket's: they must not hide its own loss.
+        b.missing += start < b.start ? Math.max(0, netMissing) : netMissing;
       }
     }
   }
 
   /** The entry of (rule, device, group), created if room is left (see MAX_KEYS_POLICY); null when refused. */
   private entry(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): Entry | null {
-    const key = entryKey(ruleId, deviceId, group);
+    const key = entryKey(ruleId, kind, deviceId, group);
     const found = this.entries.get(key);
     if (found !== undefined) {
       // Least recently used first: moved to the end on use.
@@ -367,8 +452,17 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 }
 
-function entryKey(ruleId: string, deviceId: string, group: Readonly<Record<string, string>>): string {
-  return ruleId + '\u0000' + keyOf(deviceId, group);
+/** A device is a kind and an id (topics are sensors/<kind>/<deviceId>): the same id in two kinds is two devices. */
+function entryKey(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): string {
+  return ruleId + '\u0000' + kind + '\u0000' + keyOf(deviceId, group);
+}
+
+/**
+ * The key an episode id is made of: a threshold rule watches one kind, so the device and group
+ * say it; a silence or loss rule may watch every kind, so the kind is part of it.
+ */
+function idKeyOf(rule: CompiledRule, entry: Pick<Entry, 'kind' | 'deviceId' | 'group'>): string {
+  return rule.kind === 'threshold' ? keyOf(entry.deviceId, entry.group) : `${entry.kind}/${keyOf(entry.deviceId, entry.group)}`;
 }
 
 /** The key of an alert within its rule: the device, and the group values that are part of it. */
@@ -396,6 +490,55 @@ function label(rule: CompiledRule): string {
 
 function round(v: number): number {
   return Math.round(v * 100) / 100;
+}
+
+/** Whether a checkpoint entry still belongs to `rule` as configured now (same kind of rule, sensor kind, devices, key fields). */
+function stillApplies(rule: CompiledRule, e: Snapshot['entries'][number]): boolean {
+  if (e.f !== null && e.f.ruleKind !== rule.kind) return false;
+  if (!rule.matchesDevice(e.d)) return false;
+  if (rule.kind === 'threshold') {
+    if (rule.sensorKind !== e.k) return false;
+    const fields = Object.keys(e.g).sort();
+    const wanted = [...rule.keyGroupFields].sort();
+    return fields.length === wanted.length && fields.every((f, i) => f === wanted[i]);
+  }
+  return (rule.sensorKind === null || rule.sensorKind === e.k) && Object.keys(e.g).length === 0;
+}
+
+const PHASES: readonly unknown[] = ['ok', 'pending', 'firing'];
+
+/** What is wrong with a snapshot's shape, or null. */
+function snapshotProblem(state: unknown): string | null {
+  if (typeof state !== 'object' || state === null) return 'not an object';
+  const snap = state as Record<string, unknown>;
+  if (snap['v'] !== 1) return `version ${JSON.stringify(snap['v'])}`;
+  if (!isNumOrAbsent(snap['takenAt']) || !isNumOrAbsent(snap['lastArrival'])) return 'takenAt or lastArrival not a number';
+  if (!Array.isArray(snap['entries'])) return 'no entries';
+  if (!Array.isArray(snap['seen'])) return 'no silence clocks';
+  for (const [i, e] of (snap['entries'] as unknown[]).entries()) {
+    if (typeof e !== 'object' || e === null) return `entries[${i}] not an object`;
+    const o = e as Record<string, unknown>;
+    if (typeof o['r'] !== 'string' || typeof o['k'] !== 'string' || typeof o['d'] !== 'string') return `entries[${i}]: rule, kind or device not a string`;
+    if (typeof o['g'] !== 'object' || o['g'] === null || !Object.values(o['g']).every((v) => typeof v === 'string')) return `entries[${i}]: group not an object of strings`;
+    const s = o['s'];
+    if (!Array.isArray(s) || s.length !== 6 || !PHASES.includes(s[0]) || !isNum(s[1]) || !isNum(s[2]) || !s.slice(3).every((n: unknown) => n === null || isNum(n))) return `entries[${i}]: not an episode state`;
+    const f = o['f'];
+    if (f !== null && !(isAlertTransition(f) && isNum((f as unknown as Record<string, unknown>)['offset']))) return `entries[${i}]: firing episode not an alert`;
+    const b = o['b'] as Record<string, unknown> | null;
+    if (b !== null && (typeof b !== 'object' || !isNum(b['start']) || !isNum(b['received']) || !isNum(b['missing']))) return `entries[${i}]: loss bucket not one`;
+  }
+  for (const [i, s] of (snap['seen'] as unknown[]).entries()) {
+    if (!Array.isArray(s) || s.length !== 4 || typeof s[0] !== 'string' || typeof s[1] !== 'string' || !isNum(s[2]) || !isNum(s[3])) return `seen[${i}]: not a silence clock`;
+  }
+  return null;
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function isNumOrAbsent(v: unknown): boolean {
+  return v === undefined || isNum(v);
 }
 
 function finite(n: number): number | null {

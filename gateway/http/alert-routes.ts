@@ -6,6 +6,11 @@ import { SEVERITIES, severityRank, type Severity } from '../wire/alert.js';
 import { singleParams } from './query-params.js';
 
 const FIRING_PARAMS = ['kind', 'device', 'rule', 'severity', 'minSeverity'] as const;
+/**
+ * Longest `device` glob: a device id has at most 128 characters, and a glob is matched against
+ * every firing alert (work per request: its length x the id's, per alert).
+ */
+const MAX_DEVICE_GLOB = 256;
 
 /**
  * GET /v1/alerts: the episodes firing now (their FIRING transition, wire format), filtered. The
@@ -18,6 +23,7 @@ export function alertRoutes(options: { readonly alerts: FiringAlerts }): Fastify
       const q = singleParams(req.query, FIRING_PARAMS);
       const severity = q.severity === undefined ? null : parseSeverity('severity', q.severity);
       const minSeverity = q.minSeverity === undefined ? null : parseSeverity('minSeverity', q.minSeverity);
+      if (q.device !== undefined && q.device.length > MAX_DEVICE_GLOB) throw new GatewayError('GW_ERR_QUERY_INVALID', `\`device\`: a glob of at most ${MAX_DEVICE_GLOB} characters, got ${q.device.length}`);
       const device = q.device === undefined ? null : compileGlob(q.device);
       const alerts = options.alerts.firing().filter(
         (a) =>

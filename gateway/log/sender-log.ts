@@ -24,6 +24,12 @@ export interface SenderLog<T> {
    * record the log refuses gives offset -1, `logged` false, and is logged as an error.
    */
   append(item: T): { readonly offset: number; readonly logged: boolean };
+  /**
+   * The items primed that no append has matched yet, in log order (needs `decode`). After replay
+   * these are what the log says was told before the crash but replay did not produce again:
+   * items of a clock, not of ingest records (a silence check, a device's birth or death).
+   */
+  unmatched(): { readonly item: T; readonly offset: number }[];
   /** Items not appended because they were in the log already, since start. */
   readonly skipped: number;
 }
@@ -35,6 +41,8 @@ export interface SenderLogOptions<T> {
   readonly keyOf: (item: T) => string;
   /** The key of a record's payload; throws for a payload that is not one (it is passed over). */
   readonly keyOfRecord: (record: LogRecord) => string;
+  /** The item of a record (for unmatched()); without it, primed records keep only their offset. */
+  readonly decode?: (record: LogRecord) => T;
   readonly maxPrimed?: number;
   readonly logger?: Logger;
   /** Names the items in messages ("alert transition", "window"). */
@@ -42,7 +50,7 @@ export interface SenderLogOptions<T> {
 }
 
 export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
-  const primed = new Map<string, number>();
+  const primed = new Map<string, { readonly offset: number; readonly item: T | undefined }>();
   const maxPrimed = options.maxPrimed ?? 1_000_000;
   let skipped = 0;
   return {
@@ -54,16 +62,23 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
       for await (const record of options.log.read(from)) {
         if (record.type !== options.type) continue;
         let key: string;
+        let item: T | undefined;
         try {
           key = options.keyOfRecord(record);
+          item = options.decode?.(record);
         } catch {
           continue;
         }
         if (primed.size >= maxPrimed) overflow++;
-        else primed.set(key, record.offset);
+        else primed.set(key, { offset: record.offset, item });
       }
       if (overflow > 0) options.logger?.error({ overflow, maxPrimed }, `more ${options.what} records after the checkpoint than can be remembered: some may be logged twice`);
       return primed.size;
+    },
+    unmatched() {
+      const out: { item: T; offset: number }[] = [];
+      for (const p of primed.values()) if (p.item !== undefined) out.push({ item: p.item, offset: p.offset });
+      return out.sort((a, b) => a.offset - b.offset);
     },
     append(item) {
       if (primed.size > 0) {
@@ -72,7 +87,7 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
         if (at !== undefined) {
           primed.delete(key);
           skipped++;
-          return { offset: at, logged: true };
+          return { offset: at.offset, logged: true };
         }
       }
       const offset = options.log.append(options.type, options.encode(item), (err) => {

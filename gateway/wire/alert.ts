@@ -75,7 +75,8 @@ export function toAlertEvent(t: AlertTransition, offset: number): AlertEvent {
   return { ...t, offset };
 }
 
-function isAlertTransition(x: unknown): x is AlertTransition {
+/** Whether `x` has the fields of an alert transition (wire version 1). */
+export function isAlertTransition(x: unknown): x is AlertTransition {
   if (typeof x !== 'object' || x === null) return false;
   const o = x as Record<string, unknown>;
   return (
