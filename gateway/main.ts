@@ -133,10 +133,12 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     type: RECORD_TYPES.window,
     what: 'window',
     encode: encodeWindowTransition,
-    keyOf: (w) => `${windowIdentity(w)}#${w.revision}`,
+    // The values are part of the key: a half-filled window emitted at shutdown and the complete
+    // one emitted after the restart (same identity and revision) are both told.
+    keyOf: (w) => `${windowIdentity(w)}#${w.revision}#${JSON.stringify(w.values)}`,
     keyOfRecord: (r) => {
       const w = decodeWindowTransition(r.payload);
-      return `${windowIdentity(w)}#${w.revision}`;
+      return `${windowIdentity(w)}#${w.revision}#${JSON.stringify(w.values)}`;
     },
     logger,
   });
@@ -150,13 +152,19 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
       const t = decodeAlertTransition(r.payload);
       return `${t.id}:${t.state}`;
     },
+    decode: (r) => decodeAlertTransition(r.payload),
     logger,
   });
   const alerts = createAlerts(config, kinds, clock, registry, (t) => alertLog.append(t), logger);
+  // Set at shutdown: the half-filled windows emitted then are not first emissions of complete
+  // windows, so the rules do not judge them (after a restart the windows continue and are judged).
+  let closingWindows = false;
   const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock, moreStages: alerts === null ? [] : [alerts] });
   events.on('window.emitted', (e) => windowLog.append(toWindowTransition(e.window)));
   if (alerts !== null) {
-    events.on('window.emitted', (e) => alerts.onWindow(e.window, e.replay));
+    events.on('window.emitted', (e) => {
+      if (!closingWindows) alerts.onWindow(e.window, e.replay);
+    });
     events.on('reading.durable', (e) => alerts.onReadings(e.readings, e.receivedAt, e.gaps, e.gapFills, e.replay));
     events.on('device.status', (e) => alerts.onDeviceStatus(e.kind, e.deviceId, e.status, e.reason, e.at, e.replay));
     alerts.onTransition((transition, offset, replay, logged) => events.emit('alert.transition', { transition, offset, replay, logged }));
@@ -180,6 +188,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     reader: createIngestRecordReader(kinds, decoder),
     afterReplay: () => {
       windows.tick();
+      alerts?.adoptLogged(alertLog.unmatched());
       alerts?.afterReplay(clock.now());
     },
     logger,
@@ -208,7 +217,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   await ingest.start();
 
   // periodic work: idle windows, checkpoints, health samples, retention
-  const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, logger });
+  const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, log, logger });
   const sampleHealth = createHealthSampler({ totals: ingestMetrics.totals, outbox, sinkName: sink.name, metrics: sinkMetrics, add: (h) => batcher.addHealth(h), clock });
   const timers = new Timers();
   opened.add('the timers', timers, () => timers.stopAll());
@@ -276,6 +285,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         // start replays from the previous one, which loses nothing.
         await checkpointer
           .write(() => {
+            closingWindows = true;
             windows.flush();
             return batcher.close();
           })

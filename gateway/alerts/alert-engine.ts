@@ -33,7 +33,7 @@ export interface AlertEngineOptions {
    * Appends a transition to the log; returns its offset, or -1 when it was already logged before
    * a restart (not appended again) or the log refused it (logged by the caller).
    */
-  readonly record: (t: AlertTransition, replay: boolean) => { readonly offset: number; readonly logged: boolean };
+  readonly record: (t: AlertTransition, replay: boolean) => { readonly offset: number; readonly logged: boolean; readonly item?: AlertTransition };
   readonly registry?: Registry;
   readonly logger?: Logger;
 }
@@ -318,14 +318,19 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
       ...fields,
       summary: fields.summary.replace(/[\r\n]+/g, ' '),
     };
-    const { offset, logged } = this.options.record(t, replay);
+    const recorded = this.options.record(t, replay);
+    const { offset, logged } = recorded;
+    // Already in the log from before a restart: what was told then is what is told again (a
+    // silence check that found the device silent again fires later than the first time did).
+    const told = logged && recorded.item !== undefined ? recorded.item : t;
+    if (told.firedAt !== entry.state.firedAt && entry.state.phase === 'firing') entry.state = { ...entry.state, firedAt: told.firedAt };
     const firingBefore = entry.firing !== null;
-    entry.firing = state === 'FIRING' ? { ...t, offset } : null;
+    entry.firing = state === 'FIRING' ? { ...told, offset } : null;
     const delta = (entry.firing !== null ? 1 : 0) - (firingBefore ? 1 : 0);
     if (delta !== 0) this.firingByRule.set(rule.id, (this.firingByRule.get(rule.id) ?? 0) + delta);
     this.stats.transitions++;
     this.transitions?.inc({ rule: rule.id, state });
-    for (const l of this.listeners) l(t, offset, replay, logged);
+    for (const l of this.listeners) l(told, offset, replay, logged);
   }
 
   /**

@@ -20,10 +20,12 @@ export interface SenderLog<T> {
   /** Reads the records of the type at offsets >= `from` and remembers their keys; returns how many. */
   prime(from: number): Promise<number>;
   /**
-   * Appends `item` unless it is in the log already (then `logged`, with the offset it has there). Never throws: a
-   * record the log refuses gives offset -1, `logged` false, and is logged as an error.
+   * Appends `item` unless it is in the log already (then `logged`, with the offset it has there,
+   * and `item` is the one in the log — with `decode`, as it was told then, e.g. a silence FIRING
+   * found again after a restart keeps its first firedAt). Never throws: a record the log refuses
+   * gives offset -1, `logged` false, and is logged as an error.
    */
-  append(item: T): { readonly offset: number; readonly logged: boolean };
+  append(item: T): { readonly offset: number; readonly logged: boolean; readonly item: T };
   /**
    * The items primed that no append has matched yet, in log order (needs `decode`). After replay
    * these are what the log says was told before the crash but replay did not produce again:
@@ -87,13 +89,13 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
         if (at !== undefined) {
           primed.delete(key);
           skipped++;
-          return { offset: at.offset, logged: true };
+          return { offset: at.offset, logged: true, item: at.item ?? item };
         }
       }
       const offset = options.log.append(options.type, options.encode(item), (err) => {
         if (err !== null) options.logger?.error({ err }, `a ${options.what} record did not become durable`);
       });
-      return { offset, logged: false };
+      return { offset, logged: false, item };
     },
   };
 }

@@ -12,6 +12,12 @@ export interface CheckpointerOptions {
   /** The sink batcher: flush() appends what is pending and settles once it is durable. */
   readonly batcher: { flush(): Promise<unknown> };
   readonly store: Pick<CheckpointStore, 'write'>;
+  /**
+   * The log: a checkpoint is written only once every record appended before its capture is
+   * durable (alert and window records too, not only the batches), so no state it holds can be
+   * ahead of the log after a crash.
+   */
+  readonly log?: { readonly nextOffset: number; whenDurable(offset: number): Promise<unknown> };
   readonly logger: Logger;
 }
 
@@ -32,9 +38,11 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   let running: Promise<void> | null = null;
   async function write(afterCapture?: () => Promise<unknown>): Promise<void> {
     const durable = batcher.flush();
+    const last = options.log === undefined ? -1 : options.log.nextOffset - 1;
     const state = pipeline.checkpoint();
     await afterCapture?.();
     await durable;
+    if (last >= 0) await options.log!.whenDurable(last);
     await store.write(state);
   }
   return {

@@ -63,3 +63,21 @@ describe('alerts in a running gateway', () => {
     expect(after).toEqual(before);
   });
 });
+
+describe('alerts at shutdown', () => {
+  it('should not judge the half-filled windows a graceful shutdown emits', async () => {
+    gw = await startTestGateway({ alerts: { rules: [] } });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    // Three seconds of a spike at the start of the window now open; nothing closes it before shutdown.
+    const t0 = Math.floor(Date.now() / 10_000) * 10_000;
+    for (let i = 0; i < 15; i++) await client.publishAsync('sensors/heart-rate/hr-2', JSON.stringify({ seq: i + 1, ts: t0 + i * 200, bpm: 210 }), { qos: 1 });
+    await client.endAsync();
+    const dataDir = gw.dataDir;
+    await gw.close();
+    const records = await readLogRecords(join(dataDir, 'log'));
+    // The shutdown did emit the half-filled window (to the store and the window stream)...
+    expect(records.some((r) => r.type === RECORD_TYPES.window)).toBe(true);
+    // ...but no rule judged it.
+    expect(records.filter((r) => r.type === RECORD_TYPES.alert)).toEqual([]);
+  });
+});
