@@ -214,6 +214,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   const deliveries = alerts === null ? [] : await startAlertDelivery(config, alerts, ingest, log, clock, registry, logger.child({ tier: 'delivery' }));
   for (const c of deliveries) opened.add(`the log consumer ${c.name}`, c, () => c.close());
   await ingest.start();
+  // After the listeners open: a subscriber reconnecting quickly after a restart gets the backlog.
+  for (const c of deliveries) await c.start();
 
   // periodic work: idle windows, checkpoints, health samples, retention
   const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, logger });
@@ -319,7 +321,8 @@ const MQTT_REPUBLISH_RETRY = { initialMs: 100, maxMs: 5000 } as const;
 /**
  * The log consumers that deliver alert records: 'mqtt-alerts' (republish on alerts/..., with the
  * retained messages of what fires now put back first: the broker keeps them in memory only) and
- * one 'webhook-<name>' per delivery.webhooks entry, whose dead letters are written here.
+ * one 'webhook-<name>' per delivery.webhooks entry, whose dead letters are written here. Not
+ * started yet.
  */
 async function startAlertDelivery(config: GatewayConfig, alerts: AlertEngine, ingest: MqttIngest, log: Awaited<ReturnType<typeof createMessageLog>>, clock: Clock, registry: Registry, logger: Logger): Promise<LogConsumer[]> {
   const republish = createMqttRepublish({
@@ -346,7 +349,6 @@ async function startAlertDelivery(config: GatewayConfig, alerts: AlertEngine, in
       }),
     );
   }
-  for (const c of consumers) await c.start();
   return consumers;
 }
 
