@@ -14,10 +14,12 @@ import { alertTopic, decodeAlertTransition, toAlertEvent, type AlertEvent } from
  * what fires now. A RESOLVED is published (not retained) and then the topic's retained message
  * is cleared with an empty retained publish [MQTT-3.3.1-10, -11]. Several keys of one rule may
  * share a topic (the lanes of a bridge): when another episode on the topic still fires, its
- * FIRING becomes the retained message instead of the clear.
+ * FIRING becomes the retained message instead of the clear (stored, not sent again).
  */
 export interface AlertPublisher {
   publish(topic: string, payload: Buffer, options: { readonly qos: 0 | 1; readonly retain: boolean }): Promise<void>;
+  /** The topic's retained message, set without sending it to the subscribers of now. */
+  storeRetained(topic: string, payload: Buffer): Promise<void>;
 }
 
 export interface MqttRepublishOptions {
@@ -65,15 +67,17 @@ export function createMqttRepublish(options: MqttRepublishOptions): MqttRepublis
         await publisher.publish(topic, encode(event), { qos: 1, retain: true });
       } else {
         await publisher.publish(topic, encode(event), { qos: 1, retain: false });
+        // The subscribers of now had the other FIRING already: it only becomes the retained message again.
         const other = options.firingOn?.(topic, event.id) ?? null;
-        await publisher.publish(topic, other === null ? EMPTY : encode(other), { qos: 1, retain: true });
+        if (other === null) await publisher.publish(topic, EMPTY, { qos: 1, retain: true });
+        else await publisher.storeRetained(topic, encode(other));
       }
       published?.inc({ state: event.state });
     },
     async restoreRetained(firing) {
       for (const event of firing) {
         if (event.offset < 0) continue;
-        await publisher.publish(alertTopic(event), encode(event), { qos: 1, retain: true });
+        await publisher.storeRetained(alertTopic(event), encode(event));
       }
     },
   };

@@ -199,3 +199,44 @@ describe('mqtt republish of alerts', () => {
     expect(got).toEqual([]);
   });
 });
+
+describe('mqtt republish of alerts sharing a topic', () => {
+  it('should keep the FIRING of a lane still firing as the retained message when another lane of the same bridge resolves', async () => {
+    const gw = await startTestGateway({ alerts: { defaultRules: false, rules: [{ id: 'truck-surge', kind: 'threshold', sensorKind: 'bridge', window: '1m', aggregate: 'count', where: { vehicleClass: 'TRUCK' }, above: 25, clear: 15 }] } });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    const live = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    const clients = [device, live];
+    try {
+      const liveGot = record(live);
+      await live.subscribeAsync('alerts/#', { qos: 1 });
+      const base = Math.floor((Date.now() - 30 * 60_000) / 60_000) * 60_000;
+      let seq = 1;
+      const trucks = async (minute: number, lane: number, n: number) => {
+        for (let i = 0; i < n; i++) {
+          const detection = { seq: seq++, ts: base + minute * 60_000 + lane * 100 + i * 1000, lane, vehicleClass: 'TRUCK', speedKmh: 70, axles: 5 };
+          await device.publishAsync('sensors/bridge/b-1', JSON.stringify(detection), { qos: 1 });
+        }
+      };
+      // Minute 0: both lanes surge; minute 1: lane 1 is clear, lane 2 still surges; minute 2 emits minute 1.
+      await trucks(0, 1, 30);
+      await trucks(0, 2, 30);
+      await trucks(1, 1, 2);
+      await trucks(1, 2, 30);
+      await trucks(2, 3, 1);
+      await waitFor(() => liveGot.filter((g) => g.event?.state === 'RESOLVED').length === 1, { what: "lane 1's RESOLVED" });
+      const lane2 = liveGot.find((g) => g.event?.state === 'FIRING' && g.event.group['lane'] === '2')!.event!;
+      expect(liveGot.filter((g) => g.event?.state === 'FIRING').map((g) => g.event!.group['lane']).sort()).toEqual(['1', '2']);
+      expect(liveGot.find((g) => g.event?.state === 'RESOLVED')!.event!.group['lane']).toBe('1');
+
+      const late = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+      clients.push(late);
+      const lateGot = record(late);
+      await late.subscribeAsync('alerts/truck-surge/bridge/b-1', { qos: 1 });
+      await waitFor(() => lateGot.length >= 1, { what: 'the retained message of the topic' });
+      expect(lateGot[0]).toMatchObject({ retain: true, event: lane2 });
+    } finally {
+      for (const c of clients) c.end(true);
+      await gw.dispose();
+    }
+  });
+});
