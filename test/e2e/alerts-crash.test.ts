@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
+import { verifyWebhookSignature } from '../../gateway/delivery/webhook.js';
 import { RECORD_TYPES } from '../../gateway/log/types.js';
 import { alertTopic, decodeAlertTransition, type AlertEvent } from '../../gateway/wire/alert.js';
 import { runSimulator } from '../../simulators/index.js';
@@ -74,7 +76,22 @@ function acknowledgedAnomalyWindows(summary: Summary, kind: 'spike' | 'flatline'
 describe('alerts through kill -9', () => {
   it('should log, publish and match each episode of the injected anomalies exactly once through two kill -9', async () => {
     const [mqttPort, httpPort] = [await freePort(), await freePort()];
-    const config = { mqtt: { port: mqttPort }, http: { port: httpPort }, log: { checkpointIntervalMs: 500 } };
+    // A webhook receiver too: what it takes must be the log's transitions, a repeat only with the same key and body.
+    const SECRET = 'alerts-crash-webhook-secret';
+    writeFileSync(join(dataDir, 'webhook.secret'), SECRET);
+    const posts: { key: string; body: string; valid: boolean }[] = [];
+    const receiver = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        posts.push({ key: String(req.headers['idempotency-key']), body: body.toString('utf8'), valid: verifyWebhookSignature(SECRET, req.headers['pulsegate-signature'] as string | undefined, body, Math.floor(Date.now() / 1000)) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const config = { mqtt: { port: mqttPort }, http: { port: httpPort }, log: { checkpointIntervalMs: 500 }, delivery: { webhooks: [{ name: 'crash', url: hookUrl, secretFile: join(dataDir, 'webhook.secret'), retryInitialMs: 50, retryMaxMs: 500 }] } };
     let gw: ChildGateway = await startChildGatewayWithConfig(dataDir, config);
 
     const arrivals: Arrival[] = [];
@@ -122,13 +139,15 @@ describe('alerts through kill -9', () => {
     expect(summary.totals.readingsFailed).toBeLessThan(summary.totals.readingsSent * 0.05);
 
     // Everything logged is published (lag 0); a bounded window for QoS 1 deliveries in flight.
-    await eventually(() => scrape(httpPort), (t) => sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'mqtt-alerts' }) === 0, 20_000);
+    await eventually(() => scrape(httpPort), (t) => sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'mqtt-alerts' }) === 0 && sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'webhook-crash' }) === 0, 20_000);
     await observe(500);
     const firingApi = ((await (await fetch(`http://127.0.0.1:${httpPort}/v1/alerts`)).json()) as { alerts: AlertEvent[] }).alerts;
     const stoppedAt = Date.now();
     sub.end(true);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
 
     // The log: each (id, state) once; a RESOLVED after its FIRING.
     const logged = (await readLogRecords(join(dataDir, 'log'))).filter((r) => r.type === RECORD_TYPES.alert).map((r) => ({ at: r.timestamp, event: { ...decodeAlertTransition(r.payload), offset: r.offset } as AlertEvent }));
@@ -154,6 +173,18 @@ describe('alerts through kill -9', () => {
     for (const [topic, offsets] of byTopic) expect(offsets, topic).toEqual([...offsets].sort((a, b) => a - b));
     const missed = logged.filter((l) => l.at < stoppedAt && !firstByOffset.has(l.event.offset)).map((l) => `${l.event.rule}/${l.event.deviceId} ${l.event.state} @${l.event.offset}`);
     expect(missed).toEqual([]);
+    // Webhooks: signed; each key always with the same body; every transition logged before the stop POSTed.
+    expect(posts.every((p) => p.valid)).toBe(true);
+    const bodyByKey = new Map<string, string>();
+    for (const p of posts) {
+      expect(bodyByKey.get(p.key) ?? p.body, `webhook ${p.key}`).toBe(p.body);
+      bodyByKey.set(p.key, p.body);
+      const e = JSON.parse(p.body) as AlertEvent;
+      expect(e).toEqual(logByOffset.get(e.offset));
+      expect(p.key).toBe(`${e.id}:${e.state}`);
+    }
+    expect(logged.filter((l) => l.at < stoppedAt && !bodyByKey.has(`${l.event.id}:${l.event.state}`)).map((l) => l.event.offset)).toEqual([]);
+    process.stderr.write(`alerts-crash: ${posts.length} webhook POSTs of ${bodyByKey.size} transitions\n`);
     const redelivered = arrivals.length - firstByOffset.size;
     process.stderr.write(`alerts-crash: ${logged.length} transitions logged, ${arrivals.length} MQTT arrivals (${redelivered} redelivered or retained), ${summary.anomalies.length} anomalies injected\n`);
 
