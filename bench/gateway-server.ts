@@ -35,6 +35,9 @@ const config = loadConfig({
     mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true },
     http: { port: 0, host: '127.0.0.1' },
     window: { sizesMs: { bridge: [probeWindowMs] } },
+    // The default rule bridge-truck-surge watches 1 min windows, which the probe's bridge kind has
+    // not: the same rule on the probe's window size, so the rules are evaluated as by default.
+    alerts: { rules: [{ id: 'bridge-truck-surge', kind: 'threshold', severity: 'warning', sensorKind: 'bridge', window: probeWindowMs, aggregate: 'count', where: { vehicleClass: 'TRUCK' }, above: 25, clear: 15 }] },
     log: {
       checkpointIntervalMs: args.num('checkpoint-ms', 10_000),
       ...(args.has('group-commit-ms') ? { groupCommitIntervalMs: args.num('group-commit-ms', 2) } : {}),

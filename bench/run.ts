@@ -8,7 +8,8 @@
  * under test processed between two samples of its own counters. Then the gateway's recovery
  * replay: a log of N single-reading records, kill -9, restart, and its 'recovered from the log'
  * line. Prints a table with medians over --reps repetitions and the targets, and writes every
- * figure to bench/results/<YYYY-MM-DD>.json. --profile instead runs the gateway with --cpu-prof
+ * figure to bench/results/<YYYY-MM-DD>.json. Then publish-to-alert latency at half of the QoS 1
+ * maximum (bench/alert-latency-bench.ts; --no-alert-latency skips it). --profile instead runs the gateway with --cpu-prof
  * under the QoS 0 and the batched scenarios and prints where its main thread spends its time.
  * Last, the alert bench (bench/alert-bench.ts, its own process; --no-alerts skips it): the cost of
  * rule evaluation per window. See bench/README.md.
@@ -25,6 +26,7 @@ import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySu
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
 import { formatSummary, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
 import { formatAlertBench, type AlertBenchResult } from './alert-bench.js';
+import { formatAlertLatency, runAlertLatencyBench, type AlertLatencyResult } from './alert-latency-bench.js';
 
 // ---- settings ------------------------------------------------------------------------------
 
@@ -740,6 +742,12 @@ async function main(): Promise<void> {
     alerts = await runAlertBench();
     log(`  alerts: ${'error' in alerts ? `FAILED: ${alerts.error}` : 'done'}`);
   }
+  let alertLatency: AlertLatencyResult | null = null;
+  if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-alert-latency')) {
+    log('  alert latency: QoS 1 maximum, then half of it as load with an alert probe ...');
+    alertLatency = await runAlertLatencyBench({ quick, seed: settings.seed });
+    log(`  alert latency: ${alertLatency.error ?? `p50 ${alertLatency.p50Ms} ms, p99 ${alertLatency.p99Ms} ms`}`);
+  }
 
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
@@ -788,6 +796,10 @@ async function main(): Promise<void> {
     out.push('');
     out.push('error' in alerts ? `alert bench: FAILED: ${alerts.error}` : formatAlertBench(alerts));
   }
+  if (alertLatency !== null) {
+    out.push('');
+    out.push(formatAlertLatency(alertLatency));
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -810,6 +822,7 @@ async function main(): Promise<void> {
     alerts,
     targets,
     cells,
+    alertLatency,
   };
   writeFileSync(path, JSON.stringify(json, null, 2) + '\n');
   out.push('');

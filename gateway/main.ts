@@ -23,6 +23,10 @@ import { startRetentionJob } from './jobs/retention-job.js';
 import { createSilenceJob } from './jobs/silence-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { createKindRegistry } from './kinds/registry.js';
+import { createMqttRepublish } from './delivery/mqtt-republish.js';
+import { createWebhookSender } from './delivery/webhook.js';
+import { encodeDeadLetter } from './log/dead-letter.js';
+import { createLogConsumer, type LogConsumer } from './log/log-consumer.js';
 import { OpenedResources, Timers } from './lifecycle.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
@@ -45,7 +49,7 @@ import { createThreadedSink } from './sinks/sink-thread.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
-import { decodeAlertTransition, encodeAlertTransition, type AlertTransition } from './wire/alert.js';
+import { alertTopic, decodeAlertTransition, encodeAlertTransition, type AlertTransition } from './wire/alert.js';
 import { decodeWindowTransition, encodeWindowTransition, toWindowTransition, windowIdentity, type WindowTransition } from './wire/window.js';
 
 export interface GatewayHandle {
@@ -214,7 +218,13 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     tls,
   });
   opened.add('ingest', ingest, () => ingest.close());
+
+  // delivery: log consumers of the alert records (MQTT republish, webhooks), each with its cursor
+  const deliveries = alerts === null ? [] : await startAlertDelivery(config, alerts, ingest, log, clock, registry, logger.child({ tier: 'delivery' }));
+  for (const c of deliveries) opened.add(`the log consumer ${c.name}`, c, () => c.close());
   await ingest.start();
+  // After the listeners open: a subscriber reconnecting quickly after a restart gets the backlog.
+  for (const c of deliveries) await c.start();
 
   // periodic work: idle windows, checkpoints, health samples, retention
   const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, log, logger });
@@ -229,7 +239,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     opened.add('the silence check', silence, () => silence.stop());
     await silence.start();
   }
-  const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], config: config.log, logger: logger.child({ tier: 'retention' }) });
+  const retention = startRetentionJob({ log, checkpoints, outboxes: [outbox], consumers: deliveries, config: config.log, logger: logger.child({ tier: 'retention' }) });
   opened.add('log retention', retention, () => retention.stop());
   const storeRetention = startStoreRetentionJob({ sink, schedule: config.log.retentionSchedule, clock, logger: logger.child({ tier: 'retention' }) });
   opened.add('store retention', storeRetention, () => storeRetention?.stop());
@@ -276,6 +286,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         await silence?.stop();
         retention.stop();
         storeRetention?.stop();
+        // Alert delivery first, while the broker still takes publishes; what is not handled is handled after the next start.
+        await Promise.all(deliveries.map((c) => c.close({ graceMs: DELIVERY_CLOSE_GRACE_MS })));
         await ingest.close();
         await ingest.drain();
         await checkpointer.idle();
@@ -311,6 +323,44 @@ function createAlerts(config: GatewayConfig, kinds: ReturnType<typeof createKind
   if (skipped.length > 0) logger.warn({ skipped }, 'default alert rules left out: they do not fit the configured windows');
   if (problems.length > 0) throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid alert rules:\n  - ${problems.join('\n  - ')}`, { details: { problems } });
   return new AlertEngine({ rules, maxKeys: config.alerts.maxKeys, clock, registry, record: (t) => record(t), logger: logger.child({ tier: 'alerts' }) });
+}
+
+/** How long an alert publish or webhook POST in flight at shutdown may take to finish. */
+const DELIVERY_CLOSE_GRACE_MS = 2000;
+const MQTT_REPUBLISH_RETRY = { initialMs: 100, maxMs: 5000 } as const;
+
+/**
+ * The log consumers that deliver alert records: 'mqtt-alerts' (republish on alerts/..., with the
+ * retained messages of what fires now put back first: the broker keeps them in memory only) and
+ * one 'webhook-<name>' per delivery.webhooks entry, whose dead letters are written here. Not
+ * started yet.
+ */
+async function startAlertDelivery(config: GatewayConfig, alerts: AlertEngine, ingest: MqttIngest, log: Awaited<ReturnType<typeof createMessageLog>>, clock: Clock, registry: Registry, logger: Logger): Promise<LogConsumer[]> {
+  const republish = createMqttRepublish({
+    publisher: ingest,
+    firingOn: (topic, exceptId) => alerts.firing().find((a) => a.id !== exceptId && alertTopic(a) === topic) ?? null,
+    registry,
+  });
+  await republish.restoreRetained(alerts.firing());
+  const consumers: LogConsumer[] = [];
+  const common = { log, types: [RECORD_TYPES.alert], stateDir: config.log.dir, clock, logger, registry, refused: 'skip' as const };
+  consumers.push(createLogConsumer({ ...common, name: 'mqtt-alerts', handle: (r) => republish.handle(r), retry: MQTT_REPUBLISH_RETRY }));
+  for (const w of config.delivery.webhooks) {
+    const sender = createWebhookSender({ config: w, clock, registry });
+    consumers.push(
+      createLogConsumer({
+        ...common,
+        name: `webhook-${w.name}`,
+        handle: (r, context) => sender.handle(r, context),
+        retry: { initialMs: w.retryInitialMs, maxMs: w.retryMaxMs },
+        onRefused: async (record, err) => {
+          await log.appendDurable(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: clock.now(), reason: 'webhook-undeliverable', topic: `webhook/${w.name}`, detail: err.message, payload: record.payload }));
+          sender.deadLettered();
+        },
+      }),
+    );
+  }
+  return consumers;
 }
 
 /** A store that cannot be reached at startup is waited for (batches wait in the log); a store config that is wrong ends startup. */

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const url = `mqtt://127.0.0.1:${mqtt}`;
   const sims = [
     runSimulator({ kind: 'heart-rate', devices: 8, url, qos: 1, signal: abort.signal, onProgress: (p) => (progress['hr'] = p), progressIntervalMs: 500 }),
-    runSimulator({ kind: 'bridge', devices: 4, rate: 2, url, qos: 1, format: 'json', signal: abort.signal, onProgress: (p) => (progress['br'] = p), progressIntervalMs: 500 }),
+    runSimulator({ kind: 'bridge', devices: 4, rate: 2, truckSurges: true, url, qos: 1, format: 'json', signal: abort.signal, onProgress: (p) => (progress['br'] = p), progressIntervalMs: 500 }),
   ];
 
   const value = async (name: string, labels: Record<string, string> = {}): Promise<number> => {

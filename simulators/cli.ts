@@ -66,7 +66,11 @@ const BRIDGE_HELP = `Bridge:
   --weight-prob P         probability that a detection carries weightKg (default 0.5)
   --utc-offset MIN        local time offset from UTC in minutes for the rush-hour profile (default 0)
   --no-rush-hour          constant arrival rate instead of the daily profile
-  --rush-hour             follow the daily profile (default, except for load)`;
+  --rush-hour             follow the daily profile (default, except for load)
+  --truck-surges          now and then 2-4 minutes of 40-60 extra trucks a minute in one lane
+                          (raises the default alert rule bridge-truck-surge; on in npm run demo)
+  --no-truck-surges       none (default)
+  --truck-surge-every S   mean event time between surges, s (default 600; implies --truck-surges)`;
 
 const HELP: Record<string, string> = {
   main: `Usage: pulsegate-sim <command> [options]
@@ -156,6 +160,9 @@ const OPTIONS = {
   'utc-offset': { type: 'string' },
   'no-rush-hour': { type: 'boolean' },
   'rush-hour': { type: 'boolean' },
+  'truck-surges': { type: 'boolean' },
+  'no-truck-surges': { type: 'boolean' },
+  'truck-surge-every': { type: 'string' },
   kind: { type: 'string' },
   'pre-encode': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -167,6 +174,9 @@ const ONLY_FOR: Record<string, readonly string[]> = {
   'utc-offset': ['bridge', 'load'],
   'no-rush-hour': ['bridge', 'load'],
   'rush-hour': ['bridge', 'load'],
+  'truck-surges': ['bridge', 'load'],
+  'no-truck-surges': ['bridge', 'load'],
+  'truck-surge-every': ['bridge', 'load'],
   kind: ['load'],
   'pre-encode': ['load'],
 };
@@ -264,6 +274,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values['rush-hour'] === true && values['no-rush-hour'] === true) throw new UsageError('--rush-hour and --no-rush-hour contradict each other');
   if (values['rush-hour'] === true) o.rushHour = true;
   if (values['no-rush-hour'] === true) o.rushHour = false;
+  if (values['truck-surges'] === true && values['no-truck-surges'] === true) throw new UsageError('--truck-surges and --no-truck-surges contradict each other');
+  if (values['truck-surges'] === true) o.truckSurges = true;
+  if (values['no-truck-surges'] === true) o.truckSurges = false;
+  set('truckSurgeEveryS', num('truck-surge-every', values['truck-surge-every']));
+  if (values['truck-surge-every'] !== undefined && values['no-truck-surges'] !== true) o.truckSurges = true;
   set('preEncode', num('pre-encode', values['pre-encode']));
   return { command, help: null, options: o, quiet: values.quiet === true };
 }

@@ -1,5 +1,5 @@
 import { DEFAULT_ANOMALY_PROBABILITY, DEFAULT_HEART_RATE_HZ } from './models/heart-rate-model.js';
-import { DEFAULT_BRIDGE_RATE, DEFAULT_LANES, DEFAULT_WEIGHT_PROBABILITY } from './models/bridge-model.js';
+import { DEFAULT_BRIDGE_RATE, DEFAULT_LANES, DEFAULT_TRUCK_SURGE_EVERY_S, DEFAULT_WEIGHT_PROBABILITY } from './models/bridge-model.js';
 import { PAYLOAD_FORMATS, type PayloadFormat } from './payload-encoder.js';
 import { randomSeed } from './random.js';
 import { SENSOR_KINDS, type SensorKind } from './readings.js';
@@ -72,6 +72,10 @@ export interface SimulatorOptions {
   readonly utcOffsetMinutes?: number;
   /** Bridges: follow the daily traffic profile (default true; false with `load`). */
   readonly rushHour?: boolean;
+  /** Bridges: truck surges now and then in one lane (default false; on in the demo). */
+  readonly truckSurges?: boolean;
+  /** Bridges: mean event time between truck surges, s (default 600). */
+  readonly truckSurgeEveryS?: number;
   /** Where to write the summary JSON. */
   readonly summaryFile?: string;
   /** Stops the run: unsent readings are dropped, in-flight ones get `drainTimeoutMs` to be acknowledged. */
@@ -116,6 +120,8 @@ export interface ResolvedOptions {
   readonly weightProbability: number;
   readonly utcOffsetMinutes: number;
   readonly rushHour: boolean;
+  readonly truckSurges: boolean;
+  readonly truckSurgeEveryS: number;
   readonly summaryFile: string | undefined;
   readonly progressIntervalMs: number;
   readonly drainTimeoutMs: number;
@@ -198,6 +204,8 @@ export function resolveOptions(o: SimulatorOptions, now = Date.now()): ResolvedO
   const weightProbability = o.weightProbability ?? DEFAULT_WEIGHT_PROBABILITY;
   check(isProb(weightProbability), `--weight-prob must be a probability in [0, 1], got ${weightProbability}`);
   const utcOffsetMinutes = o.utcOffsetMinutes ?? 0;
+  const truckSurgeEveryS = o.truckSurgeEveryS ?? DEFAULT_TRUCK_SURGE_EVERY_S;
+  check(Number.isFinite(truckSurgeEveryS) && truckSurgeEveryS > 0, `--truck-surge-every must be a number of seconds > 0, got ${truckSurgeEveryS}`);
   check(isInt(Math.abs(utcOffsetMinutes), 0, 24 * 60), `--utc-offset must be minutes in [-1440, 1440], got ${utcOffsetMinutes}`);
   const progressIntervalMs = o.progressIntervalMs ?? 1000;
   check(Number.isFinite(progressIntervalMs) && progressIntervalMs >= 10, `progressIntervalMs must be >= 10, got ${progressIntervalMs}`);
@@ -235,6 +243,8 @@ export function resolveOptions(o: SimulatorOptions, now = Date.now()): ResolvedO
     utcOffsetMinutes,
     // Under load the total rate paces sending; a constant arrival rate keeps event time in step with it.
     rushHour: o.rushHour ?? !load,
+    truckSurges: o.truckSurges ?? false,
+    truckSurgeEveryS,
     summaryFile: o.summaryFile,
     progressIntervalMs,
     drainTimeoutMs,

@@ -4,7 +4,7 @@ import { deviceId, type ResolvedOptions } from './options.js';
 import { createPayloadEncoder, type PayloadEncoder } from './payload-encoder.js';
 import { Perturber } from './perturb.js';
 import { Random, STREAMS } from './random.js';
-import { topicFor, type ReadingModel, type SimReading } from './readings.js';
+import { topicFor, type AnomalyEpisode, type ReadingModel, type SimReading } from './readings.js';
 
 /**
  * Turns the device models into the ordered stream of publishes of a run, independent of MQTT:
@@ -52,6 +52,8 @@ export function createModel(options: ResolvedOptions, deviceIndex: number): Read
     weightProbability: options.weightProbability,
     utcOffsetMinutes: options.utcOffsetMinutes,
     rushHour: options.rushHour,
+    truckSurges: options.truckSurges,
+    truckSurgeEveryS: options.truckSurgeEveryS,
   });
 }
 
@@ -103,6 +105,11 @@ export class PublishPlanner {
     let n = 0;
     for (const r of this.runs) n += r.perturber.duplicatesInjected;
     return n;
+  }
+
+  /** The anomalies every device's model injected so far, by device id (in device order). */
+  anomalies(): { deviceId: string; episodes: readonly AnomalyEpisode[]; dropped: number }[] {
+    return this.runs.map((r) => ({ deviceId: r.id, episodes: r.model.episodes ?? [], dropped: r.model.episodesDropped ?? 0 }));
   }
 
   /** Event time of the next reading, or undefined when every device is done. */

@@ -99,7 +99,7 @@ export class Random {
 }
 
 /** Stream ids, so that each use of randomness of a device has its own sequence. */
-export const STREAMS = { model: 1, perturb: 2, profile: 3 } as const;
+export const STREAMS = { model: 1, perturb: 2, profile: 3, surge: 4 } as const;
 
 export function clamp(v: number, min: number, max: number): number {
   return v < min ? min : v > max ? max : v;

@@ -31,9 +31,31 @@ export interface VehicleDetection {
 
 export type SimReading = HeartRateReading | VehicleDetection;
 
+/**
+ * An anomaly a model injected: heart-rate `spike` (above 200 bpm) or `flatline` (bpm 0), a bridge
+ * `truck-surge` (extra trucks in one lane). `startTs`/`endTs`: event time of its first and last
+ * reading (for a surge, of its first and last extra truck).
+ */
+export interface AnomalyEpisode {
+  readonly kind: 'spike' | 'flatline' | 'truck-surge';
+  readonly startTs: number;
+  endTs: number;
+  /** Readings of the episode (extra trucks for a surge). */
+  readings: number;
+  /** Surges: the lane. */
+  readonly lane?: number;
+}
+
+/** Episodes kept per device; past it the oldest is dropped (counted in the summary). */
+export const MAX_EPISODES_PER_DEVICE = 10_000;
+
 /** A model: an endless, deterministic source of one device's readings, in event-time order. */
 export interface ReadingModel<R extends SimReading = SimReading> {
   next(): R;
+  /** The anomalies it injected so far, oldest first (bounded by MAX_EPISODES_PER_DEVICE). */
+  readonly episodes?: readonly AnomalyEpisode[];
+  /** Episodes dropped past the bound. */
+  readonly episodesDropped?: number;
 }
 
 export function topicFor(kind: SensorKind, deviceId: string): string {

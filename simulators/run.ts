@@ -156,6 +156,7 @@ function finish(summary: SummaryBuilder, options: ResolvedOptions, stopped: Summ
   if (planner !== undefined) {
     summary.totals.duplicatesInjected = planner.duplicatesInjected;
     summary.totals.outOfOrderInjected = planner.outOfOrderInjected;
+    summary.setAnomalies(planner.anomalies());
   }
   const result = summary.build(stopped);
   if (options.summaryFile !== undefined) writeSummaryFile(options.summaryFile, result);

@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { HeartRateReading, SensorKind, SimReading, VehicleClass, VehicleDetection } from './readings.js';
+import type { AnomalyEpisode, HeartRateReading, SensorKind, SimReading, VehicleClass, VehicleDetection } from './readings.js';
 
 /**
  * The oracle of a run: what was sent AND acknowledged, i.e. what the gateway must have stored.
@@ -75,6 +75,19 @@ export interface Summary extends SummaryContext {
   /** Bridges: class -> count over all bridges. */
   byClass?: Partial<Record<VehicleClass, number>>;
   windows: { '1m': WindowSummary; '10s': WindowSummary };
+  /**
+   * The anomalies the models injected (heart rate: spike, flatline; bridges: truck-surge), in
+   * device order then time: device, kind, event time of the first and last reading (of a surge:
+   * of its extra trucks), how many readings, the lane of a surge. Generated, whether or not the
+   * readings were acknowledged (that is in byDevice).
+   */
+  anomalies: SummaryAnomaly[];
+  /** Episodes dropped past the per-device bound (MAX_EPISODES_PER_DEVICE). */
+  anomaliesDropped: number;
+}
+
+export interface SummaryAnomaly extends Readonly<AnomalyEpisode> {
+  readonly deviceId: string;
 }
 
 export const WINDOW_SIZES = { '1m': 60_000, '10s': 10_000 } as const;
@@ -153,7 +166,16 @@ export class SummaryBuilder {
     publishesPerSecond: 0,
   };
 
+  private anomalies: SummaryAnomaly[] = [];
+  private anomaliesDropped = 0;
+
   constructor(private readonly context: SummaryContext) {}
+
+  /** The models' anomaly episodes, per device (PublishPlanner.anomalies()). */
+  setAnomalies(perDevice: readonly { deviceId: string; episodes: readonly AnomalyEpisode[]; dropped: number }[]): void {
+    this.anomalies = perDevice.flatMap((d) => d.episodes.map((e) => ({ deviceId: d.deviceId, ...e })));
+    this.anomaliesDropped = perDevice.reduce((n, d) => n + d.dropped, 0);
+  }
 
   /** Lists a device even if none of its readings gets through. */
   addDevice(deviceId: string): void {
@@ -299,6 +321,8 @@ export class SummaryBuilder {
       totals,
       byDevice,
       windows,
+      anomalies: this.anomalies,
+      anomaliesDropped: this.anomaliesDropped,
     };
     if (bridge) summary.byClass = Object.fromEntries([...byClassTotal.entries()].sort(([a], [b]) => a.localeCompare(b)));
     return summary;

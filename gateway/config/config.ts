@@ -99,6 +99,7 @@ export interface GatewayConfig {
   readonly runtime: RuntimeConfig;
   readonly tls: TlsConfig;
   readonly alerts: AlertsConfig;
+  readonly delivery: DeliveryConfig;
 }
 export type Duration = number | string;
 export interface AlertRuleConfig {
@@ -130,4 +131,23 @@ export interface TlsConfig {
   readonly certFile: string | null;
   readonly keyFile: string | null;
   readonly caFile: string | null;
+}
+export interface WebhookConfig {
+  readonly name: string;
+  readonly url: string;
+  readonly filter: { readonly sensorKinds: readonly string[]; readonly rules: readonly string[]; readonly minSeverity: 'info' | 'warning' | 'critical' };
+  readonly secretFile: string | null;
+  readonly secretEnv: string | null;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  /**
+   * The signing secret, read by the config loader from secretFile or secretEnv. Not enumerable:
+   * `check-config` and logs of the config never print it.
+   */
+  readonly secret: string;
+}
+export interface DeliveryConfig {
+  readonly webhooks: readonly WebhookConfig[];
 }

@@ -69,6 +69,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   resolveMqttBounds(raw['mqtt'], problems);
   checkPassthrough(raw['mqtt'], problems);
   if (problems.length === 0) checkAlerts(raw as unknown as GatewayConfig, problems);
+  if (problems.length === 0) readWebhookSecrets(raw as unknown as GatewayConfig, options.file !== undefined ? resolve(options.file, '..') : process.cwd(), options.env ?? process.env, problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -99,6 +100,51 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
 function checkAlerts(config: GatewayConfig, problems: string[]): void {
   problems.push(...compileAlertRules(config.alerts, createKindRegistry(), config.window).problems);
   if (!cron.validate(config.alerts.silenceSchedule)) problems.push(`alerts.silenceSchedule: not a valid node-cron expression: "${config.alerts.silenceSchedule}"`);
+}
+
+/**
+ * delivery.webhooks: unique names, known kinds and rules in the filters, and exactly one of
+ * secretFile / secretEnv, read now (a missing file or variable is a config error). The secret is
+ * attached as a non-enumerable `secret`, so printing the config never shows it; secretFile is
+ * made absolute.
+ */
+function readWebhookSecrets(config: GatewayConfig, base: string, env: Record<string, string | undefined>, problems: string[]): void {
+  const kinds = createKindRegistry();
+  const ruleIds = new Set(compileAlertRules(config.alerts, kinds, config.window).rules.map((r) => r.id));
+  const names = new Set<string>();
+  config.delivery.webhooks.forEach((w, i) => {
+    const at = `delivery.webhooks[${i}]`;
+    if (names.has(w.name)) problems.push(`${at}.name: "${w.name}" is used twice`);
+    names.add(w.name);
+    for (const k of w.filter.sensorKinds) if (!kinds.has(k)) problems.push(`${at}.filter.sensorKinds: unknown sensor kind "${k}" (known: ${[...kinds.keys()].join(', ')})`);
+    for (const r of w.filter.rules) if (!ruleIds.has(r)) problems.push(`${at}.filter.rules: no alert rule has the id "${r}"`);
+    if ((w.secretFile === null) === (w.secretEnv === null)) {
+      problems.push(`${at}: exactly one of secretFile and secretEnv must be set (the HMAC signing secret)`);
+      return;
+    }
+    let secret: string;
+    if (w.secretFile !== null) {
+      const file = absolute(base, w.secretFile);
+      (w as { secretFile: string }).secretFile = file;
+      try {
+        secret = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (cause) {
+        problems.push(`${at}.secretFile: cannot read ${file}: ${(cause as Error).message}`);
+        return;
+      }
+    } else {
+      secret = env[w.secretEnv!] ?? '';
+      if (secret === '') {
+        problems.push(`${at}.secretEnv: the environment variable ${w.secretEnv!} is not set or empty`);
+        return;
+      }
+    }
+    if (secret.length < 16) {
+      problems.push(`${at}: the secret must be at least 16 characters, got ${secret.length}`);
+      return;
+    }
+    Object.defineProperty(w, 'secret', { value: secret, enumerable: false });
+  });
 }
 
 /** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */

@@ -44,6 +44,39 @@ const alertRule = {
   },
 } as const;
 
+/** One outbound webhook of delivery.webhooks (README "Webhooks"). */
+const webhook = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'url'],
+  properties: {
+    /** Names its log consumer (webhook-<name>) and its metrics; unique. */
+    name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    url: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    /** Which alerts are POSTed; an empty list matches every value. */
+    filter: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        sensorKinds: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+        rules: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+        minSeverity: { enum: ['info', 'warning', 'critical'], default: 'info' },
+      },
+    },
+    /** The HMAC-SHA256 signing secret: a file holding it (trailing newline ignored)... */
+    secretFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+    /** ...or the name of an environment variable holding it (exactly one of the two). */
+    secretEnv: { anyOf: [{ type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, { type: 'null' }], default: null },
+    /** One POST, connect to the end of the answer. */
+    timeoutMs: { type: 'integer', minimum: 1, default: 10_000 },
+    /** Attempts (in one run of the gateway) before the alert is dead-lettered. */
+    maxAttempts: { type: 'integer', minimum: 1, default: 8 },
+    retryInitialMs: { type: 'integer', minimum: 1, default: 1000 },
+    retryMaxMs: { type: 'integer', minimum: 1, default: 60_000 },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -250,6 +283,15 @@ export const configSchema = {
         maxKeys: { type: 'integer', minimum: 1, default: 100_000 },
         /** node-cron schedule (with a seconds field) of the silence check. */
         silenceSchedule: { type: 'string', minLength: 1, default: '*/5 * * * * *' },
+      },
+    },
+    /** Where alerts go besides MQTT and HTTP; see README "Webhooks". */
+    delivery: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        webhooks: { type: 'array', items: webhook, default: [] },
       },
     },
     /** Files of the TLS listeners (mqtt.tlsPort, mqtt.wssPort, http.tls); see README "TLS". */

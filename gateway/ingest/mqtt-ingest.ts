@@ -78,6 +78,15 @@ export interface MqttIngest {
   close(): Promise<void>;
   /** New TLS certificate/key/CA for new connections (e.g. renewed certificates). */
   setTlsMaterial(material: TlsMaterial): void;
+  /**
+   * Publishes as the gateway itself (alert republish): no authorizePublish, straight to the
+   * subscribers whose filters the broker let through. Resolves once the broker has taken it
+   * (stored when retained, queued to every matching subscriber); rejects after close().
+   * An empty retained payload clears the topic's retained message [MQTT-3.3.1-10].
+   */
+  publish(topic: string, payload: Buffer, options: { readonly qos: 0 | 1; readonly retain: boolean }): Promise<void>;
+  /** Sets a topic's retained message (QoS 1) without sending it to anyone now: later subscribers get it. */
+  storeRetained(topic: string, payload: Buffer): Promise<void>;
 }
 
 export async function createMqttIngest(options: MqttIngestOptions): Promise<MqttIngest> {
@@ -516,6 +525,17 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     },
     setTlsMaterial(material) {
       tlsListeners?.setMaterial(material);
+    },
+    publish(topic, payload, publishOptions) {
+      if (closed) return Promise.reject(new GatewayError('GW_ERR_SHUTTING_DOWN', 'broker closed: nothing more is published', { retryable: true }));
+      return new Promise((resolve, reject) => {
+        broker.publish({ cmd: 'publish', topic, payload, qos: publishOptions.qos, retain: publishOptions.retain, dup: false } as PublishPacket, (err?: Error) => (err ? reject(err) : resolve()));
+      });
+    },
+    async storeRetained(topic, payload) {
+      if (closed) throw new GatewayError('GW_ERR_SHUTTING_DOWN', 'broker closed: nothing more is published', { retryable: true });
+      // aedes types do not list its persistence, which stores retained messages (aedes.js storeRetained).
+      await (broker as unknown as { persistence: { storeRetained(p: PublishPacket): Promise<void> } }).persistence.storeRetained({ cmd: 'publish', topic, payload, qos: 1, retain: true, dup: false } as PublishPacket);
     },
     drain() {
       if (inFlight === 0) return Promise.resolve();

@@ -1,5 +1,5 @@
 import { clamp, Random, STREAMS } from '../random.js';
-import type { ReadingModel, VehicleClass, VehicleDetection } from '../readings.js';
+import { MAX_EPISODES_PER_DEVICE, type AnomalyEpisode, type ReadingModel, type VehicleClass, type VehicleDetection } from '../readings.js';
 
 /**
  * Vehicles crossing one bridge: a non-homogeneous Poisson process (by thinning) whose rate
@@ -22,7 +22,20 @@ export interface BridgeModelOptions {
   readonly utcOffsetMinutes?: number;
   /** Whether arrivals follow the daily profile (default true); false gives a constant rate. */
   readonly rushHour?: boolean;
+  /**
+   * Truck surges now and then (default false): extra trucks in one lane, 40-60 a minute for 2-4
+   * minutes, enough for the default alert rule bridge-truck-surge (more than 25 a minute). Drawn
+   * from their own random stream, so the other vehicles are the same with or without them.
+   */
+  readonly truckSurges?: boolean;
+  /** Mean event time between the end of one surge and the start of the next, s (default 600). */
+  readonly truckSurgeEveryS?: number;
 }
+
+export const DEFAULT_TRUCK_SURGE_EVERY_S = 600;
+/** Extra trucks per minute during a surge, and how long a surge lasts (s). */
+export const TRUCK_SURGE_PER_MINUTE = { min: 40, max: 60 } as const;
+export const TRUCK_SURGE_DURATION_S = { min: 120, max: 240 } as const;
 
 /** Traffic relative to midday, at the middle of each local hour 0..23. */
 export const TRAFFIC_PROFILE: readonly number[] = [
@@ -83,6 +96,15 @@ export class BridgeModel implements ReadingModel<VehicleDetection> {
   private seq = 0;
   /** Event time of the last candidate arrival, fractional ms. */
   private t: number;
+  /** The next regular detection (without its seq), drawn ahead when surges are on. */
+  private pending: Omit<VehicleDetection, 'seq'> | null = null;
+  private readonly surgeRng: Random | null;
+  private readonly surgeEveryS: number;
+  private surge: { lane: number; endTs: number; ratePerS: number; nextT: number; episode: AnomalyEpisode } | null = null;
+  private nextSurgeT = Number.POSITIVE_INFINITY;
+  /** Truck surges so far (event time of their first and last extra truck). */
+  readonly episodes: AnomalyEpisode[] = [];
+  episodesDropped = 0;
 
   constructor(options: BridgeModelOptions) {
     this.rate = options.ratePerSecond ?? DEFAULT_BRIDGE_RATE;
@@ -94,6 +116,10 @@ export class BridgeModel implements ReadingModel<VehicleDetection> {
     this.rushHour = options.rushHour ?? true;
     this.rng = new Random(options.seed, options.deviceIndex, STREAMS.model);
     this.t = options.startTs;
+    this.surgeEveryS = options.truckSurgeEveryS ?? DEFAULT_TRUCK_SURGE_EVERY_S;
+    if (!(this.surgeEveryS > 0)) throw new RangeError(`truckSurgeEveryS must be > 0, got ${this.surgeEveryS}`);
+    this.surgeRng = options.truckSurges === true ? new Random(options.seed, options.deviceIndex, STREAMS.surge) : null;
+    if (this.surgeRng !== null) this.nextSurgeT = options.startTs + this.surgeRng.exponential(1 / this.surgeEveryS) * 1000;
   }
 
   /** Arrival rate (vehicles/s) at event time ts. */
@@ -102,6 +128,69 @@ export class BridgeModel implements ReadingModel<VehicleDetection> {
   }
 
   next(): VehicleDetection {
+    if (this.surgeRng === null) return { seq: ++this.seq, ...this.regular() };
+    this.pending ??= this.regular();
+    const extra = this.surgeTruckBefore(this.pending.ts);
+    if (extra !== null) return { seq: ++this.seq, ...extra };
+    const d = this.pending;
+    this.pending = null;
+    return { seq: ++this.seq, ...d };
+  }
+
+  /** The surge's next extra truck if it comes before `ts` (starting and ending surges on the way). */
+  private surgeTruckBefore(ts: number): Omit<VehicleDetection, 'seq'> | null {
+    const r = this.surgeRng!;
+    for (;;) {
+      if (this.surge === null) {
+        if (this.nextSurgeT >= ts) return null;
+        const lane = r.int(1, this.lanes);
+        const start = this.nextSurgeT;
+        const endTs = start + r.uniform(TRUCK_SURGE_DURATION_S.min, TRUCK_SURGE_DURATION_S.max) * 1000;
+        const ratePerS = r.uniform(TRUCK_SURGE_PER_MINUTE.min, TRUCK_SURGE_PER_MINUTE.max) / 60;
+        this.surge = { lane, endTs, ratePerS, nextT: start + r.exponential(ratePerS) * 1000, episode: { kind: 'truck-surge', lane, startTs: Number.NaN, endTs: Number.NaN, readings: 0 } };
+      }
+      const s = this.surge;
+      if (s.nextT >= s.endTs) {
+        this.surge = null;
+        this.nextSurgeT = s.endTs + r.exponential(1 / this.surgeEveryS) * 1000;
+        continue;
+      }
+      // Same millisecond as a regular detection: the regular one goes first.
+      if (Math.floor(s.nextT) >= ts) return null;
+      const at = Math.floor(s.nextT);
+      s.nextT += r.exponential(s.ratePerS) * 1000;
+      if (s.episode.readings === 0) this.recordEpisode({ ...s.episode, startTs: at, endTs: at, readings: 0 });
+      const episode = this.episodes[this.episodes.length - 1]!;
+      episode.endTs = at;
+      episode.readings++;
+      s.episode.readings++;
+      const traits = TRAITS.TRUCK;
+      const axles = r.weighted(traits.axles);
+      const detection: { -readonly [K in keyof Omit<VehicleDetection, 'seq'>]: VehicleDetection[K] } = {
+        ts: at,
+        lane: s.lane,
+        vehicleClass: 'TRUCK',
+        speedKmh: Math.round(clamp(r.normal(traits.speed[0] - 10, traits.speed[1]), 5, 180) * 10) / 10,
+        axles,
+      };
+      if (r.chance(this.weightProbability)) {
+        const mean = traits.weight[0] + traits.weight[1] * axles;
+        detection.weightKg = Math.round(clamp(r.normal(mean, mean * traits.weight[2]), 80, 60_000) / 10) * 10;
+      }
+      return detection;
+    }
+  }
+
+  private recordEpisode(e: AnomalyEpisode): void {
+    if (this.episodes.length >= MAX_EPISODES_PER_DEVICE) {
+      this.episodes.shift();
+      this.episodesDropped++;
+    }
+    this.episodes.push(e);
+  }
+
+  /** The next detection of the regular traffic (without its seq). */
+  private regular(): Omit<VehicleDetection, 'seq'> {
     const r = this.rng;
     // Thinning (Lewis-Shedler): candidates at the peak rate, each kept with rate(t) / peak.
     const peak = this.rushHour ? this.rate * PROFILE_MAX : this.rate;
@@ -120,8 +209,7 @@ export class BridgeModel implements ReadingModel<VehicleDetection> {
     const congestion = 1 - 0.4 * clamp((factor - 1.2) / (PROFILE_MAX - 1.2), 0, 1);
     const laneBonus = traits.heavy ? 0 : (lane - 1) * 2;
     const speedKmh = Math.round(clamp(r.normal(traits.speed[0] + laneBonus, traits.speed[1]) * congestion, 5, 180) * 10) / 10;
-    const detection: { -readonly [K in keyof VehicleDetection]: VehicleDetection[K] } = {
-      seq: ++this.seq,
+    const detection: { -readonly [K in keyof Omit<VehicleDetection, 'seq'>]: VehicleDetection[K] } = {
       ts,
       lane,
       vehicleClass,

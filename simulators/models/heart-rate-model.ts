@@ -1,5 +1,5 @@
 import { clamp, Random, STREAMS } from '../random.js';
-import type { HeartRateReading, ReadingModel } from '../readings.js';
+import { MAX_EPISODES_PER_DEVICE, type AnomalyEpisode, type HeartRateReading, type ReadingModel } from '../readings.js';
 
 /**
  * Heart rate of one athlete: a first-order response towards a target that follows training
@@ -47,6 +47,9 @@ export class HeartRateModel implements ReadingModel<HeartRateReading> {
   private spikeBpm = 0;
   /** Anomaly episodes started so far. */
   anomalyEpisodes = 0;
+  /** Where and when they were (event time of their first and last reading). */
+  readonly episodes: AnomalyEpisode[] = [];
+  episodesDropped = 0;
 
   constructor(private readonly options: HeartRateModelOptions) {
     const rate = options.rateHz ?? DEFAULT_HEART_RATE_HZ;
@@ -94,6 +97,7 @@ export class HeartRateModel implements ReadingModel<HeartRateReading> {
       }
     }
 
+    if (this.anomalyKind !== null) this.noteAnomaly(this.anomalyKind, ts, seq);
     let bpm: number;
     if (this.anomalyKind === 'flatline') return { seq, ts, bpm: 0 };
     if (this.anomalyKind === 'spike') {
@@ -104,6 +108,24 @@ export class HeartRateModel implements ReadingModel<HeartRateReading> {
     const rrMs = Math.round(clamp((60_000 / bpm) * (1 + this.rng.normal(0, 0.015)), 100, 5000));
     return { seq, ts, bpm, rrMs };
   }
+
+  private currentEpisodeSeq = -1;
+  private noteAnomaly(kind: HeartRateAnomaly, ts: number, seq: number): void {
+    const last = this.episodes[this.episodes.length - 1];
+    if (last !== undefined && this.currentEpisodeSeq === seq - 1 && last.kind === kind && this.anomalyEpisodes === this.episodeCount) {
+      last.endTs = ts;
+      last.readings++;
+    } else {
+      if (this.episodes.length >= MAX_EPISODES_PER_DEVICE) {
+        this.episodes.shift();
+        this.episodesDropped++;
+      }
+      this.episodes.push({ kind, startTs: ts, endTs: ts, readings: 1 });
+      this.episodeCount = this.anomalyEpisodes;
+    }
+    this.currentEpisodeSeq = seq;
+  }
+  private episodeCount = 0;
 
   private advancePhysiology(): void {
     this.phaseLeftS -= this.dt;

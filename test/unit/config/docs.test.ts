@@ -30,6 +30,11 @@ describe('README', () => {
     for (const name of Object.keys(ENV_OVERRIDES)) expect(readme, name).toContain(`| \`${name}\` |`);
   });
 
+  it('should document every key of a webhook (delivery.webhooks[])', () => {
+    const webhook = (configSchema.properties.delivery.properties.webhooks as { items: { properties: Record<string, unknown> } }).items;
+    for (const key of keys(webhook as { properties: Record<string, unknown> })) expect(readme, `delivery.webhooks[].${key}`).toContain(`| \`delivery.webhooks[].${key}\` |`);
+  });
+
   it('should document every rejection reason', () => {
     for (const reason of REJECT_REASONS) expect(readme, reason).toContain(`| \`${reason}\` |`);
   });

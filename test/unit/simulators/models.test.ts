@@ -225,4 +225,59 @@ describe('bridge model', () => {
     };
     expect(avg(17)).toBeLessThan(avg(11) * 0.85);
   });
+
+  it('bridge model should make truck surges of more than 25 trucks a minute in one lane, recorded, and leave the other traffic as it was', () => {
+    const until = START + 3 * 3_600_000;
+    const plain = vehicles(21, until, { ratePerSecond: 1, rushHour: false });
+    const model = new BridgeModel({ seed: 21, deviceIndex: 0, startTs: START, ratePerSecond: 1, rushHour: false, truckSurges: true, truckSurgeEveryS: 900 });
+    const surged: VehicleDetection[] = [];
+    for (let r = model.next(); r.ts < until; r = model.next()) surged.push(r);
+    const surges = model.episodes.filter((e) => e.endTs < until);
+    expect(surges.length).toBeGreaterThanOrEqual(4);
+    expect(surges.length).toBeLessThanOrEqual(24);
+    // Sequence numbers stay dense and times ordered with the extra trucks merged in.
+    expect(surged.every((d, i) => d.seq === i + 1 && (i === 0 || d.ts >= surged[i - 1]!.ts))).toBe(true);
+    // Every regular detection is still there, the same (but its seq); the rest are the surges' trucks.
+    const key = (d: VehicleDetection) => JSON.stringify({ ...d, seq: 0 });
+    const present = new Set(surged.map(key));
+    expect(plain.filter((d) => !present.has(key(d)))).toEqual([]);
+    expect(surged.length - plain.length).toBe(model.episodes.reduce((n, e) => n + e.readings, 0));
+    for (const e of surges) {
+      expect(e.endTs - e.startTs).toBeGreaterThan(100_000);
+      expect(e.endTs - e.startTs).toBeLessThanOrEqual(240_000);
+      // Some whole minute of the surge has more than 25 trucks in its lane (the default rule's level).
+      const firstMinute = Math.ceil(e.startTs / 60_000) * 60_000;
+      const trucks = surged.filter((d) => d.vehicleClass === 'TRUCK' && d.lane === e.lane && d.ts >= firstMinute && d.ts < firstMinute + 60_000).length;
+      expect(trucks).toBeGreaterThan(25);
+    }
+    // Outside surges no minute of a lane reaches the clear level of the rule (15).
+    const perMinuteLane = new Map<string, number>();
+    for (const d of plain) if (d.vehicleClass === 'TRUCK') perMinuteLane.set(`${Math.floor(d.ts / 60_000)}:${d.lane}`, (perMinuteLane.get(`${Math.floor(d.ts / 60_000)}:${d.lane}`) ?? 0) + 1);
+    expect(Math.max(...perMinuteLane.values())).toBeLessThan(15);
+  });
+
+  it('bridge model should make the same surges for the same seed', () => {
+    const make = () => {
+      const m = new BridgeModel({ seed: 3, deviceIndex: 1, startTs: START, truckSurges: true, truckSurgeEveryS: 600 });
+      for (let i = 0; i < 20_000; i++) m.next();
+      return m.episodes;
+    };
+    expect(make()).toEqual(make());
+    expect(make().length).toBeGreaterThan(0);
+  });
+});
+
+describe('anomaly episodes of the heart-rate model', () => {
+  it('heart-rate model should record each anomaly with the event time of its first and last reading', () => {
+    const { readings, model } = heartRate(11, 0, 20_000, 0.002);
+    expect(model.episodes.length).toBe(model.anomalyEpisodes);
+    for (const e of model.episodes) {
+      const inside = readings.filter((r) => r.ts >= e.startTs && r.ts <= e.endTs);
+      expect(inside.length).toBe(e.readings);
+      expect(inside.every((r) => (e.kind === 'flatline' ? r.bpm === 0 : r.bpm > 200))).toBe(true);
+    }
+    // And every anomalous reading is inside one.
+    const abnormal = readings.filter((r) => r.bpm === 0 || r.bpm > 200);
+    expect(abnormal.length).toBe(model.episodes.reduce((n, e) => n + e.readings, 0));
+  });
 });
