@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
 import { isGatewayError } from './errors.js';
-import { createEventBus } from './events.js';
+import { createEventBus, type EventBus } from './events.js';
 import { createHttpServer } from './http/http-server.js';
 import { createReadiness } from './http/readiness.js';
 import { loadCredentials } from './ingest/credentials.js';
@@ -16,6 +16,7 @@ import { createIngestMetrics } from './ingest/ingest-metrics.js';
 import { createIngestRecordReader } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
+import { createSparkplugIngest } from './ingest/sparkplug.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { createKindRegistry } from './kinds/registry.js';
@@ -52,6 +53,8 @@ export interface GatewayHandle {
    * problem the current ones stay in use. Returns the problems (empty = reloaded).
    */
   reloadTls(): readonly string[];
+  /** The gateway's event bus (device.status, window.emitted, ...). */
+  readonly events: EventBus;
 }
 
 export interface GatewayDeps {
@@ -86,6 +89,18 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger.warn('mqtt.allowAnonymous is false, no mqtt.credentialsFile is set and mqtt.clientCertificates is off: no device can connect');
   }
   const decoder = createPayloadDecoder(kinds, config.ingest);
+  // Sparkplug B (ingest.sparkplug): its rebirth requests go out through the broker, once it exists.
+  let sparkplugBroker: MqttIngest['broker'] | null = null;
+  const sparkplug = !config.ingest.sparkplug.enabled
+    ? null
+    : createSparkplugIngest({
+        config: config.ingest.sparkplug,
+        ingest: config.ingest,
+        kinds,
+        clock,
+        registry,
+        publish: (topic, payload) => sparkplugBroker?.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, () => undefined),
+      });
   const tlsLoaded = loadTlsMaterial(config);
   logTlsWarnings(tlsLoaded.warnings, logger);
   const tls = tlsLoaded.material === null ? null : { material: tlsLoaded.material, metrics: createTlsMetrics(registry) };
@@ -145,7 +160,10 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger: logger.child({ tier: 'ingest' }),
     onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
     tls,
+    sparkplug,
+    onStatus: (status, offset) => pipeline.deviceStatus(status, offset),
   });
+  sparkplugBroker = ingest.broker;
   opened.add('ingest', ingest, () => ingest.close());
   await ingest.start();
 
@@ -174,6 +192,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     config,
     registry,
     logger,
+    events,
     ports: { mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort, mqtts: ingest.ports.tls, wss: ingest.ports.wss },
     reloadTls() {
       if (tls === null) return [];

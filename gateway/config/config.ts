@@ -44,6 +44,18 @@ export interface IngestConfig {
   readonly maxInFlightReadings: number;
   readonly maxDevices: number;
   readonly rateLimit: { readonly publishesPerSecond: number | null; readonly burst: number };
+  readonly sparkplug: SparkplugConfig;
+}
+/** Sparkplug B ingest (README "Sparkplug B"). */
+export interface SparkplugConfig {
+  readonly enabled: boolean;
+  /** Kind the metrics of nodes and devices become readings of. */
+  readonly kind: string;
+  /** Field of the kind -> metric name; empty: each field from the metric of the same name. */
+  readonly fields: Readonly<Record<string, string>>;
+  readonly rebirthIntervalMs: number;
+  readonly maxEdgeNodes: number;
+  readonly maxDevicesPerNode: number;
 }
 export interface LogConfig {
   readonly dir: string;
