@@ -62,6 +62,8 @@ export interface GatewayDeps {
   readonly logger?: Logger;
   /** Opens the message log's segment files (default fs.promises.open): a seam for fault-injecting tests. */
   readonly openLogFile?: MessageLogOptions['openFile'];
+  /** Called with the event bus before recovery, so a subscriber also sees the replayed events. */
+  readonly observeEvents?: (events: EventBus) => void;
 }
 
 /**
@@ -83,6 +85,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   const kinds = createKindRegistry();
   const registry = createRegistry();
   const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
+  deps.observeEvents?.(events);
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
   if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {
