@@ -86,7 +86,10 @@ export class SparkplugEdgeNode {
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', reject);
+      client.once('close', () => reject(new Error(`cannot connect to ${this.options.url}`)));
     });
+    // After the connect, a dropped connection ends the run (publish() rejects); no unhandled 'error'.
+    client.on('error', () => undefined);
     client.on('message', (topic, payload) => this.onCommand(topic, payload));
     await client.subscribeAsync(this.topic('NCMD'), { qos: 1 });
     await this.birth();
@@ -155,12 +158,16 @@ export class SparkplugEdgeNode {
     await this.publish(this.topic('DDEATH', device), { timestamp: Date.now(), seq: this.nextSeq(), metrics: [] });
   }
 
-  /** Ends the connection without DISCONNECT: the broker publishes the will (NDEATH). */
+  /**
+   * Ends the connection without DISCONNECT: the broker publishes the will (NDEATH). The socket is
+   * half-closed after what is written (a QoS 0 publish is "sent" once in the socket's buffer).
+   */
   die(): void {
     const c = this.client;
     this.client = null;
-    c?.stream.destroy();
-    c?.end(true);
+    if (c === null) return;
+    c.stream.end();
+    c.stream.once('close', () => c.end(true));
   }
 
   /** Sends NDEATH itself, then disconnects. */

@@ -5,6 +5,7 @@ import { decodeDeviceStatus } from '../../../gateway/log/device-status-record.js
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
 import { decodeSparkplugPayload, encodeSparkplugPayload, REBIRTH_METRIC } from '../../../gateway/ingest/sparkplug-payload.js';
 import type { GatewayEvents } from '../../../gateway/events.js';
+import { main as simulatorMain } from '../../../simulators/cli.js';
 import { SparkplugEdgeNode } from '../../../simulators/sparkplug.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { readLogRecords } from '../../helpers/log-records.js';
@@ -153,5 +154,25 @@ describe('Sparkplug B ingest', () => {
     const statuses = (await readLogRecords(join(dataDir, 'log'))).filter((r) => r.type === RECORD_TYPES.deviceStatus).map((r) => decodeDeviceStatus(r.payload));
     expect(statuses.map((s) => [s?.deviceId, s?.status, s?.reason])).toEqual(events.map((e) => [e.deviceId, e.status, e.reason]));
     expect(statuses.every((s) => s !== null && s.kind === 'heart-rate' && typeof s.at === 'number')).toBe(true);
+  });
+
+  it('pulsegate-sim heart-rate --profile sparkplug yields the readings of each device, and its will makes them offline', async () => {
+    gw = await startTestGateway(SPARKPLUG);
+    const events: GatewayEvents['device.status'][] = [];
+    gw.events.on('device.status', (e) => events.push(e));
+    const out: string[] = [];
+    const sink = { write: (chunk: string) => out.push(chunk) > 0 } as unknown as NodeJS.WritableStream;
+    const args = ['heart-rate', '--profile', 'sparkplug', '--url', `mqtt://127.0.0.1:${gw.ports.mqtt}`, '--group', 'gym', '--edge', 'hub', '--devices', '2', '--count', '200', '--no-realtime', '--end', 'will', '--seed', '5', '--quiet'];
+    expect(await simulatorMain(args, { out: sink, err: sink })).toBe(0);
+    expect(out.join('')).toContain('400 DDATA from 2 devices');
+    await waitMetric('pulsegate_readings_received_total', { kind: 'heart-rate' }, 402);
+    for (const d of ['gym:hub:athlete-1', 'gym:hub:athlete-2']) await waitForValue(() => readings(d), (r) => r.count === 201, { what: `readings of ${d}` });
+    await waitFor(() => events.length === 6, { what: 'births and the will' });
+    expect(events.slice(3).map((e) => [e.deviceId, e.status])).toEqual([
+      ['gym:hub', 'offline'],
+      ['gym:hub:athlete-1', 'offline'],
+      ['gym:hub:athlete-2', 'offline'],
+    ]);
+    expect(await metric('pulsegate_sequence_gaps_total')).toBe(0);
   });
 });
