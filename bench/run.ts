@@ -23,6 +23,7 @@ import { selfCheck } from './lib/selfcheck.js';
 import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySummary } from './lib/stats.js';
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
 import { formatSummary, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
+import { runSparkplugBench, sparkplugBenchSettings, type SparkplugBenchResult } from './sparkplug-bench.js';
 
 // ---- settings ------------------------------------------------------------------------------
 
@@ -719,6 +720,13 @@ async function main(): Promise<void> {
     log(`  replay: ${replay.error ?? `${fmtInt(replay.recordsPerSec)} records/s`}`);
   }
 
+  // Sparkplug B ingest beside the native protobuf path, one gateway, same run (bench/sparkplug-bench.ts).
+  let sparkplug: SparkplugBenchResult | { error: string } | null = null;
+  if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-sparkplug')) {
+    log('  sparkplug: native protobuf vs Sparkplug B DDATA, one gateway ...');
+    sparkplug = await runSparkplugBench(sparkplugBenchSettings(args, quick), log).catch((err: unknown) => ({ error: (err as Error).message }));
+  }
+
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
   const totalS = (monoMs() - started) / 1000;
@@ -762,6 +770,14 @@ async function main(): Promise<void> {
       if (rss.length > 0) out.push(`  peak RSS after replay ${fix(Math.max(...rss), 0)} MB; start to ready ${replay.runs.map((r) => r.startMs ?? '-').join(' / ')} ms`);
     }
   }
+  if (sparkplug !== null) {
+    out.push('');
+    out.push(
+      'error' in sparkplug
+        ? `sparkplug B ingest: FAILED: ${sparkplug.error}`
+        : `sparkplug B ingest: ${fmtInt(sparkplug.sparkplugReadingsPerSec)} readings/s beside native protobuf ${fmtInt(sparkplug.nativeReadingsPerSec)} readings/s (ratio ${sparkplug.ratio}; gateway CPU ${String(sparkplug.sparkplugCpuUsPerReading)} vs ${String(sparkplug.nativeCpuUsPerReading)} us/reading; QoS 1, 1 reading/publish, one gateway, medians of ${sparkplug.settings.reps})`,
+    );
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -783,6 +799,7 @@ async function main(): Promise<void> {
     replay,
     targets,
     cells,
+    sparkplug,
   };
   writeFileSync(path, JSON.stringify(json, null, 2) + '\n');
   out.push('');
