@@ -124,7 +124,7 @@ export const configSchema = {
             /** Shortest time between two rebirth requests (NCMD Node Control/Rebirth) to one edge node. */
             rebirthIntervalMs: { ...positiveMs, default: 10_000 },
             /** Edge nodes whose births are held; past it the least recently heard one is forgotten ("evict-lru"). */
-            maxEdgeNodes: { type: 'integer', minimum: 1, default: 10_000 },
+            maxEdgeNodes: { type: 'integer', minimum: 1, default: 1000 },
             /** Devices born under one edge node; a DBIRTH past it is rejected as sparkplug_limit. */
             maxDevicesPerNode: { type: 'integer', minimum: 1, default: 1000 },
           },
