@@ -16,7 +16,7 @@ import { createIngestMetrics } from './ingest/ingest-metrics.js';
 import { createIngestRecordReader } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
-import { createSparkplugIngest } from './ingest/sparkplug.js';
+import { createSparkplugIngest, sparkplugStateMessage } from './ingest/sparkplug.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
 import { createKindRegistry } from './kinds/registry.js';
@@ -169,6 +169,16 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   sparkplugBroker = ingest.broker;
   opened.add('ingest', ingest, () => ingest.close());
   await ingest.start();
+  // Sparkplug B primary host: STATE online now (retained), offline at shutdown.
+  const hostId = config.ingest.sparkplug.enabled ? config.ingest.sparkplug.hostId : null;
+  const publishState = (online: boolean): Promise<void> =>
+    hostId === null
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const { topic, payload } = sparkplugStateMessage(hostId, online, clock.now());
+          ingest.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: true, dup: false }, () => resolve());
+        });
+  await publishState(true);
 
   // periodic work: idle windows, checkpoints, health samples, retention
   const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, logger });
@@ -216,6 +226,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         timers.stopAll();
         retention.stop();
         storeRetention?.stop();
+        await publishState(false);
         await ingest.close();
         await ingest.drain();
         await checkpointer.idle();

@@ -170,6 +170,7 @@ const OPTIONS = {
   profile: { type: 'string' },
   group: { type: 'string' },
   edge: { type: 'string' },
+  'primary-host': { type: 'string' },
   loss: { type: 'string' },
   end: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -289,7 +290,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     for (const opt of Object.keys(SPARKPLUG_OPTIONS_ONLY_FOR)) if ((values as Record<string, unknown>)[opt] !== undefined) throw new UsageError(`--${opt} needs --profile sparkplug`);
   }
   if (profile === 'sparkplug') {
-    return { command, help: null, options: o, quiet: values.quiet === true, sparkplug: sparkplugRunOptions(o, { group: values.group, edge: values.edge, loss: num('loss', values.loss), end: values.end }, (m) => new UsageError(m)) };
+    return { command, help: null, options: o, quiet: values.quiet === true, sparkplug: sparkplugRunOptions(o, { group: values.group, edge: values.edge, primaryHost: values['primary-host'], loss: num('loss', values.loss), end: values.end }, (m) => new UsageError(m)) };
   }
   return { command, help: null, options: o, quiet: values.quiet === true };
 }

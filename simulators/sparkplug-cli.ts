@@ -5,6 +5,7 @@ import { runSparkplugEdge, type SparkplugRunOptions } from './sparkplug.js';
 export const SPARKPLUG_HELP = `Sparkplug B (--profile sparkplug): one edge node, one device per athlete, spBv1.0/<group>/...
   --group G               Sparkplug group id (default pulsegate)
   --edge E                edge node id (default edge1)
+  --primary-host H        wait for the retained spBv1.0/STATE/<H> online before the births
   --loss P                probability that a DDATA is lost (its seq used, never sent; default 0)
   --end ndeath|will|ddeath
                           how the run ends: the node sends NDEATH (default), the connection drops
@@ -12,14 +13,14 @@ export const SPARKPLUG_HELP = `Sparkplug B (--profile sparkplug): one edge node,
   Device ids at the gateway: <group>:<edge>:<device>. Readings per device: --count, or --rate x
   --duration, or until Ctrl-C. An NCMD "Node Control/Rebirth" is answered with new births.`;
 
-export const SPARKPLUG_OPTIONS_ONLY_FOR: Record<string, readonly string[]> = { group: ['heart-rate'], edge: ['heart-rate'], loss: ['heart-rate'], end: ['heart-rate'] };
+export const SPARKPLUG_OPTIONS_ONLY_FOR: Record<string, readonly string[]> = { group: ['heart-rate'], edge: ['heart-rate'], 'primary-host': ['heart-rate'], loss: ['heart-rate'], end: ['heart-rate'] };
 
 const ENDS = ['ndeath', 'will', 'ddeath'] as const;
 
 /** The edge node's run from the parsed command line; `usage` builds the error for a bad value. */
 export function sparkplugRunOptions(
   o: SimulatorOptions,
-  extra: { group?: string | undefined; edge?: string | undefined; loss?: number | undefined; end?: string | undefined },
+  extra: { group?: string | undefined; edge?: string | undefined; primaryHost?: string | undefined; loss?: number | undefined; end?: string | undefined },
   usage: (message: string) => Error,
 ): SparkplugRunOptions {
   const devices = o.devices ?? 5;
@@ -43,6 +44,7 @@ export function sparkplugRunOptions(
     devices: Array.from({ length: devices }, (_, i) => `${prefix}${i + 1}`),
     seed: o.seed ?? Math.floor(Math.random() * 2 ** 31),
     ...(o.startTs === undefined ? {} : { startTs: o.startTs }),
+    ...(extra.primaryHost === undefined ? {} : { primaryHost: extra.primaryHost }),
     loss,
     count,
     // Unpaced only when asked for (--no-realtime); by default DDATA follow the event time.

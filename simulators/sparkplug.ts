@@ -2,6 +2,7 @@
  * A Sparkplug B v3.0 edge node (`--profile sparkplug`): one MQTT connection for an edge node and
  * its devices (one athlete's heart-rate strap each, from HeartRateModel).
  *
+ * - With a primary host, waits for its retained STATE (online) before the births.
  * - Connects with an NDEATH as its MQTT will (bdSeq = the connection's number, from 0), then
  *   publishes NBIRTH (seq 0, bdSeq, `Node Control/Rebirth`) and a DBIRTH per device declaring
  *   `bpm` (alias 1) and `rrMs` (alias 2).
@@ -31,6 +32,8 @@ export interface SparkplugEdgeOptions {
   readonly loss?: number;
   /** bdSeq of the first connection (default 0). */
   readonly bdSeq?: number;
+  /** Primary host id: births wait for a retained spBv1.0/STATE/<id> saying online (v3.0). */
+  readonly primaryHost?: string;
 }
 
 export interface SparkplugEdgeStats {
@@ -92,6 +95,25 @@ export class SparkplugEdgeNode {
     client.on('error', () => undefined);
     client.on('message', (topic, payload) => this.onCommand(topic, payload));
     await client.subscribeAsync(this.topic('NCMD'), { qos: 1 });
+    const host = this.options.primaryHost;
+    if (host !== undefined) {
+      const stateTopic = `spBv1.0/STATE/${host}`;
+      const online = new Promise<void>((resolve) => {
+        const onState = (topic: string, payload: Buffer): void => {
+          if (topic !== stateTopic) return;
+          try {
+            if ((JSON.parse(payload.toString('utf8')) as { online?: unknown }).online !== true) return;
+          } catch {
+            return;
+          }
+          client.off('message', onState);
+          resolve();
+        };
+        client.on('message', onState);
+      });
+      await client.subscribeAsync(stateTopic, { qos: 1 });
+      await online;
+    }
     await this.birth();
   }
 

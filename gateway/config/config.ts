@@ -56,6 +56,8 @@ export interface SparkplugConfig {
   readonly rebirthIntervalMs: number;
   readonly maxEdgeNodes: number;
   readonly maxDevicesPerNode: number;
+  /** Primary host application id for spBv1.0/STATE/<hostId>; null = no STATE published. */
+  readonly hostId: string | null;
 }
 export interface LogConfig {
   readonly dir: string;

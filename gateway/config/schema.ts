@@ -127,6 +127,8 @@ export const configSchema = {
             maxEdgeNodes: { type: 'integer', minimum: 1, default: 1000 },
             /** Devices born under one edge node; a DBIRTH past it is rejected as sparkplug_limit. */
             maxDevicesPerNode: { type: 'integer', minimum: 1, default: 1000 },
+            /** Primary host id: the gateway publishes a retained spBv1.0/STATE/<hostId> (online, then offline at shutdown); null = none. */
+            hostId: { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, { type: 'null' }], default: null },
           },
         },
       },

@@ -72,6 +72,15 @@ export function sparkplugDeviceId(group: string, edge: string, device: string | 
   return device === null ? `${group}:${edge}` : `${group}:${edge}:${device}`;
 }
 
+/**
+ * The primary host's STATE message (v3.0): topic spBv1.0/STATE/<hostId>, retained, QoS 1, JSON
+ * `{"online": bool, "timestamp": ms}`. Edge nodes set to this primary host publish their births
+ * once it is online.
+ */
+export function sparkplugStateMessage(hostId: string, online: boolean, timestamp: number): { readonly topic: string; readonly payload: Buffer } {
+  return { topic: `${SPARKPLUG_TOPIC_PREFIX}STATE/${hostId}`, payload: Buffer.from(JSON.stringify({ online, timestamp }), 'utf8') };
+}
+
 /** What to do with one message: reject it, or log its statuses and readings (in that order). */
 export type SparkplugOutcome =
   | { readonly reject: RejectReason; readonly detail: string }

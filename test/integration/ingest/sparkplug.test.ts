@@ -175,4 +175,22 @@ describe('Sparkplug B ingest', () => {
     ]);
     expect(await metric('pulsegate_sequence_gaps_total')).toBe(0);
   });
+
+  it('with ingest.sparkplug.hostId the gateway is the primary host: a retained STATE online, which an edge node waits for before its births', async () => {
+    gw = await startTestGateway({ ...SPARKPLUG, ingest: { sparkplug: { enabled: true, hostId: 'scada1' } } });
+    const n = new SparkplugEdgeNode({ url: `mqtt://127.0.0.1:${gw.ports.mqtt}`, group: 'site', edge: 'edgeP', devices: ['d1'], seed: 1, primaryHost: 'scada1' });
+    nodes.push(n);
+    await n.start();
+    expect(n.stats.births).toBe(1);
+    await waitMetric('pulsegate_readings_received_total', { kind: 'heart-rate' }, 1);
+    const c = await rawClient();
+    const states: string[] = [];
+    c.on('message', (topic, payload, packet) => {
+      if (topic === 'spBv1.0/STATE/scada1') states.push(`${packet.retain ? 'retained ' : ''}${payload.toString()}`);
+    });
+    await c.subscribeAsync('spBv1.0/STATE/scada1', { qos: 1 });
+    await waitFor(() => states.length === 1, { what: 'the retained STATE' });
+    expect(JSON.parse(states[0]!.replace('retained ', ''))).toMatchObject({ online: true, timestamp: expect.any(Number) });
+    expect(states[0]).toMatch(/^retained /);
+  });
 });

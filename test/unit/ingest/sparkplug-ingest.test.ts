@@ -10,7 +10,7 @@ function setup(overrides: Partial<{ maxDevicesPerNode: number; fields: Record<st
   let now = T0;
   const sent: { topic: string; payload: Buffer }[] = [];
   const sp = createSparkplugIngest({
-    config: { enabled: true, kind: 'heart-rate', fields: overrides.fields ?? {}, rebirthIntervalMs: 1000, maxEdgeNodes: 10, maxDevicesPerNode: overrides.maxDevicesPerNode ?? 10 },
+    config: { enabled: true, kind: 'heart-rate', fields: overrides.fields ?? {}, rebirthIntervalMs: 1000, maxEdgeNodes: 10, maxDevicesPerNode: overrides.maxDevicesPerNode ?? 10, hostId: null },
     ingest: { maxPastAgeMs: 86_400_000, maxFutureSkewMs: 60_000 },
     kinds: createKindRegistry(),
     clock: { now: () => now },

@@ -3,7 +3,7 @@ import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { createSparkplugMapping } from '../../../gateway/ingest/sparkplug-mapping.js';
 import { parseSparkplugTopic } from '../../../gateway/ingest/sparkplug.js';
 
-const base = { enabled: true, kind: 'heart-rate', fields: {}, rebirthIntervalMs: 1000, maxEdgeNodes: 10, maxDevicesPerNode: 10 };
+const base = { enabled: true, kind: 'heart-rate', fields: {}, rebirthIntervalMs: 1000, maxEdgeNodes: 10, maxDevicesPerNode: 10, hostId: null };
 
 describe('parseSparkplugTopic', () => {
   it('takes the six edge node message types with the right number of segments', () => {
