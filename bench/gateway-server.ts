@@ -4,7 +4,7 @@
  * listens. SIGTERM shuts it down gracefully (so that --cpu-prof can write its profile).
  *
  *   tsx bench/gateway-server.ts --data-dir DIR [--log-level warn] [--probe-window-ms 50]
- *       [--checkpoint-ms 10000] [--group-commit-ms N]
+ *       [--checkpoint-ms 10000] [--group-commit-ms N] [--sparkplug]
  *
  * Latency probe support: the `bridge` kind gets --probe-window-ms tumbling windows (the load
  * uses `heart-rate`, which keeps the configured defaults), and every `bridge` window emission
@@ -42,6 +42,8 @@ const config = loadConfig({
       checkpointIntervalMs: args.num('checkpoint-ms', 10_000),
       ...(args.has('group-commit-ms') ? { groupCommitIntervalMs: args.num('group-commit-ms', 2) } : {}),
     },
+    // --sparkplug: Sparkplug B ingest on (bench/sparkplug-bench.ts).
+    ...(args.has('sparkplug') ? { ingest: { sparkplug: { enabled: true } } } : {}),
   },
 });
 

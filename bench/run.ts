@@ -27,6 +27,7 @@ import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, t
 import { formatSummary, summarizeProfile, type CpuProfile, type ProfileSummary } from './profile-summary.js';
 import { formatAlertBench, type AlertBenchResult } from './alert-bench.js';
 import { formatAlertLatency, runAlertLatencyBench, type AlertLatencyResult } from './alert-latency-bench.js';
+import { runSparkplugBench, sparkplugBenchSettings, type SparkplugBenchResult } from './sparkplug-bench.js';
 
 // ---- settings ------------------------------------------------------------------------------
 
@@ -748,6 +749,12 @@ async function main(): Promise<void> {
     alertLatency = await runAlertLatencyBench({ quick, seed: settings.seed });
     log(`  alert latency: ${alertLatency.error ?? `p50 ${alertLatency.p50Ms} ms, p99 ${alertLatency.p99Ms} ms`}`);
   }
+  // Sparkplug B ingest beside the native protobuf path, one gateway, same run (bench/sparkplug-bench.ts).
+  let sparkplug: SparkplugBenchResult | { error: string } | null = null;
+  if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-sparkplug')) {
+    log('  sparkplug: native protobuf vs Sparkplug B DDATA, one gateway ...');
+    sparkplug = await runSparkplugBench(sparkplugBenchSettings(args, quick), log).catch((err: unknown) => ({ error: (err as Error).message }));
+  }
 
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
@@ -800,6 +807,14 @@ async function main(): Promise<void> {
     out.push('');
     out.push(formatAlertLatency(alertLatency));
   }
+  if (sparkplug !== null) {
+    out.push('');
+    out.push(
+      'error' in sparkplug
+        ? `sparkplug B ingest: FAILED: ${sparkplug.error}`
+        : `sparkplug B ingest: ${fmtInt(sparkplug.sparkplugReadingsPerSec)} readings/s beside native protobuf ${fmtInt(sparkplug.nativeReadingsPerSec)} readings/s (ratio ${sparkplug.ratio}; gateway CPU ${String(sparkplug.sparkplugCpuUsPerReading)} vs ${String(sparkplug.nativeCpuUsPerReading)} us/reading; QoS 1, 1 reading/publish, one gateway, medians of ${sparkplug.settings.reps})`,
+    );
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -823,6 +838,7 @@ async function main(): Promise<void> {
     targets,
     cells,
     alertLatency,
+    sparkplug,
   };
   writeFileSync(path, JSON.stringify(json, null, 2) + '\n');
   out.push('');

@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load-config.js';
 import { isGatewayError, type ErrorCode, type GatewayError } from './errors.js';
 import { hashSecret } from './ingest/credentials.js';
+import { createSparkplugMapping } from './ingest/sparkplug-mapping.js';
+import { createKindRegistry } from './kinds/registry.js';
 
 const HELP = `pulsegate — IoT sensor ingestion gateway
 
@@ -62,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       const { positionals } = parseArgs({ args: rest, allowPositionals: true, strict: true });
       if (positionals.length !== 1) throw usage('check-config takes exactly one FILE');
       const config = loadConfig({ file: positionals[0]! });
+      // What start checks beyond the schema: the Sparkplug B field mapping against the kinds.
+      if (config.ingest.sparkplug.enabled) createSparkplugMapping(config.ingest.sparkplug, createKindRegistry());
       process.stdout.write(`${positionals[0]}: ok\n${JSON.stringify(config, null, 2)}\n`);
       return 0;
     }

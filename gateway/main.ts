@@ -10,7 +10,7 @@ import type { GatewayConfig } from './config/config.js';
 import { AlertEngine } from './alerts/alert-engine.js';
 import { compileAlertRules } from './config/alert-rules.js';
 import { GatewayError, isGatewayError } from './errors.js';
-import { createEventBus } from './events.js';
+import { createEventBus, type EventBus } from './events.js';
 import { alertRoutes } from './http/alert-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createReadiness } from './http/readiness.js';
@@ -19,6 +19,7 @@ import { createIngestMetrics } from './ingest/ingest-metrics.js';
 import { createIngestRecordReader } from './ingest/ingest-record.js';
 import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
+import { createSparkplugIngest, sparkplugStateMessage } from './ingest/sparkplug.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { createSilenceJob } from './jobs/silence-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
@@ -64,6 +65,8 @@ export interface GatewayHandle {
    * problem the current ones stay in use. Returns the problems (empty = reloaded).
    */
   reloadTls(): readonly string[];
+  /** The gateway's event bus (device.status, window.emitted, ...). */
+  readonly events: EventBus;
 }
 
 export interface GatewayDeps {
@@ -71,6 +74,8 @@ export interface GatewayDeps {
   readonly logger?: Logger;
   /** Opens the message log's segment files (default fs.promises.open): a seam for fault-injecting tests. */
   readonly openLogFile?: MessageLogOptions['openFile'];
+  /** Called with the event bus before recovery, so a subscriber also sees the replayed events. */
+  readonly observeEvents?: (events: EventBus) => void;
 }
 
 /**
@@ -92,12 +97,25 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   const kinds = createKindRegistry();
   const registry = createRegistry();
   const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
+  deps.observeEvents?.(events);
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
   const credentials = config.mqtt.credentialsFile === null ? null : loadCredentials(config.mqtt.credentialsFile);
   if (!config.mqtt.allowAnonymous && credentials === null && config.mqtt.clientCertificates === 'off') {
     logger.warn('mqtt.allowAnonymous is false, no mqtt.credentialsFile is set and mqtt.clientCertificates is off: no device can connect');
   }
   const decoder = createPayloadDecoder(kinds, config.ingest);
+  // Sparkplug B (ingest.sparkplug): its rebirth requests go out through the broker, once it exists.
+  let sparkplugBroker: MqttIngest['broker'] | null = null;
+  const sparkplug = !config.ingest.sparkplug.enabled
+    ? null
+    : createSparkplugIngest({
+        config: config.ingest.sparkplug,
+        ingest: config.ingest,
+        kinds,
+        clock,
+        registry,
+        publish: (topic, payload) => sparkplugBroker?.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, () => undefined),
+      });
   const tlsLoaded = loadTlsMaterial(config);
   logTlsWarnings(tlsLoaded.warnings, logger);
   const tls = tlsLoaded.material === null ? null : { material: tlsLoaded.material, metrics: createTlsMetrics(registry) };
@@ -216,7 +234,10 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger: logger.child({ tier: 'ingest' }),
     onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
     tls,
+    sparkplug,
+    onStatus: (status, offset) => pipeline.deviceStatus(status, offset),
   });
+  sparkplugBroker = ingest.broker;
   opened.add('ingest', ingest, () => ingest.close());
 
   // delivery: log consumers of the alert records (MQTT republish, webhooks), each with its cursor
@@ -225,6 +246,16 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   await ingest.start();
   // After the listeners open: a subscriber reconnecting quickly after a restart gets the backlog.
   for (const c of deliveries) await c.start();
+  // Sparkplug B primary host: STATE online now (retained), offline at shutdown.
+  const hostId = config.ingest.sparkplug.enabled ? config.ingest.sparkplug.hostId : null;
+  const publishState = (online: boolean): Promise<void> =>
+    hostId === null
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const { topic, payload } = sparkplugStateMessage(hostId, online, clock.now());
+          ingest.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: true, dup: false }, () => resolve());
+        });
+  await publishState(true);
 
   // periodic work: idle windows, checkpoints, health samples, retention
   const checkpointer = createCheckpointer({ pipeline, batcher, store: checkpoints, log, logger });
@@ -265,6 +296,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     config,
     registry,
     logger,
+    events,
     ports: { mqtt: ingest.ports.mqtt, ws: ingest.ports.ws, http: httpPort, mqtts: ingest.ports.tls, wss: ingest.ports.wss },
     reloadTls() {
       if (tls === null) return [];
@@ -288,6 +320,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         storeRetention?.stop();
         // Alert delivery first, while the broker still takes publishes; what is not handled is handled after the next start.
         await Promise.all(deliveries.map((c) => c.close({ graceMs: DELIVERY_CLOSE_GRACE_MS })));
+        await publishState(false);
         await ingest.close();
         await ingest.drain();
         await checkpointer.idle();

@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SimulatorOptionError, type SimulatorOptions, type SimulatorProgress } from './options.js';
 import { PublishError } from './publisher.js';
 import { runSimulator } from './run.js';
+import { runSparkplugCommand, SPARKPLUG_HELP, SPARKPLUG_OPTIONS_ONLY_FOR, sparkplugRunOptions } from './sparkplug-cli.js';
 import type { Summary } from './summary.js';
 
 /** Exit codes: 0 done (also after Ctrl-C), 1 runtime failure, 2 bad usage, 3 some publishes failed. */
@@ -72,6 +73,11 @@ const BRIDGE_HELP = `Bridge:
   --no-truck-surges       none (default)
   --truck-surge-every S   mean event time between surges, s (default 600; implies --truck-surges)`;
 
+const PROFILE_HELP = `Profile:
+  --profile native|sparkplug
+                          native: sensors/<kind>/<deviceId> (default); sparkplug: a Sparkplug B
+                          edge node (heart-rate only; see below)`;
+
 const HELP: Record<string, string> = {
   main: `Usage: pulsegate-sim <command> [options]
 
@@ -90,10 +96,13 @@ effort ramps to 140-185 bpm, exponential recovery, noise, an RR interval consist
 and rare anomalies (a spike above 200 bpm or a flatline at 0 for a few seconds).
 
 ${HEART_RATE_HELP}
+${PROFILE_HELP}
+${SPARKPLUG_HELP}
 ${COMMON_HELP}
 
 Example:
-  pulsegate-sim heart-rate --devices 10 --duration 120 --summary hr.json`,
+  pulsegate-sim heart-rate --devices 10 --duration 120 --summary hr.json
+  pulsegate-sim heart-rate --profile sparkplug --group plant --edge line1 --devices 3 --count 100`,
   bridge: `Usage: pulsegate-sim bridge [options]
 
 Simulates bridge sensors that detect passing vehicles (topic sensors/bridge/<bridgeId>): Poisson
@@ -165,6 +174,12 @@ const OPTIONS = {
   'truck-surge-every': { type: 'string' },
   kind: { type: 'string' },
   'pre-encode': { type: 'string' },
+  profile: { type: 'string' },
+  group: { type: 'string' },
+  edge: { type: 'string' },
+  'primary-host': { type: 'string' },
+  loss: { type: 'string' },
+  end: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const ONLY_FOR: Record<string, readonly string[]> = {
@@ -179,6 +194,8 @@ const ONLY_FOR: Record<string, readonly string[]> = {
   'truck-surge-every': ['bridge', 'load'],
   kind: ['load'],
   'pre-encode': ['load'],
+  profile: ['heart-rate'],
+  ...SPARKPLUG_OPTIONS_ONLY_FOR,
 };
 
 export class UsageError extends Error {
@@ -206,6 +223,8 @@ export interface ParsedCommand {
   readonly help: string | null;
   readonly options: SimulatorOptions | null;
   readonly quiet: boolean;
+  /** --profile sparkplug: the edge node to run instead of the native simulator. */
+  readonly sparkplug?: ReturnType<typeof sparkplugRunOptions>;
 }
 
 /** Parses argv (without node and the script); throws UsageError with a clear message. */
@@ -280,6 +299,14 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   set('truckSurgeEveryS', num('truck-surge-every', values['truck-surge-every']));
   if (values['truck-surge-every'] !== undefined && values['no-truck-surges'] !== true) o.truckSurges = true;
   set('preEncode', num('pre-encode', values['pre-encode']));
+  const profile = values.profile ?? 'native';
+  if (profile !== 'native' && profile !== 'sparkplug') throw new UsageError(`--profile must be native or sparkplug, got "${profile}"`);
+  if (profile === 'native') {
+    for (const opt of Object.keys(SPARKPLUG_OPTIONS_ONLY_FOR)) if ((values as Record<string, unknown>)[opt] !== undefined) throw new UsageError(`--${opt} needs --profile sparkplug`);
+  }
+  if (profile === 'sparkplug') {
+    return { command, help: null, options: o, quiet: values.quiet === true, sparkplug: sparkplugRunOptions(o, { group: values.group, edge: values.edge, primaryHost: values['primary-host'], loss: num('loss', values.loss), end: values.end }, (m) => new UsageError(m)) };
+  }
   return { command, help: null, options: o, quiet: values.quiet === true };
 }
 
@@ -318,6 +345,7 @@ export async function main(argv: readonly string[], io: { out: NodeJS.WritableSt
     return EXIT.ok;
   }
   const controller = new AbortController();
+  if (parsed.sparkplug !== undefined) return runSparkplugCommand(parsed.sparkplug, controller, io);
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupts++;

@@ -124,6 +124,8 @@ export interface GatewayOptions {
    * profile); otherwise SIGKILL, as the data directory is thrown away anyway.
    */
   readonly gracefulStop?: boolean;
+  /** ingest.sparkplug.enabled (bench/sparkplug-bench.ts). */
+  readonly sparkplug?: boolean;
 }
 
 export function parseMetrics(text: string): Map<string, number> {
@@ -183,6 +185,7 @@ export async function startPulsegate(options: GatewayOptions = {}): Promise<Sut>
   const args = ['--data-dir', dataDir, '--log-level', options.logLevel ?? 'warn', '--probe-window-ms', String(options.probeWindowMs ?? 50)];
   if (options.checkpointMs !== undefined) args.push('--checkpoint-ms', String(options.checkpointMs));
   if (options.groupCommitMs !== undefined && options.groupCommitMs !== null) args.push('--group-commit-ms', String(options.groupCommitMs));
+  if (options.sparkplug === true) args.push('--sparkplug');
   const child = spawnTs('pulsegate', 'gateway-server.ts', args, { ipc: true, execArgv: options.execArgv ?? [] });
   const removeDir = (): void => {
     if (created && !options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -47,6 +47,20 @@ export interface IngestConfig {
   readonly maxInFlightReadings: number;
   readonly maxDevices: number;
   readonly rateLimit: { readonly publishesPerSecond: number | null; readonly burst: number };
+  readonly sparkplug: SparkplugConfig;
+}
+/** Sparkplug B ingest (README "Sparkplug B"). */
+export interface SparkplugConfig {
+  readonly enabled: boolean;
+  /** Kind the metrics of nodes and devices become readings of. */
+  readonly kind: string;
+  /** Field of the kind -> metric name; empty: each field from the metric of the same name. */
+  readonly fields: Readonly<Record<string, string>>;
+  readonly rebirthIntervalMs: number;
+  readonly maxEdgeNodes: number;
+  readonly maxDevicesPerNode: number;
+  /** Primary host application id for spBv1.0/STATE/<hostId>; null = no STATE published. */
+  readonly hostId: string | null;
 }
 export interface LogConfig {
   readonly dir: string;

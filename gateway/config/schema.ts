@@ -185,6 +185,27 @@ export const configSchema = {
             burst: { type: 'integer', minimum: 1, default: 100 },
           },
         },
+        /** Sparkplug B v3.0 edge nodes publishing on spBv1.0/... (README "Sparkplug B"). */
+        sparkplug: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: false },
+            /** Kind whose fields the metrics become. */
+            kind: { type: 'string', minLength: 1, default: 'heart-rate' },
+            /** Field of the kind -> Sparkplug metric name; {} = each field from the metric of the same name. */
+            fields: { type: 'object', additionalProperties: { type: 'string', minLength: 1 }, default: {} },
+            /** Shortest time between two rebirth requests (NCMD Node Control/Rebirth) to one edge node. */
+            rebirthIntervalMs: { ...positiveMs, default: 10_000 },
+            /** Edge nodes whose births are held; past it the least recently heard one is forgotten ("evict-lru"). */
+            maxEdgeNodes: { type: 'integer', minimum: 1, default: 1000 },
+            /** Devices born under one edge node; a DBIRTH past it is rejected as sparkplug_limit. */
+            maxDevicesPerNode: { type: 'integer', minimum: 1, default: 1000 },
+            /** Primary host id: the gateway publishes a retained spBv1.0/STATE/<hostId> (online, then offline at shutdown); null = none. */
+            hostId: { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, { type: 'null' }], default: null },
+          },
+        },
       },
     },
     log: {

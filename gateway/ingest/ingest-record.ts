@@ -7,6 +7,7 @@ import type { KindRegistry } from '../kinds/registry.js';
 import { decodeIngestRecord, receivedAtOfIngestRecord } from '../log/ingest-record-format.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import { parseSensorTopic } from './topic.js';
+import { decodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
 
 /**
  * The valid readings of one ingest record, decoded as the live path did (same receivedAt); none
@@ -14,6 +15,7 @@ import { parseSensorTopic } from './topic.js';
  */
 export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder): readonly Reading[] {
   const rec = decodeIngestRecord(payload);
+  if (isSparkplugTopic(rec.topic)) return decodeSparkplugRecord(rec.payload);
   const topic = parseSensorTopic(rec.topic);
   const kind = topic === null ? undefined : kinds.get(topic.kind);
   if (topic === null || kind === undefined) return [];

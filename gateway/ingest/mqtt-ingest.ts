@@ -25,7 +25,10 @@ import { SensorTopicCache } from './topic.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 import { closeServer, listen } from './listeners.js';
-import { encodeDeviceStatus, parseStatusTopic } from './device-status.js';
+import { parseStatusTopic } from './device-status.js';
+import { encodeDeviceStatus, type DeviceStatus } from '../log/device-status-record.js';
+import type { SparkplugIngest } from './sparkplug.js';
+import { encodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
 
 /**
  * Rejected publishes are re-topiced here (and lose their retain flag) so they are never forwarded
@@ -65,6 +68,10 @@ export interface MqttIngestOptions {
   readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
   /** Server certificate/key (and client CA) for mqtt.tlsPort / mqtt.wssPort; null when both are off. */
   readonly tls?: { readonly material: TlsMaterial; readonly metrics: TlsMetrics } | null;
+  /** Sparkplug B ingest of spBv1.0/... topics (ingest.sparkplug); absent or null = off (such topics are bad_topic). */
+  readonly sparkplug?: SparkplugIngest | null;
+  /** Receives each deviceStatus record (a Sparkplug B birth or death) once durable, in log order. */
+  readonly onStatus?: (status: DeviceStatus, offset: number) => void;
 }
 
 export interface MqttIngest {
@@ -175,6 +182,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     const topic = packet.topic;
     const payload = packet.payload as Buffer;
     const receivedAt = clock.now();
+    if (options.sparkplug && isSparkplugTopic(topic)) return acceptSparkplug(client, packet, topic, payload, receivedAt, done);
     const sensor = topics.parse(topic);
     if (sensor === null) {
       if (isPassthrough(topic)) return routePassthrough(client, packet, payload, receivedAt, done);
@@ -311,15 +319,92 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     if (closed) return done(new Error('gateway shutting down'));
     packet.retain = false;
     inFlight++;
-    log.append(RECORD_TYPES.deviceStatus, encodeDeviceStatus({ kind: status.kind, deviceId: status.deviceId, status: 'offline', reason: 'will', at: receivedAt }), (err) => {
+    const gone: DeviceStatus = { kind: status.kind, deviceId: status.deviceId, status: 'offline', reason: 'will', at: receivedAt };
+    log.append(RECORD_TYPES.deviceStatus, encodeDeviceStatus(gone), (err, offset) => {
       settle();
       if (err) {
         appendFailureLog(err, topic);
         return done(new Error('log unavailable'));
       }
       metrics.will('device_status');
+      try {
+        options.onStatus?.(gone, offset);
+      } catch (processErr) {
+        logger.error({ err: processErr, topic, offset }, 'processing a durable device status failed');
+      }
       return done(null);
     });
+  }
+
+  // A Sparkplug B message (gateway/ingest/sparkplug.ts): its deviceStatus records (births, deaths)
+  // and its readings' ingest record are appended in that order; acked once the last is durable.
+  function acceptSparkplug(client: Client, packet: PublishPacket, topic: string, payload: Buffer, receivedAt: number, done: (error?: Error | null) => void): void {
+    if (payload.length > config.maxPayloadBytes) return rejectPublish(packet, topic, payload, receivedAt, done, 'too_large', `${payload.length} bytes > mqtt.maxPayloadBytes ${config.maxPayloadBytes}`);
+    const identity = identities.get(client);
+    const outcome = options.sparkplug!.handle(topic, payload, receivedAt, (edge) => {
+      if (identity !== undefined && identity !== edge) return `device "${identity}" may publish only as Sparkplug B edge node ${identity}`;
+      if (identity === undefined && credentials !== null && credentials.has(edge)) return `"${edge}" is a credentialed device; anonymous clients may not publish as its edge node`;
+      return null;
+    });
+    if ('reject' in outcome) return rejectPublish(packet, topic, payload, receivedAt, done, outcome.reject, outcome.detail);
+    const { statuses, readings, rejected } = outcome;
+    if (statuses.length === 0 && readings.length === 0) {
+      const first = rejected[0];
+      if (first === undefined) return done(null); // nothing mapped in it, or a resend: nothing to log
+      for (let i = 1; i < rejected.length; i++) metrics.rejected(rejected[i]!.reason, 1);
+      return rejectPublish(packet, topic, payload, receivedAt, done, first.reason, first.detail);
+    }
+    for (const r of rejected) metrics.rejected(r.reason, 1);
+    if (closed) return done(new Error('gateway shutting down'));
+    inFlight++;
+    const n = readings.length;
+    inFlightReadings += n;
+    const append = (): void => {
+      const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
+      let pending = statuses.length + (n > 0 ? 1 : 0);
+      let failed: Error | null = null;
+      const oneDurable = (err: Error | null): void => {
+        failed ??= err;
+        if (--pending > 0) return;
+        settle();
+        inFlightReadings -= n;
+        if (failed !== null) {
+          appendFailureLog(failed, topic);
+          if (waitForDurable) done(new Error('log unavailable'));
+          return;
+        }
+        if (waitForDurable) done(null);
+      };
+      for (const s of statuses) {
+        log.append(RECORD_TYPES.deviceStatus, encodeDeviceStatus(s), (err, offset) => {
+          if (!err) {
+            try {
+              options.onStatus?.(s, offset);
+            } catch (processErr) {
+              logger.error({ err: processErr, topic, offset }, 'processing a durable device status failed');
+            }
+          }
+          oneDurable(err);
+        });
+      }
+      if (n > 0) {
+        log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, encodeSparkplugRecord(readings)), (err, offset) => {
+          if (!err) {
+            metrics.received(readings[0]!.kind, n);
+            try {
+              options.onDurable(readings, offset, receivedAt);
+            } catch (processErr) {
+              metrics.rejected('internal_error', 1);
+              logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
+            }
+          }
+          oneDurable(err);
+        });
+      }
+      if (!waitForDurable) done(null);
+    };
+    if (log.backpressured) waitForDisk(append, settle);
+    else append();
   }
 
   const broker = await Aedes.createBroker({

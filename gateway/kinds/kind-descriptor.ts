@@ -60,6 +60,12 @@ export interface Reading {
   /** Event time, ms since the Unix epoch. */
   readonly ts: number;
   readonly values: Readonly<Record<string, number | string>>;
+  /**
+   * The sequence `seq` belongs to, when it is not the device's own: a Sparkplug B edge node
+   * numbers the messages of all its devices in one sequence (see gateway/ingest/sparkplug-seq.ts).
+   * Dedup and gap accounting then run per stream instead of per (kind, device).
+   */
+  readonly seqStream?: string;
 }
 
 /** Name of an aggregate column: `count` for a plain count, else `<field>_<op>` (e.g. `bpm_mean`). */

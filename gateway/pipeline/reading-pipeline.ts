@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { EventBus } from '../events.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
+import type { DeviceStatus } from '../log/device-status-record.js';
 import type { WindowEngine } from '../window/types.js';
 import type { SequenceTracker } from './sequence-tracker.js';
 
@@ -96,8 +97,8 @@ export class ReadingPipeline {
     try {
       for (let i = 0; i < readings.length; i++) {
         const r = readings[i]!;
-        if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind) {
-          key = r.kind + '\u0000' + r.deviceId;
+        if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind || r.seqStream !== keyOf.seqStream) {
+          key = r.seqStream ?? r.kind + '\u0000' + r.deviceId;
           keyOf = r;
         }
         if (tracker.observe(key, r.seq) === 'duplicate') {
@@ -120,6 +121,16 @@ export class ReadingPipeline {
       this.offset = this.upTo - 1;
       this.replay = false;
     }
+  }
+
+  /**
+   * A durable deviceStatus record (a Sparkplug B birth or death), live or replayed: told on the
+   * bus as `device.status`. It changes no stage's state; it counts as processed.
+   */
+  deviceStatus(status: DeviceStatus, offset: number, replay = false): void {
+    if (offset >= this.upTo) this.upTo = offset + 1;
+    this.offset = this.upTo - 1;
+    this.options.events.emit('device.status', { ...status, offset, replay });
   }
 
   /** Every stage's state and the offset it covers, in one synchronous step. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { Checkpoint } from '../log/checkpoint-store.js';
+import { decodeDeviceStatus } from '../log/device-status-record.js';
 import { RECORD_TYPES, type LogRecord } from '../log/types.js';
 import type { ReadingPipeline } from './reading-pipeline.js';
 
@@ -21,12 +22,25 @@ export interface ReplaySource {
   readBatches(from: number): AsyncIterable<readonly LogRecord[]>;
 }
 
-/** Replays the ingest records from `from` on through the pipeline; returns how many records and readings. */
-export async function replayLog(log: ReplaySource, from: number, pipeline: Pick<ReadingPipeline, 'process'>, reader: IngestRecordReader): Promise<{ records: number; readings: number }> {
+/**
+ * Replays the ingest records from `from` on through the pipeline, and the deviceStatus records
+ * (when the pipeline takes them); returns how many ingest records and readings.
+ */
+export async function replayLog(
+  log: ReplaySource,
+  from: number,
+  pipeline: Pick<ReadingPipeline, 'process'> & Partial<Pick<ReadingPipeline, 'deviceStatus'>>,
+  reader: IngestRecordReader,
+): Promise<{ records: number; readings: number }> {
   let records = 0;
   let readings = 0;
   for await (const batch of log.readBatches(from)) {
     for (const record of batch) {
+      if (record.type === RECORD_TYPES.deviceStatus && pipeline.deviceStatus !== undefined) {
+        const status = decodeDeviceStatus(record.payload);
+        if (status !== null) pipeline.deviceStatus(status, record.offset, true);
+        continue;
+      }
       if (record.type !== RECORD_TYPES.ingest) continue;
       const rs = reader.readings(record.payload);
       pipeline.process(rs, record.offset, reader.receivedAt(record.payload), true);
