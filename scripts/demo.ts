@@ -10,7 +10,7 @@ import { runSimulator, type SimulatorProgress } from '../simulators/index.js';
 
 async function main(): Promise<void> {
   const config = loadConfig({
-    overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, sinks: { flushIntervalMs: 500 } },
+    overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, http: { allowAnonymous: true }, sinks: { flushIntervalMs: 500 } },
   });
   const gw = await startGateway(config);
   const { mqtt, ws, http } = gw.ports;
