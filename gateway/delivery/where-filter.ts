@@ -298,5 +298,5 @@ export function likeToRegExp(pattern: string): RegExp {
 }
 
 function escapeRe(ch: string): string {
-  return ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  return ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
