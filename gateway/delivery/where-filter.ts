@@ -43,6 +43,18 @@ function invalid(message: string): GatewayError {
 }
 
 const parser = new sqlParser.Parser();
+const CLAUSES: readonly (readonly [string, string])[] = [
+  ['groupby', 'GROUP BY'],
+  ['having', 'HAVING'],
+  ['orderby', 'ORDER BY'],
+  ['limit', 'LIMIT'],
+  ['window', 'WINDOW'],
+  ['_next', 'a second query (UNION)'],
+  ['union', 'a second query (UNION)'],
+  ['with', 'WITH'],
+  ['distinct', 'DISTINCT'],
+  ['into', 'INTO'],
+];
 
 export function compileWhere(text: string): Predicate {
   if (text.length > MAX_WHERE_LENGTH) throw invalid(`longer than ${MAX_WHERE_LENGTH} characters`);
@@ -62,10 +74,10 @@ export function compileWhere(text: string): Predicate {
     ast = ast[0];
   }
   const select = ast as Record<string, unknown>;
-  for (const clause of ['groupby', 'having', 'orderby', 'limit', 'window', '_next', 'union', 'with', 'distinct', 'into']) {
+  for (const [clause, name] of CLAUSES) {
     const v = select[clause];
     if (v !== null && v !== undefined && !(clause === 'into' && (v as { position?: unknown }).position === null)) {
-      throw invalid(`only a condition is allowed, not ${clause.replace('_next', 'a second query').replace('groupby', 'GROUP BY').replace('orderby', 'ORDER BY').toUpperCase()}`);
+      throw invalid(`only a condition is allowed, not ${name}`);
     }
   }
   if (select['where'] === null || select['where'] === undefined) throw invalid('no condition found');
