@@ -100,7 +100,7 @@ function cmp(a: Lit | undefined, b: Lit): number | null {
   return a === b ? 0 : a < b ? -1 : 1;
 }
 function evaluate(e: Expr, r: Record<string, string | number | null>): Tri {
-  const x = r[e.t === 'and' || e.t === 'or' || e.t === 'not' ? '' : e.f];
+  const x = 'f' in e ? r[e.f] : undefined;
   switch (e.t) {
     case 'and': {
       const a = evaluate(e.a, r);
