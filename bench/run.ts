@@ -646,6 +646,23 @@ async function compareClients(mosquitto: string | null): Promise<Record<string, 
   return out;
 }
 
+/** bench/sse-fanout-bench.ts in its own process (it forks its servers and clients): its table and its JSON line. */
+async function runSseFanout(): Promise<Record<string, unknown>> {
+  const child = spawnTs('sse-fanout', 'sse-fanout-bench.ts', ['--json', ...(quick ? ['--quick'] : [])]);
+  try {
+    const line = await child.waitLine((l) => typeof l['sseFanout'] === 'object', 600_000);
+    const text = child.lines
+      .filter((l) => typeof l['text'] === 'string')
+      .map((l) => String(l['text']))
+      .join('\n');
+    return { text, result: line['sseFanout'] };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    await child.stop(5000);
+  }
+}
+
 async function main(): Promise<void> {
   const started = monoMs();
   const date = new Date().toISOString().slice(0, 10);
@@ -719,6 +736,12 @@ async function main(): Promise<void> {
     log(`  replay: ${replay.error ?? `${fmtInt(replay.recordsPerSec)} records/s`}`);
   }
 
+  let sseFanout: Record<string, unknown> | null = null;
+  if (!args.has('no-sse')) {
+    log(`  sse fan-out: ${quick ? '500 and 2000' : '1000 and 10000'} clients, raw node:http broadcaster vs the delivery hub ...`);
+    sseFanout = await runSseFanout();
+  }
+
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
   const totalS = (monoMs() - started) / 1000;
@@ -762,6 +785,10 @@ async function main(): Promise<void> {
       if (rss.length > 0) out.push(`  peak RSS after replay ${fix(Math.max(...rss), 0)} MB; start to ready ${replay.runs.map((r) => r.startMs ?? '-').join(' / ')} ms`);
     }
   }
+  if (sseFanout !== null) {
+    out.push('');
+    out.push(typeof sseFanout['text'] === 'string' ? sseFanout['text'].trim() : `SSE fan-out: FAILED: ${String(sseFanout['error'])}`);
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -781,6 +808,7 @@ async function main(): Promise<void> {
     gateway: { measured: gatewayError === null && suts.includes('pulsegate'), error: gatewayError },
     rows,
     replay,
+    sseFanout: sseFanout?.['result'] ?? sseFanout,
     targets,
     cells,
   };
