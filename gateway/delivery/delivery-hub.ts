@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { backoffMs, isLoggedAttempt, sleepUnlessAborted } from '../backoff.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { DeliveryConfig } from '../config/config.js';
 import { collectedCounter } from '../metrics.js';
@@ -156,7 +157,7 @@ export function createDeliveryHub(options: DeliveryHubOptions): DeliveryHub {
   let closed = false;
   let heartbeat: NodeJS.Timeout | null = null;
 
-  const stats = { events: 0, undecodable: 0, gaps: 0, lagNotices: 0 };
+  const stats = { events: 0, undecodable: 0, gaps: 0, lagNotices: 0, followFailures: 0 };
   const clientsGauge = new Gauge({
     name: 'pulsegate_delivery_clients',
     help: 'Open SSE streams, by stream',
@@ -207,6 +208,7 @@ export function createDeliveryHub(options: DeliveryHubOptions): DeliveryHub {
   collectedCounter(options.registry, 'pulsegate_delivery_events_total', 'Alert and window records the hub followed from the log', () => stats.events);
   collectedCounter(options.registry, 'pulsegate_delivery_records_undecodable_total', 'Alert or window records the hub could not decode (skipped, counted, never sent)', () => stats.undecodable);
   collectedCounter(options.registry, 'pulsegate_delivery_lag_notices_total', '`event: lag` notices sent (replaying, or live and more than delivery.lagWarnMs behind)', () => stats.lagNotices);
+  collectedCounter(options.registry, 'pulsegate_delivery_follow_failures_total', 'Read errors of the hub\'s log follower (each closes the streams; the follow is retried with backoff)', () => stats.followFailures);
   collectedCounter(options.registry, 'pulsegate_delivery_gaps_total', 'Gaps (records deleted by retention or skipped as damaged) reported to clients as `event: gap`', () => stats.gaps);
 
   function decode(r: LogRecord, source: StreamSource): Decoded | null {
@@ -374,20 +376,33 @@ export function createDeliveryHub(options: DeliveryHubOptions): DeliveryHub {
     }
   }
 
+  /**
+   * The log's follower. A read error (a damaged record) ends every stream (their clients resume
+   * with their Last-Event-ID) and the follow starts again from the same position, with backoff.
+   */
   async function follow(): Promise<void> {
-    try {
-      for await (const item of log.tail(position, { signal: follower.signal, types })) {
-        if (item.kind === 'record') dispatch(item.record);
-        else if (item.kind === 'gap') {
-          // Deleted under the follower: its clients never saw them and never will; they are told.
-          stats.gaps += 1;
-          position = Math.max(position, item.to);
-          for (const c of clients) if (c.group !== null) writeControl(c, EVENT_NAMES.gap, { from: item.from, to: item.to, reason: item.reason });
+    let failures = 0;
+    while (!closed) {
+      try {
+        for await (const item of log.tail(position, { signal: follower.signal, types })) {
+          failures = 0;
+          if (item.kind === 'record') dispatch(item.record);
+          else if (item.kind === 'gap') {
+            // Deleted under the follower: its clients never saw them and never will; they are told.
+            stats.gaps += 1;
+            position = Math.max(position, item.to);
+            for (const c of clients) if (c.group !== null) writeControl(c, EVENT_NAMES.gap, { from: item.from, to: item.to, reason: item.reason });
+          }
         }
+        return;
+      } catch (err) {
+        if (closed) return;
+        failures += 1;
+        stats.followFailures += 1;
+        if (isLoggedAttempt(failures)) logger.error({ err, position, failures }, 'the SSE hub could not read the log; streams are closed (clients resume) and the follow is retried');
+        for (const c of [...clients]) end(c, 'shutdown');
+        await sleepUnlessAborted(backoffMs({ initialMs: 100, maxMs: 30_000 }, failures, Math.random), follower.signal);
       }
-    } catch (err) {
-      if (!closed) logger.error({ err }, 'the SSE hub stopped following the log; streams are closed and clients resume when it is back');
-      for (const c of [...clients]) end(c, 'shutdown');
     }
   }
 

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { loadConfig } from '../../../gateway/config/load-config.js';
 import type { GatewayConfig } from '../../../gateway/config/config.js';
-import { createDeliveryHub, type DeliveryHub } from '../../../gateway/delivery/delivery-hub.js';
+import { createDeliveryHub, type DeliveryHub, type TailFn } from '../../../gateway/delivery/delivery-hub.js';
 import { deliveryRoutes } from '../../../gateway/delivery/delivery-routes.js';
 import { createSubscriberAuth } from '../../../gateway/delivery/subscriber-auth.js';
 import { createHttpServer, type HttpServer } from '../../../gateway/http/http-server.js';
@@ -32,7 +32,7 @@ export interface Hub {
 }
 
 /** A real log in a temporary directory, the hub on it, and a real fastify server on port 0 serving its routes. */
-export async function startHub(overrides: Record<string, unknown> = {}, logOptions: { segmentMaxBytes?: number } = {}): Promise<Hub> {
+export async function startHub(overrides: Record<string, unknown> = {}, logOptions: { segmentMaxBytes?: number } = {}, wrapTail?: (tail: TailFn) => TailFn): Promise<Hub> {
   const dir = mkdtempSync(join(tmpdir(), 'pg-sse-'));
   const config = loadConfig({
     env: {},
@@ -44,7 +44,7 @@ export async function startHub(overrides: Record<string, unknown> = {}, logOptio
   const logger = pino({ level: 'silent' });
   const hub = createDeliveryHub({
     config: config.delivery,
-    log: { tail: (from, o) => tailLog(log, from, o), firstOffset: () => log.firstOffset, nextOffset: () => log.nextOffset, recordTypes: { alert: RECORD_TYPES.alert, window: RECORD_TYPES.window } },
+    log: { tail: (wrapTail ?? ((t) => t))((from, o) => tailLog(log, from, o)), firstOffset: () => log.firstOffset, nextOffset: () => log.nextOffset, recordTypes: { alert: RECORD_TYPES.alert, window: RECORD_TYPES.window } },
     registry,
     logger,
   });
