@@ -664,6 +664,23 @@ async function runAlertBench(): Promise<AlertBenchResult | { error: string }> {
   }
 }
 
+/** bench/sse-fanout-bench.ts in its own process (it forks its servers and clients): its table and its JSON line. */
+async function runSseFanout(): Promise<Record<string, unknown>> {
+  const child = spawnTs('sse-fanout', 'sse-fanout-bench.ts', ['--json', ...(quick ? ['--quick'] : [])]);
+  try {
+    const line = await child.waitLine((l) => typeof l['sseFanout'] === 'object', 600_000);
+    const text = child.lines
+      .filter((l) => typeof l['text'] === 'string')
+      .map((l) => String(l['text']))
+      .join('\n');
+    return { text, result: line['sseFanout'] };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    await child.stop(5000);
+  }
+}
+
 async function main(): Promise<void> {
   const started = monoMs();
   const date = new Date().toISOString().slice(0, 10);
@@ -755,6 +772,11 @@ async function main(): Promise<void> {
     log('  sparkplug: native protobuf vs Sparkplug B DDATA, one gateway ...');
     sparkplug = await runSparkplugBench(sparkplugBenchSettings(args, quick), log).catch((err: unknown) => ({ error: (err as Error).message }));
   }
+  let sseFanout: Record<string, unknown> | null = null;
+  if (!args.has('no-sse')) {
+    log(`  sse fan-out: ${quick ? '500 and 2000' : '1000 and 10000'} clients, raw node:http broadcaster vs the delivery hub ...`);
+    sseFanout = await runSseFanout();
+  }
 
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
@@ -815,6 +837,10 @@ async function main(): Promise<void> {
         : `sparkplug B ingest: ${fmtInt(sparkplug.sparkplugReadingsPerSec)} readings/s beside native protobuf ${fmtInt(sparkplug.nativeReadingsPerSec)} readings/s (ratio ${sparkplug.ratio}; gateway CPU ${String(sparkplug.sparkplugCpuUsPerReading)} vs ${String(sparkplug.nativeCpuUsPerReading)} us/reading; QoS 1, 1 reading/publish, one gateway, medians of ${sparkplug.settings.reps})`,
     );
   }
+  if (sseFanout !== null) {
+    out.push('');
+    out.push(typeof sseFanout['text'] === 'string' ? sseFanout['text'].trim() : `SSE fan-out: FAILED: ${String(sseFanout['error'])}`);
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -835,6 +861,7 @@ async function main(): Promise<void> {
     rows,
     replay,
     alerts,
+    sseFanout: sseFanout?.['result'] ?? sseFanout,
     targets,
     cells,
     alertLatency,

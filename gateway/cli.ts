@@ -23,7 +23,8 @@ Environment overrides: PULSEGATE_MQTT_PORT, PULSEGATE_WS_PORT, PULSEGATE_HTTP_PO
 PULSEGATE_DATA_DIR, PULSEGATE_ALLOW_ANONYMOUS=true|false, PULSEGATE_CREDENTIALS_FILE,
 PULSEGATE_INFLUX_URL (e.g. http://127.0.0.1:8086/pulsegate), PULSEGATE_LOG_LEVEL,
 PULSEGATE_MQTT_TLS_PORT, PULSEGATE_WSS_PORT, PULSEGATE_CLIENT_CERTIFICATES=off|optional|required,
-PULSEGATE_HTTP_TLS=true|false, PULSEGATE_TLS_CERT_FILE, PULSEGATE_TLS_KEY_FILE, PULSEGATE_TLS_CA_FILE.
+PULSEGATE_HTTP_TLS=true|false, PULSEGATE_TLS_CERT_FILE, PULSEGATE_TLS_KEY_FILE, PULSEGATE_TLS_CA_FILE,
+PULSEGATE_HTTP_ALLOW_ANONYMOUS=true|false (streams without a token).
 A port of 0 picks a free port; the bound ports are logged. With TLS on, SIGHUP re-reads the TLS files.
 
 One gateway per data directory: start takes <dataDir>/pulsegate.lock and refuses to run

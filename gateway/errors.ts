@@ -25,6 +25,11 @@ export const ERROR_CODES = {
   GW_ERR_BUSY: 'Too many HTTP queries at once: the query queue is full or the wait timed out (503, Retry-After).',
   GW_ERR_AUTH_BUSY: 'Too many MQTT logins already wait for a password check; the CONNECT is refused with CONNACK 3 (server unavailable).',
   GW_ERR_WEBHOOK_DELIVERY: 'A webhook endpoint did not take an alert (network error, timeout, non-2xx answer); retried, or dead-lettered after maxAttempts.',
+  GW_ERR_LAST_EVENT_ID: 'A Last-Event-ID (header, lastEventId or after) is not a log offset of this log: 400.',
+  GW_ERR_FILTER_INVALID: 'A stream filter (kind, device, rule, minSeverity, where) is invalid; the message names the bad part: 400.',
+  GW_ERR_TOKEN_INVALID: 'A stream request has no valid bearer token (missing, bad signature, expired, wrong issuer or audience): 401.',
+  GW_ERR_FORBIDDEN: 'A stream request asks for a stream, kind or device outside its token\'s claims: 403.',
+  GW_ERR_TOO_MANY_CLIENTS: 'delivery.maxClients streams and long-polls are open already: 503 with Retry-After.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

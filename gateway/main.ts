@@ -52,6 +52,10 @@ import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.j
 import { registerWindowMetrics } from './window/window-metrics.js';
 import { alertTopic, decodeAlertTransition, encodeAlertTransition, type AlertTransition } from './wire/alert.js';
 import { decodeWindowTransition, encodeWindowTransition, toWindowTransition, windowIdentity, type WindowTransition } from './wire/window.js';
+import { createDeliveryHub } from './delivery/delivery-hub.js';
+import { deliveryRoutes } from './delivery/delivery-routes.js';
+import { createSubscriberAuth } from './delivery/subscriber-auth.js';
+import { tailLog } from './log/tail-reader.js';
 
 export interface GatewayHandle {
   readonly config: GatewayConfig;
@@ -275,6 +279,22 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   const storeRetention = startStoreRetentionJob({ sink, schedule: config.log.retentionSchedule, clock, logger: logger.child({ tier: 'retention' }) });
   opened.add('store retention', storeRetention, () => storeRetention?.stop());
 
+  // delivery: the SSE hub follows the log's alert and window records
+  const delivery = createDeliveryHub({
+    config: config.delivery,
+    log: { tail: (from, o) => tailLog(log, from, o), firstOffset: () => log.firstOffset, nextOffset: () => log.nextOffset, recordTypes: { alert: RECORD_TYPES.alert, window: RECORD_TYPES.window } },
+    registry,
+    logger: logger.child({ tier: 'delivery' }),
+    clock,
+  });
+  const deliveryAuth = createSubscriberAuth(config.delivery.auth, config.http.allowAnonymous);
+  if (!config.http.allowAnonymous && config.delivery.auth.jwtSecretFile === null && config.delivery.auth.jwtPublicKeyFile === null) {
+    logger.warn('http.allowAnonymous is false and delivery.auth has no key: every stream request is refused (401)');
+  }
+  const deliveryPlugin = deliveryRoutes({ config: config.delivery, hub: delivery, auth: deliveryAuth, registry, logger: logger.child({ tier: 'delivery' }) });
+  opened.add('the SSE hub', delivery, () => delivery.close());
+  delivery.start();
+
   // http
   const http = createHttpServer({
     config: config.http,
@@ -284,7 +304,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger,
     notReadyReason: () => readiness.notReadyReason(),
     tls: config.http.tls ? tls : null,
-    plugins: [alertRoutes({ alerts: alerts ?? { firing: () => [] } })],
+    plugins: [alertRoutes({ alerts: alerts ?? { firing: () => [] } }), deliveryPlugin],
   });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
@@ -339,6 +359,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         await drainOutbox(outbox, config.sinks.shutdownDrainMs, logger);
         await outbox.close({ graceMs: 2000 });
         await sink.close();
+        await delivery.close();
         await log.close();
         await http.close();
         await releaseLocks();

@@ -10,7 +10,7 @@ import { runSimulator, type SimulatorProgress } from '../simulators/index.js';
 
 async function main(): Promise<void> {
   const config = loadConfig({
-    overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, sinks: { flushIntervalMs: 500 } },
+    overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, http: { allowAnonymous: true }, sinks: { flushIntervalMs: 500 } },
   });
   const gw = await startGateway(config);
   const { mqtt, ws, http } = gw.ports;
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
       `               ${base}/v1/windows?kind=bridge&from=now-5m&size=1m`,
       `  readings     ${base}/v1/readings?kind=bridge&from=now-1m&limit=20`,
       `  health       ${base}/healthz  ${base}/readyz`,
+      `  streams      ${base}/v1/streams/alerts  ${base}/v1/streams/windows?kind=bridge  (SSE, anonymous in the demo)`,
       `  data         ${config.dataDir}  (inspect the log: npx tsx gateway/cli.ts log inspect ${config.log.dir})`,
       `  try          mosquitto_pub -p ${mqtt} -t sensors/heart-rate/me -m "{\\"seq\\":1,\\"ts\\":$(date +%s%3N),\\"bpm\\":72}"`,
       '  Ctrl-C stops everything.',

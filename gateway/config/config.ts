@@ -39,6 +39,7 @@ export interface HttpConfig {
   readonly maxQueuedQueries: number;
   readonly queryQueueTimeoutMs: number;
   readonly tls: boolean;
+  readonly allowAnonymous: boolean;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;
@@ -164,4 +165,28 @@ export interface WebhookConfig {
 }
 export interface DeliveryConfig {
   readonly webhooks: readonly WebhookConfig[];
+  readonly heartbeatMs: number;
+  readonly retryMs: number;
+  readonly lagWarnMs: number;
+  readonly maxClients: number;
+  readonly clientBufferBytes: number;
+  readonly stallTimeoutMs: number;
+  readonly longPollMaxWaitMs: number;
+  readonly longPollMaxEvents: number;
+  readonly auth: DeliveryAuthConfig;
+  readonly streams: Readonly<Record<string, StaticStreamConfig>>;
+}
+export interface DeliveryAuthConfig {
+  readonly jwtSecretFile: string | null;
+  readonly jwtPublicKeyFile: string | null;
+  readonly issuer: string | null;
+  readonly audience: string | null;
+}
+export interface StaticStreamConfig {
+  readonly source: 'alerts' | 'windows';
+  readonly kinds: readonly string[];
+  readonly devices: readonly string[];
+  readonly rules: readonly string[];
+  readonly minSeverity: 'info' | 'warning' | 'critical' | null;
+  readonly where: string | null;
 }

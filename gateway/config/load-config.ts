@@ -27,6 +27,7 @@ export const ENV_OVERRIDES = {
   PULSEGATE_TLS_CERT_FILE: { path: ['tls', 'certFile'], type: 'string' },
   PULSEGATE_TLS_KEY_FILE: { path: ['tls', 'keyFile'], type: 'string' },
   PULSEGATE_TLS_CA_FILE: { path: ['tls', 'caFile'], type: 'string' },
+  PULSEGATE_HTTP_ALLOW_ANONYMOUS: { path: ['http', 'allowAnonymous'], type: 'bool' },
 } as const satisfies Record<string, { path: readonly string[]; type: 'int' | 'string' | 'bool' }>;
 
 export interface LoadConfigOptions {
@@ -81,6 +82,10 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   config.log.dir = config.log.dir === null ? resolve(config.dataDir, 'log') : absolute(base, config.log.dir);
   config.sinks.embeddedPath = config.sinks.embeddedPath === null ? resolve(config.dataDir, 'store.sqlite') : absolute(base, config.sinks.embeddedPath);
   if (config.mqtt.credentialsFile !== null) config.mqtt.credentialsFile = absolute(base, config.mqtt.credentialsFile);
+  for (const k of ['jwtSecretFile', 'jwtPublicKeyFile'] as const) {
+    const file = config.delivery.auth[k];
+    if (file !== null) config.delivery.auth[k] = absolute(base, file);
+  }
   for (const k of ['certFile', 'keyFile', 'caFile'] as const) {
     const file = config.tls[k];
     if (file !== null) config.tls[k] = absolute(base, file);

@@ -157,6 +157,8 @@ export const configSchema = {
         queryQueueTimeoutMs: { ...positiveMs, default: 5000 },
         /** Serve HTTPS instead of HTTP on http.port, with tls.certFile/keyFile. */
         tls: { type: 'boolean', default: false },
+        /** Streams and long-poll without a bearer token (the demo); otherwise a JWT is required (delivery.auth). */
+        allowAnonymous: { type: 'boolean', default: false },
       },
     },
     ingest: {
@@ -307,14 +309,6 @@ export const configSchema = {
       },
     },
     /** Where alerts go besides MQTT and HTTP; see README "Webhooks". */
-    delivery: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        webhooks: { type: 'array', items: webhook, default: [] },
-      },
-    },
     /** Files of the TLS listeners (mqtt.tlsPort, mqtt.wssPort, http.tls); see README "TLS". */
     tls: {
       type: 'object',
@@ -327,6 +321,66 @@ export const configSchema = {
         keyFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
         /** PEM bundle of the CAs that sign device certificates (mqtt.clientCertificates). */
         caFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+      },
+    },
+    /** The SSE hub and long-poll (gateway/delivery/); see README "Streams". */
+    delivery: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        webhooks: { type: 'array', items: webhook, default: [] },
+        /** A comment line is sent to every stream this often. */
+        heartbeatMs: { ...positiveMs, default: 15_000 },
+        /** The `retry:` field sent once per stream: how long an EventSource waits before reconnecting. */
+        retryMs: { ...positiveMs, default: 3000 },
+        /** A client further behind the head than this (append time of the records) is sent `event: lag`. */
+        lagWarnMs: { ...positiveMs, default: 5000 },
+        /** Open streams and waiting long-polls together; one more is refused with 503 + Retry-After. */
+        maxClients: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000 },
+        /** Bytes a client's connection may hold unsent; beyond, it is closed (overflow) and resumes from the log. */
+        clientBufferBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
+        /** A client whose unsent bytes do not drain for this long is closed as stalled. */
+        stallTimeoutMs: { ...positiveMs, default: 30_000 },
+        /** Upper bound of `waitMs` of /v1/alerts/poll. */
+        longPollMaxWaitMs: { ...positiveMs, default: 30_000 },
+        /** Upper bound of `limit` of /v1/alerts/poll. */
+        longPollMaxEvents: { type: 'integer', minimum: 1, maximum: 100_000, default: 1000 },
+        /** Bearer tokens (JWT) of subscribers; see README "Streams". */
+        auth: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            /** File holding the shared secret of HS256/HS384/HS512 tokens. */
+            jwtSecretFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+            /** PEM public key (SPKI) of RSA, ECDSA or EdDSA tokens (RS256, PS256, ES256, EdDSA, ...). */
+            jwtPublicKeyFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+            /** Required `iss`; null = not checked. */
+            issuer: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+            /** Required `aud`; null = not checked. */
+            audience: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+          },
+        },
+        /** Static streams served at /v1/streams/<name>: filters the client cannot widen. */
+        streams: {
+          type: 'object',
+          default: {},
+          propertyNames: { pattern: '^[a-z][a-z0-9_-]{0,63}$', not: { enum: ['alerts', 'windows'] } },
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['source'],
+            properties: {
+              source: { enum: ['alerts', 'windows'] },
+              kinds: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+              devices: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+              rules: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+              minSeverity: { anyOf: [{ enum: ['info', 'warning', 'critical'] }, { type: 'null' }], default: null },
+              where: { anyOf: [{ type: 'string', minLength: 1, maxLength: 2000 }, { type: 'null' }], default: null },
+            },
+          },
+        },
       },
     },
   },

@@ -116,3 +116,22 @@ describe('config loader', () => {
     }
   });
 });
+
+describe('config loader, delivery', () => {
+  it('should default delivery and http.allowAnonymous, and refuse bad static stream names and sources, all listed', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.http.allowAnonymous).toBe(false);
+    expect(config.delivery).toMatchObject({ heartbeatMs: 15_000, maxClients: 10_000, clientBufferBytes: 1_048_576, streams: {} });
+    try {
+      loadConfig({ env: {}, overrides: { delivery: { streams: { alerts: { source: 'alerts' }, 'Bad Name': { source: 'alerts' }, ok: { source: 'readings' } } } } });
+      expect.unreachable();
+    } catch (err) {
+      const problems = (err as { details: { problems: string[] } }).details.problems;
+      expect(problems.some((p) => p.includes('delivery.streams') && p.includes('property name'))).toBe(true);
+      expect(problems.some((p) => p.startsWith('delivery.streams.ok.source'))).toBe(true);
+    }
+    const withFile = loadConfig({ env: { PULSEGATE_HTTP_ALLOW_ANONYMOUS: 'true' }, overrides: { delivery: { auth: { jwtSecretFile: 'secret.txt' } } } });
+    expect(withFile.http.allowAnonymous).toBe(true);
+    expect(withFile.delivery.auth.jwtSecretFile).toMatch(/^\/.*secret\.txt$/);
+  });
+});
