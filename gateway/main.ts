@@ -18,7 +18,8 @@ import { createMqttIngest, type MqttIngest } from './ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from './ingest/payload-decoder.js';
 import { startRetentionJob } from './jobs/retention-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
-import { createKindRegistry } from './kinds/registry.js';
+import { createConfiguredKindRegistry } from './kinds/registry.js';
+import { createTopicRouter } from './ingest/topic-router.js';
 import { OpenedResources, Timers } from './lifecycle.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
@@ -77,7 +78,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 /** Opens each tier in data-flow order; whatever is opened is registered in `opened`, for rollback. */
 async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logger, opened: OpenedResources, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
   const clock = deps.clock ?? systemClock;
-  const kinds = createKindRegistry();
+  const kinds = createConfiguredKindRegistry(config.kinds);
+  const router = createTopicRouter({ kinds, sources: config.ingest.sources, limits: config.ingest });
   const registry = createRegistry();
   const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
   const ingestMetrics = createIngestMetrics(registry, [...kinds.keys()]);
@@ -125,7 +127,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 
   // recovery: latest checkpoint, then replay every ingest record after it
   readiness.phase = 'replaying';
-  await recover({ log, checkpoint, unreadableCheckpoints: checkpoints.unreadable, dir: config.log.dir, pipeline, reader: createIngestRecordReader(kinds, decoder), afterReplay: () => windows.tick(), logger });
+  await recover({ log, checkpoint, unreadableCheckpoints: checkpoints.unreadable, dir: config.log.dir, pipeline, reader: createIngestRecordReader(kinds, decoder, router), afterReplay: () => windows.tick(), logger });
 
   await startSink(sink, logger);
   await outbox.start();
@@ -145,6 +147,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger: logger.child({ tier: 'ingest' }),
     onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
     tls,
+    router,
   });
   opened.add('ingest', ingest, () => ingest.close());
   await ingest.start();

@@ -6,6 +6,10 @@ import { GatewayError } from '../errors.js';
 import type { GatewayConfig } from './config.js';
 import { readTlsMaterial } from '../tls.js';
 import { configSchema } from './schema.js';
+import { kindsFromDefinitions } from '../kinds/kind-definitions.js';
+import { BUILTIN_KINDS } from '../kinds/registry.js';
+import type { KindDefinition, SourceDefinition } from './config.js';
+import { checkSources } from './sources.js';
 
 /** Environment overrides: the only place process.env is read. Values are parsed per type. */
 export const ENV_OVERRIDES = {
@@ -62,8 +66,10 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (options.overrides) deepMerge(raw, structuredClone(options.overrides));
   applyEnv(raw, options.env ?? process.env, problems);
 
-  if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
+  const schemaErrors = validate(raw) ? [] : withoutNullBranches(validate.errors ?? []);
+  problems.push(...schemaErrors.map(formatAjvError));
   resolveMqttBounds(raw['mqtt'], problems);
+  checkKindsAndSources(raw, schemaErrors, problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -88,6 +94,33 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     });
   }
   return deepFreeze(config);
+}
+
+/**
+ * What the schema cannot check about kinds.<name> and ingest.sources (fields a tag or a source
+ * names, ranges, topic patterns...). An entry the schema already found wrong is not looked at
+ * again, so each mistake is told once; every other entry is, so every mistake is told.
+ */
+function checkKindsAndSources(raw: Record<string, unknown>, schemaErrors: readonly ErrorObject[], problems: string[]): void {
+  const wrong = (prefix: string): boolean => schemaErrors.some((e) => e.instancePath === prefix || e.instancePath.startsWith(`${prefix}/`));
+  const kindsSection = raw['kinds'];
+  const defs: Record<string, KindDefinition> = {};
+  if (kindsSection !== null && typeof kindsSection === 'object' && !Array.isArray(kindsSection)) {
+    for (const [name, def] of Object.entries(kindsSection)) if (!wrong(`/kinds/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`)) defs[name] = def as KindDefinition;
+  }
+  const taken = { names: new Set(BUILTIN_KINDS.map((k) => k.name)), measurements: new Set(BUILTIN_KINDS.flatMap((k) => [k.measurement, `${k.measurement}_window`])) };
+  const configured = kindsFromDefinitions(defs, 'kinds', problems, taken);
+  const sources = (raw['ingest'] as { sources?: unknown } | undefined)?.sources;
+  if (!Array.isArray(sources)) return;
+  const known = new Map([...BUILTIN_KINDS, ...configured].map((k) => [k.name, k]));
+  // A kind with a problem is reported already; its sources are checked for the rest.
+  for (const name of Object.keys(kindsSection as object)) if (!known.has(name) && !taken.names.has(name)) known.set(name, { name, measurement: name, fields: {}, tags: [], window: { groupBy: [], aggregates: [] } });
+  const checkable = sources.filter((_s, i) => !wrong(`/ingest/sources/${i}`)) as SourceDefinition[];
+  const indexOf = sources.map((s, i) => [s, i] as const).filter(([, i]) => !wrong(`/ingest/sources/${i}`)).map(([, i]) => i);
+  const found: string[] = [];
+  checkSources(checkable, known, found);
+  // checkSources numbers the entries it was given; report them by their place in the file.
+  problems.push(...found.map((p) => p.replace(/^ingest\.sources\.(\d+)/, (_m, n: string) => `ingest.sources.${indexOf[Number(n)]}`)));
 }
 
 /** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */

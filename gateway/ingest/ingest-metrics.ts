@@ -19,6 +19,12 @@ export interface IngestMetrics {
   readonly totals: { received: number; rejected: number; duplicates: number };
   /** An MQTT connection closed by the packet guard (see gateway/ingest/packet-guard.ts). */
   connectionRefused(reason: ConnectionRefusalReason): void;
+  /** Readings of a mapped source (ingest.sources) made durable: whether their ts is the arrival time, whether they had no seq. */
+  mappedReceived(kind: string, n: number, arrivalTime: boolean, withoutSeq: boolean): void;
+  /** A publish of a device without seq dropped as a repeat of one within its source's dedupHorizonMs. */
+  contentDuplicate(): void;
+  /** A device forgotten by the content dedup (its bound is full; policy "evict-lru"). */
+  contentDedupEviction(): void;
 }
 
 /**
@@ -55,6 +61,14 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
   const byRefusal = new Map<ConnectionRefusalReason, number>(CONNECTION_REFUSAL_REASONS.map((r) => [r, 0]));
   labelled('pulsegate_mqtt_connections_refused_total', 'MQTT connections closed for an oversize, slow or malformed packet, by reason', 'reason', () => byRefusal);
+  const arrivalTimeByKind = new Map<string, number>(kinds.map((k) => [k, 0]));
+  const withoutSeqByKind = new Map<string, number>(kinds.map((k) => [k, 0]));
+  let contentDuplicates = 0;
+  let contentDedupEvictions = 0;
+  labelled('pulsegate_readings_arrival_time_total', 'Readings of ingest.sources whose event time is their arrival time (the device sent none), by kind', 'kind', () => arrivalTimeByKind);
+  labelled('pulsegate_readings_without_seq_total', 'Readings of ingest.sources without a sequence number (no gap accounting, dedup by content only), by kind', 'kind', () => withoutSeqByKind);
+  collectedCounter(registry, 'pulsegate_content_duplicates_total', 'Publishes of devices without seq dropped as repeats of the same bytes within their dedupHorizonMs', () => contentDuplicates);
+  collectedCounter(registry, 'pulsegate_content_dedup_evictions_total', 'Devices without seq forgotten by the content dedup, least recently seen first (its bound is full)', () => contentDedupEvictions);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',
@@ -86,6 +100,16 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     connectionRefused(reason) {
       byRefusal.set(reason, byRefusal.get(reason)! + 1);
+    },
+    mappedReceived(kind, n, arrivalTime, withoutSeq) {
+      if (arrivalTime) arrivalTimeByKind.set(kind, (arrivalTimeByKind.get(kind) ?? 0) + n);
+      if (withoutSeq) withoutSeqByKind.set(kind, (withoutSeqByKind.get(kind) ?? 0) + n);
+    },
+    contentDuplicate() {
+      contentDuplicates++;
+    },
+    contentDedupEviction() {
+      contentDedupEvictions++;
     },
   };
 }
