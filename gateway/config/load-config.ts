@@ -103,24 +103,69 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
  */
 function checkKindsAndSources(raw: Record<string, unknown>, schemaErrors: readonly ErrorObject[], problems: string[]): void {
   const wrong = (prefix: string): boolean => schemaErrors.some((e) => e.instancePath === prefix || e.instancePath.startsWith(`${prefix}/`));
+  const pointer = (s: string): string => s.replaceAll('~', '~0').replaceAll('/', '~1');
   const kindsSection = raw['kinds'];
   const defs: Record<string, KindDefinition> = {};
-  if (kindsSection !== null && typeof kindsSection === 'object' && !Array.isArray(kindsSection)) {
-    for (const [name, def] of Object.entries(kindsSection)) if (!wrong(`/kinds/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`)) defs[name] = def as KindDefinition;
+  const opaque = new Map<string, Set<string>>();
+  if (isObject(kindsSection)) {
+    for (const [name, def] of Object.entries(kindsSection)) {
+      const at = `/kinds/${pointer(name)}`;
+      if (!isObject(def) || !isObject(def['fields'])) continue;
+      // The parts the schema found wrong are left out (told once); the rest is checked.
+      const fields: Record<string, unknown> = {};
+      const unknown = new Set<string>();
+      for (const [f, fdef] of Object.entries(def['fields'])) {
+        if (wrong(`${at}/fields/${pointer(f)}`)) unknown.add(f);
+        else fields[f] = fdef;
+      }
+      const window = isObject(def['window']) && !wrong(`${at}/window/groupBy`) ? def['window'] : {};
+      const aggregates = Array.isArray(window['aggregates']) ? window['aggregates'].filter((_a, i) => !wrong(`${at}/window/aggregates/${i}`)) : [{ ops: ['count'] }];
+      defs[name] = {
+        fields: fields as KindDefinition['fields'],
+        tags: wrong(`${at}/tags`) || !Array.isArray(def['tags']) ? [] : (def['tags'] as string[]),
+        ...(typeof def['measurement'] === 'string' && !wrong(`${at}/measurement`) ? { measurement: def['measurement'] } : {}),
+        window: {
+          groupBy: Array.isArray(window['groupBy']) ? (window['groupBy'] as string[]) : [],
+          aggregates: aggregates as KindDefinition['window']['aggregates'],
+          sizesMs: null,
+        },
+      };
+      opaque.set(name, unknown);
+    }
   }
   const taken = { names: new Set(BUILTIN_KINDS.map((k) => k.name)), measurements: new Set(BUILTIN_KINDS.flatMap((k) => [k.measurement, `${k.measurement}_window`])) };
-  const configured = kindsFromDefinitions(defs, 'kinds', problems, taken);
+  const configured = kindsFromDefinitions(defs, 'kinds', problems, taken, opaque);
   const sources = (raw['ingest'] as { sources?: unknown } | undefined)?.sources;
   if (!Array.isArray(sources)) return;
   const known = new Map([...BUILTIN_KINDS, ...configured].map((k) => [k.name, k]));
-  // A kind with a problem is reported already; its sources are checked for the rest.
-  for (const name of Object.keys(kindsSection as object)) if (!known.has(name) && !taken.names.has(name)) known.set(name, { name, measurement: name, fields: {}, tags: [], window: { groupBy: [], aggregates: [] } });
-  const checkable = sources.filter((_s, i) => !wrong(`/ingest/sources/${i}`)) as SourceDefinition[];
-  const indexOf = sources.map((s, i) => [s, i] as const).filter(([, i]) => !wrong(`/ingest/sources/${i}`)).map(([, i]) => i);
+  // A kind with a problem is reported already: a source naming it is checked for the rest only.
+  const reported = new Set(isObject(kindsSection) ? Object.keys(kindsSection).filter((n) => !known.has(n)) : []);
+  const checkable: SourceDefinition[] = [];
+  const indexOf: number[] = [];
+  sources.forEach((s: unknown, i) => {
+    const at = `/ingest/sources/${i}`;
+    if (!isObject(s) || typeof s['topic'] !== 'string' || typeof s['kind'] !== 'string' || !isObject(s['fields'])) return;
+    const fields = Object.fromEntries(Object.entries(s['fields']).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const text = (key: string): string | null => (typeof s[key] === 'string' && !wrong(`${at}/${key}`) ? (s[key] as string) : null);
+    checkable.push({
+      topic: s['topic'],
+      kind: s['kind'],
+      fields,
+      tsPath: text('tsPath'),
+      tsFormat: wrong(`${at}/tsFormat`) ? null : (text('tsFormat') as SourceDefinition['tsFormat']),
+      seqPath: text('seqPath'),
+      dedupHorizonMs: 0,
+    });
+    indexOf.push(i);
+  });
   const found: string[] = [];
-  checkSources(checkable, known, found);
+  checkSources(checkable, known, found, reported);
   // checkSources numbers the entries it was given; report them by their place in the file.
   problems.push(...found.map((p) => p.replace(/^ingest\.sources\.(\d+)/, (_m, n: string) => `ingest.sources.${indexOf[Number(n)]}`)));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */

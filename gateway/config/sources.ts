@@ -46,7 +46,7 @@ export function parsePath(path: string): { keys: string[]; problems: string[] } 
 }
 
 /** Checks every source against the kinds it names; pushes each problem as `ingest.sources.<i>...: ...`. */
-export function checkSources(sources: readonly SourceDefinition[], kinds: ReadonlyMap<string, KindDescriptor>, problems: string[]): void {
+export function checkSources(sources: readonly SourceDefinition[], kinds: ReadonlyMap<string, KindDescriptor>, problems: string[], reportedKinds: ReadonlySet<string> = new Set()): void {
   const seen = new Map<string, number>();
   sources.forEach((s, i) => {
     const at = `ingest.sources.${i}`;
@@ -55,9 +55,12 @@ export function checkSources(sources: readonly SourceDefinition[], kinds: Readon
     if (earlier !== undefined) problems.push(`${at}.topic: the same pattern as ingest.sources.${earlier} (the first that matches wins, so this one never would)`);
     seen.set(s.topic, i);
     const kind = kinds.get(s.kind);
-    if (kind === undefined) problems.push(`${at}.kind: unknown kind "${s.kind}" (known: ${[...kinds.keys()].join(', ')})`);
-    for (const [field, path] of Object.entries(s.fields)) {
-      if (kind !== undefined && !Object.hasOwn(kind.fields, field)) problems.push(`${at}.fields.${field}: kind ${s.kind} has no field "${field}"`);
+    if (kind === undefined && reportedKinds.has(s.kind)) {
+      // Its kind has problems of its own, told already; only the paths are checked here.
+      for (const [field, path] of Object.entries(s.fields)) for (const p of parsePath(path).problems) problems.push(`${at}.fields.${field}: ${p}`);
+    } else if (kind === undefined) problems.push(`${at}.kind: unknown kind "${s.kind}" (known: ${[...kinds.keys()].join(', ')})`);
+    if (kind !== undefined) for (const [field, path] of Object.entries(s.fields)) {
+      if (!Object.hasOwn(kind.fields, field)) problems.push(`${at}.fields.${field}: kind ${s.kind} has no field "${field}"`);
       for (const p of parsePath(path).problems) problems.push(`${at}.fields.${field}: ${p}`);
     }
     if (kind !== undefined) {

@@ -29,7 +29,14 @@ const EMPTY: KindNamespace = { names: new Set(), measurements: new Set() };
  * Descriptors of `defs` (already validated by the schema), in their order; every problem is
  * pushed to `problems` prefixed with `where` (e.g. "kinds"), and a kind with a problem is left out.
  */
-export function kindsFromDefinitions(defs: Readonly<Record<string, KindDefinition>>, where: string, problems: string[], taken: KindNamespace = EMPTY): KindDescriptor[] {
+export function kindsFromDefinitions(
+  defs: Readonly<Record<string, KindDefinition>>,
+  where: string,
+  problems: string[],
+  taken: KindNamespace = EMPTY,
+  /** Per kind, fields whose definition was found wrong already: references to them are not told again. */
+  opaque: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+): KindDescriptor[] {
   const out: KindDescriptor[] = [];
   const measurements = new Map<string, string>();
   for (const m of taken.measurements) measurements.set(m, '(built-in)');
@@ -43,12 +50,15 @@ export function kindsFromDefinitions(defs: Readonly<Record<string, KindDefinitio
       const spec = fieldSpec(`${at}.fields.${fname}`, fname, fdef, problems);
       if (spec !== null) fields[fname] = spec;
     }
+    const unknown = opaque.get(name) ?? new Set<string>();
     const has = (f: string): boolean => Object.hasOwn(def.fields, f);
     for (const t of def.tags) {
+      if (unknown.has(t)) continue;
       if (!has(t)) problems.push(`${at}.tags: "${t}" is not a field of the kind`);
       else if (def.fields[t]!.type === 'float') problems.push(`${at}.tags: "${t}" is a float; a tag takes few distinct values (int, enum, bool or string)`);
     }
     for (const g of def.window.groupBy) {
+      if (unknown.has(g)) continue;
       if (!has(g)) problems.push(`${at}.window.groupBy: "${g}" is not a field of the kind`);
       else {
         if (def.fields[g]!.type === 'float') problems.push(`${at}.window.groupBy: "${g}" is a float; windows group by few distinct values (int, enum, bool or string)`);
@@ -65,23 +75,28 @@ export function kindsFromDefinitions(defs: Readonly<Record<string, KindDefinitio
         aggregates.push({ ops });
         return;
       }
+      if (unknown.has(a.field)) return;
       if (!has(a.field)) problems.push(`${aat}.field: "${a.field}" is not a field of the kind`);
       else if (!NUMERIC.has(def.fields[a.field]!.type)) problems.push(`${aat}.field: "${a.field}" is ${def.fields[a.field]!.type === 'enum' ? 'an enum' : 'a string'}; only int, float and bool fields are aggregated`);
       aggregates.push({ field: a.field, ops });
     });
     const measurement = def.measurement ?? name.replaceAll('-', '_');
-    for (const m of [measurement, `${measurement}_window`]) {
-      const owner = measurements.get(m);
-      if (owner !== undefined) problems.push(`${at}.measurement: "${m}" is already used by ${owner === '(built-in)' ? 'a built-in kind' : `kind ${owner}`}`);
+    if (!taken.names.has(name)) {
+      const clash = [measurement, `${measurement}_window`].find((m) => measurements.has(m));
+      if (clash !== undefined) {
+        const owner = measurements.get(clash)!;
+        problems.push(`${at}.measurement: "${clash}" is already used by ${owner === '(built-in)' ? 'a built-in kind' : `kind ${owner}`} (raw readings go to <measurement>, windows to <measurement>_window)`);
+      }
+      measurements.set(measurement, name);
+      measurements.set(`${measurement}_window`, name);
     }
-    measurements.set(measurement, name);
-    measurements.set(`${measurement}_window`, name);
     if (def.proto !== undefined) {
       for (const [fname, fdef] of Object.entries(def.fields)) {
         if (fdef.type !== 'int' && fdef.type !== 'float' && fdef.type !== 'enum') problems.push(`${at}.fields.${fname}: a kind with protobuf messages takes int, float and enum fields only`);
       }
     }
-    if (problems.length > before) continue;
+    // A kind with a field the schema found wrong is not usable either.
+    if (problems.length > before || unknown.size > 0) continue;
     out.push({
       name,
       ...(def.proto === undefined ? {} : { proto: { ...def.proto } }),
