@@ -112,7 +112,9 @@ describe('real sensors (examples/real-sensors.yaml, mosquitto_pub)', () => {
       expect(r.ts).toBeLessThanOrEqual(t1);
       expect(r.seq).toBe(0);
     }
-    const windows = await waitForValue(() => query<WindowRow>(gw, 'windows', range), (w) => w.reduce((n, x) => n + (x.values['temperature_count'] ?? 0), 0) === 3, { what: 'climate windows' });
+    // A window starts on a whole second, up to 1 s before the first reading.
+    const windowRange = `kind=climate&from=${Math.floor(t0 / 1000) * 1000}&to=${t1 + 1}`;
+    const windows = await waitForValue(() => query<WindowRow>(gw, 'windows', windowRange), (w) => w.reduce((n, x) => n + (x.values['temperature_count'] ?? 0), 0) === 3, { what: 'climate windows' });
     expect(windows.every((w) => w.deviceId === 'climate-1' && w.sizeMs === 1000)).toBe(true);
     const after = await scrape(gw.ports.http);
     const delta = (name: string, labels: Record<string, string> = {}): number => sample(after, name, labels) - sample(before, name, labels);
