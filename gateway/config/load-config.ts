@@ -9,6 +9,7 @@ import { configSchema } from './schema.js';
 import { kindsFromDefinitions } from '../kinds/kind-definitions.js';
 import { BUILTIN_KINDS } from '../kinds/registry.js';
 import type { KindDefinition, SourceDefinition } from './config.js';
+import type { KindDescriptor } from '../kinds/kind-descriptor.js';
 import { checkSources } from './sources.js';
 
 /** Environment overrides: the only place process.env is read. Values are parsed per type. */
@@ -137,8 +138,16 @@ function checkKindsAndSources(raw: Record<string, unknown>, schemaErrors: readon
   const configured = kindsFromDefinitions(defs, 'kinds', problems, taken, opaque);
   const sources = (raw['ingest'] as { sources?: unknown } | undefined)?.sources;
   if (!Array.isArray(sources)) return;
-  const known = new Map([...BUILTIN_KINDS, ...configured].map((k) => [k.name, k]));
-  // A kind with a problem is reported already: a source naming it is checked for the rest only.
+  const known = new Map<string, KindDescriptor>([...BUILTIN_KINDS, ...configured].map((k) => [k.name, k]));
+  // A kind with problems (told already) still has its fields: a source naming it is checked against them.
+  for (const [name, def] of Object.entries(defs)) {
+    if (known.has(name)) continue;
+    const fields = Object.fromEntries([
+      ...Object.entries(def.fields).map(([f, d]) => [f, { type: 'bool', required: (d as { required?: unknown }).required === true }] as const),
+      ...[...(opaque.get(name) ?? [])].map((f) => [f, { type: 'bool', required: false }] as const),
+    ]);
+    known.set(name, { name, measurement: name, fields, tags: [], window: { groupBy: [], aggregates: [] } });
+  }
   const reported = new Set(isObject(kindsSection) ? Object.keys(kindsSection).filter((n) => !known.has(n)) : []);
   const checkable: SourceDefinition[] = [];
   const indexOf: number[] = [];

@@ -55,12 +55,10 @@ export function checkSources(sources: readonly SourceDefinition[], kinds: Readon
     if (earlier !== undefined) problems.push(`${at}.topic: the same pattern as ingest.sources.${earlier} (the first that matches wins, so this one never would)`);
     seen.set(s.topic, i);
     const kind = kinds.get(s.kind);
-    if (kind === undefined && reportedKinds.has(s.kind)) {
-      // Its kind has problems of its own, told already; only the paths are checked here.
-      for (const [field, path] of Object.entries(s.fields)) for (const p of parsePath(path).problems) problems.push(`${at}.fields.${field}: ${p}`);
-    } else if (kind === undefined) problems.push(`${at}.kind: unknown kind "${s.kind}" (known: ${[...kinds.keys()].join(', ')})`);
-    if (kind !== undefined) for (const [field, path] of Object.entries(s.fields)) {
-      if (!Object.hasOwn(kind.fields, field)) problems.push(`${at}.fields.${field}: kind ${s.kind} has no field "${field}"`);
+    // A kind with problems of its own was told already: only the source's own mistakes are told.
+    if (kind === undefined && !reportedKinds.has(s.kind)) problems.push(`${at}.kind: unknown kind "${s.kind}" (known: ${[...kinds.keys()].join(', ')})`);
+    for (const [field, path] of Object.entries(s.fields)) {
+      if (kind !== undefined && !Object.hasOwn(kind.fields, field)) problems.push(`${at}.fields.${field}: kind ${s.kind} has no field "${field}"`);
       for (const p of parsePath(path).problems) problems.push(`${at}.fields.${field}: ${p}`);
     }
     if (kind !== undefined) {
