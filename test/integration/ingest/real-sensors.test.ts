@@ -19,6 +19,7 @@ import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { readLogRecords } from '../../helpers/log-records.js';
 import { eventually, sample, scrape } from '../../helpers/metrics.js';
 import { waitForValue } from '../../helpers/wait.js';
+import { runProfile, type ProfileOptions } from '../../../simulators/profiles.js';
 
 const run = promisify(execFile);
 const example = parseYaml(readFileSync(new URL('../../../examples/real-sensors.yaml', import.meta.url), 'utf8')) as { kinds: unknown; ingest: { sources: unknown } };
@@ -187,5 +188,44 @@ describe('real sensors with device credentials', () => {
     expect(sample(m, 'pulsegate_readings_rejected_total', { reason: 'unauthorized' })).toBe(2);
     const readings = await waitForValue(() => query<ReadingRow>(gw, 'readings', 'kind=climate'), (r) => r.length === 1);
     expect(readings[0]!.values['temperature']).toBe(19);
+  });
+});
+
+describe('real sensors from the simulator profiles', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway(overrides());
+  });
+  afterAll(async () => gw?.dispose());
+
+  const sim = (o: Partial<ProfileOptions> & Pick<ProfileOptions, 'profile'>): ProfileOptions => ({
+    devices: 3,
+    prefix: `${o.profile}-`,
+    intervalS: 1,
+    count: 5,
+    seed: 7,
+    startTs: Math.floor(Date.now() / 1000) * 1000 - 30_000,
+    realtime: false,
+    repeat: 0,
+    url: `mqtt://127.0.0.1:${gw.ports.mqtt}`,
+    qos: 1,
+    perDeviceCredentials: false,
+    ...o,
+  });
+
+  it('should take every Tasmota publish of --profile tasmota as a power-plug reading at its Time', async () => {
+    const o = sim({ profile: 'tasmota' });
+    const s = await runProfile(o);
+    expect(s.readings).toBe(15);
+    await eventually(() => scrape(gw.ports.http), (m) => sample(m, 'pulsegate_readings_received_total', { kind: 'power-plug' }) === 15);
+    const rows = await waitForValue(() => query<ReadingRow>(gw, 'readings', `kind=power-plug&device=tasmota-2&from=${o.startTs}&to=${o.startTs + 5000}`), (r) => r.length === 5);
+    expect(rows.map((r) => r.ts)).toEqual([0, 1, 2, 3, 4].map((i) => o.startTs + i * 1000));
+  });
+
+  it('should count each repeat of --profile zigbee2mqtt --repeat as a content duplicate, not a reading', async () => {
+    const s = await runProfile(sim({ profile: 'zigbee2mqtt', repeat: 0.4 }));
+    expect(s.repeats).toBeGreaterThan(0);
+    const m = await eventually(() => scrape(gw.ports.http), (x) => sample(x, 'pulsegate_readings_received_total', { kind: 'climate' }) === s.readings);
+    expect(sample(m, 'pulsegate_content_duplicates_total')).toBe(s.repeats);
   });
 });
