@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args } from './lib/args.js';
 import { buildForBench } from './lib/build.js';
-import { BENCH_DIR, cpuSeconds, peakRssMb, rssMb, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
+import { BENCH_DIR, cpuSeconds, getRuntime, peakRssMb, rssMb, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
 import { selfCheck } from './lib/selfcheck.js';
 import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySummary } from './lib/stats.js';
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
@@ -719,6 +719,21 @@ async function main(): Promise<void> {
     log(`  replay: ${replay.error ?? `${fmtInt(replay.recordsPerSec)} records/s`}`);
   }
 
+  // Mapped JSON ingest (ingest.sources) beside the native protobuf path: bench/mapped-ingest-bench.ts.
+  let mapped: Record<string, unknown> | null = null;
+  let mappedText: string[] = [];
+  if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-mapped')) {
+    log('  mapped ingest: bench/mapped-ingest-bench.ts ...');
+    const child = spawnTs('mapped-ingest', 'mapped-ingest-bench.ts', ['--json', '--runtime', getRuntime(), '--reps', String(settings.reps), ...(quick ? ['--quick'] : [])]);
+    const code = await child.exited;
+    const lines = child.lines.map((l) => String(l['text'] ?? JSON.stringify(l)));
+    const last = child.lines.at(-1);
+    if (code === 0 && last !== undefined && 'decode' in last) {
+      mapped = last;
+      mappedText = lines.slice(0, -1).filter((l) => l.trim() !== '' && !l.startsWith('wrote '));
+    } else mappedText = [`mapped ingest: FAILED (exit ${String(code)}): ${lines.slice(-3).join(' / ')}`];
+  }
+
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
   const totalS = (monoMs() - started) / 1000;
@@ -762,6 +777,10 @@ async function main(): Promise<void> {
       if (rss.length > 0) out.push(`  peak RSS after replay ${fix(Math.max(...rss), 0)} MB; start to ready ${replay.runs.map((r) => r.startMs ?? '-').join(' / ')} ms`);
     }
   }
+  if (mappedText.length > 0) {
+    out.push('');
+    out.push(...mappedText);
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -781,6 +800,7 @@ async function main(): Promise<void> {
     gateway: { measured: gatewayError === null && suts.includes('pulsegate'), error: gatewayError },
     rows,
     replay,
+    mapped,
     targets,
     cells,
   };
