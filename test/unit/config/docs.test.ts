@@ -9,7 +9,7 @@ import { CONNECTION_REFUSAL_REASONS } from '../../../gateway/ingest/packet-guard
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 
 type Node = { type?: string; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown };
-const hasKeys = (n: unknown): n is Node => typeof n === 'object' && n !== null && (n as Node).type === 'object' && (n as Node).properties !== undefined;
+const hasKeys = (n: unknown): n is Node & { properties: Record<string, unknown> } => typeof n === 'object' && n !== null && (n as Node).type === 'object' && (n as Node).properties !== undefined;
 
 /**
  * Every key of the schema: nested objects as a.b, entries of a map of objects (kinds.<name>,
