@@ -39,7 +39,9 @@ const quick = args.has('quick');
 let runtimeNote = 'node --import tsx (TypeScript source)';
 if (args.str('runtime', '') === 'build') {
   setRuntime('build');
-  runtimeNote = 'node on the plain-JS transpile of bench/run.ts';
+  runtimeNote = 'node on the plain-JS transpile made by bench/run.ts';
+} else if (args.str('runtime', '') === 'tsx') {
+  runtimeNote = 'node --import tsx (TypeScript source)';
 } else if (!args.has('tsx')) {
   try {
     const b = buildForBench();

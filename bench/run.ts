@@ -724,14 +724,19 @@ async function main(): Promise<void> {
   let mappedText: string[] = [];
   if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-mapped')) {
     log('  mapped ingest: bench/mapped-ingest-bench.ts ...');
-    const child = spawnTs('mapped-ingest', 'mapped-ingest-bench.ts', ['--json', '--runtime', getRuntime(), '--reps', String(settings.reps), ...(quick ? ['--quick'] : [])]);
+    // The harness itself runs from the TypeScript sources (as this one does); its gateway and
+    // publisher processes run on this run's runtime (--runtime).
+    const runtime = getRuntime();
+    setRuntime('tsx');
+    const child = spawnTs('mapped-ingest', 'mapped-ingest-bench.ts', ['--json', '--runtime', runtime, '--reps', String(settings.reps), ...(quick ? ['--quick'] : [])]);
+    setRuntime(runtime);
     const code = await child.exited;
     const lines = child.lines.map((l) => String(l['text'] ?? JSON.stringify(l)));
     const last = child.lines.at(-1);
     if (code === 0 && last !== undefined && 'decode' in last) {
       mapped = last;
       mappedText = lines.slice(0, -1).filter((l) => l.trim() !== '' && !l.startsWith('wrote '));
-    } else mappedText = [`mapped ingest: FAILED (exit ${String(code)}): ${lines.slice(-3).join(' / ')}`];
+    } else mappedText = [`mapped ingest: FAILED (exit ${String(code)}): ${[...lines.slice(-3), child.stderrTail()].join(' / ')}`];
   }
 
   const rows = summarizeRows(cells, suts);
