@@ -4,7 +4,7 @@
  * listens. SIGTERM shuts it down gracefully (so that --cpu-prof can write its profile).
  *
  *   tsx bench/gateway-server.ts --data-dir DIR [--log-level warn] [--probe-window-ms 50]
- *       [--checkpoint-ms 10000] [--group-commit-ms N] [--sparkplug]
+ *       [--checkpoint-ms 10000] [--group-commit-ms N] [--sparkplug] [--config FILE (its kinds and ingest.sources)]
  *
  * Latency probe support: the `bridge` kind gets --probe-window-ms tumbling windows (the load
  * uses `heart-rate`, which keeps the configured defaults), and every `bridge` window emission
@@ -13,6 +13,8 @@
  * publishes. This wraps the counter's labels() in this process only; no gateway code changes.
  * Likewise {cmd:'last-render'} answers when /metrics was last rendered (monotonic ms).
  */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { Args } from './lib/args.js';
 import { announceReady } from './lib/child.js';
 import { monoMs } from './lib/stats.js';
@@ -27,9 +29,14 @@ if (dataDir === '') {
 }
 const probeWindowMs = args.num('probe-window-ms', 50);
 
+// --config FILE: kinds and ingest.sources from a config file (e.g. examples/real-sensors.yaml).
+const fromFile = args.has('config') ? (parseYaml(readFileSync(args.str('config', ''), 'utf8')) as { kinds?: unknown; ingest?: { sources?: unknown } }) : {};
+
 const config = loadConfig({
   env: {},
   overrides: {
+    ...(fromFile.kinds === undefined ? {} : { kinds: fromFile.kinds }),
+    ...(fromFile.ingest?.sources === undefined ? {} : { ingest: { sources: fromFile.ingest.sources } }),
     dataDir,
     logLevel: args.str('log-level', 'warn'),
     mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true },

@@ -20,7 +20,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args } from './lib/args.js';
 import { buildForBench } from './lib/build.js';
-import { BENCH_DIR, cpuSeconds, peakRssMb, rssMb, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
+import { BENCH_DIR, cpuSeconds, getRuntime, peakRssMb, rssMb, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
 import { selfCheck } from './lib/selfcheck.js';
 import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySummary } from './lib/stats.js';
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
@@ -777,6 +777,25 @@ async function main(): Promise<void> {
     log(`  sse fan-out: ${quick ? '500 and 2000' : '1000 and 10000'} clients, raw node:http broadcaster vs the delivery hub ...`);
     sseFanout = await runSseFanout();
   }
+  // Mapped JSON ingest (ingest.sources) beside the native protobuf path: bench/mapped-ingest-bench.ts.
+  let mapped: Record<string, unknown> | null = null;
+  let mappedText: string[] = [];
+  if (suts.includes('pulsegate') && gatewayError === null && !args.has('no-mapped')) {
+    log('  mapped ingest: bench/mapped-ingest-bench.ts ...');
+    // The harness itself runs from the TypeScript sources (as this one does); its gateway and
+    // publisher processes run on this run's runtime (--runtime).
+    const runtime = getRuntime();
+    setRuntime('tsx');
+    const child = spawnTs('mapped-ingest', 'mapped-ingest-bench.ts', ['--json', '--runtime', runtime, '--reps', String(settings.reps), ...(quick ? ['--quick'] : [])]);
+    setRuntime(runtime);
+    const code = await child.exited;
+    const lines = child.lines.map((l) => String(l['text'] ?? JSON.stringify(l)));
+    const last = child.lines.at(-1);
+    if (code === 0 && last !== undefined && 'decode' in last) {
+      mapped = last;
+      mappedText = lines.slice(0, -1).filter((l) => l.trim() !== '' && !l.startsWith('wrote '));
+    } else mappedText = [`mapped ingest: FAILED (exit ${String(code)}): ${[...lines.slice(-3), child.stderrTail()].join(' / ')}`];
+  }
 
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
@@ -841,6 +860,10 @@ async function main(): Promise<void> {
     out.push('');
     out.push(typeof sseFanout['text'] === 'string' ? sseFanout['text'].trim() : `SSE fan-out: FAILED: ${String(sseFanout['error'])}`);
   }
+  if (mappedText.length > 0) {
+    out.push('');
+    out.push(...mappedText);
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -862,6 +885,7 @@ async function main(): Promise<void> {
     replay,
     alerts,
     sseFanout: sseFanout?.['result'] ?? sseFanout,
+    mapped,
     targets,
     cells,
     alertLatency,

@@ -23,11 +23,12 @@ import { createSparkplugIngest, sparkplugStateMessage } from './ingest/sparkplug
 import { startRetentionJob } from './jobs/retention-job.js';
 import { createSilenceJob } from './jobs/silence-job.js';
 import { startStoreRetentionJob } from './jobs/store-retention-job.js';
-import { createKindRegistry } from './kinds/registry.js';
 import { createMqttRepublish } from './delivery/mqtt-republish.js';
 import { createWebhookSender } from './delivery/webhook.js';
 import { encodeDeadLetter } from './log/dead-letter.js';
 import { createLogConsumer, type LogConsumer } from './log/log-consumer.js';
+import { createConfiguredKindRegistry, type KindRegistry } from './kinds/registry.js';
+import { createTopicRouter } from './ingest/topic-router.js';
 import { OpenedResources, Timers } from './lifecycle.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
@@ -98,7 +99,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
 /** Opens each tier in data-flow order; whatever is opened is registered in `opened`, for rollback. */
 async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logger, opened: OpenedResources, releaseLocks: () => Promise<void>): Promise<GatewayHandle> {
   const clock = deps.clock ?? systemClock;
-  const kinds = createKindRegistry();
+  const kinds = createConfiguredKindRegistry(config.kinds);
+  const router = createTopicRouter({ kinds, sources: config.ingest.sources, limits: config.ingest });
   const registry = createRegistry();
   const events = createEventBus({ logger: logger.child({ tier: 'events' }), registry });
   deps.observeEvents?.(events);
@@ -211,7 +213,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     unreadableCheckpoints: checkpoints.unreadable,
     dir: config.log.dir,
     pipeline,
-    reader: createIngestRecordReader(kinds, decoder),
+    reader: createIngestRecordReader(kinds, decoder, router),
     afterReplay: () => {
       windows.tick();
       alerts?.adoptLogged(alertLog.unmatched());
@@ -240,6 +242,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     tls,
     sparkplug,
     onStatus: (status, offset) => pipeline.deviceStatus(status, offset),
+    router,
   });
   sparkplugBroker = ingest.broker;
   opened.add('ingest', ingest, () => ingest.close());
@@ -371,7 +374,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 }
 
 /** The alert engine of alerts.rules (null when alerts.enabled is false). */
-function createAlerts(config: GatewayConfig, kinds: ReturnType<typeof createKindRegistry>, clock: Clock, registry: Registry, record: (t: AlertTransition) => { offset: number; logged: boolean }, logger: Logger): AlertEngine | null {
+function createAlerts(config: GatewayConfig, kinds: KindRegistry, clock: Clock, registry: Registry, record: (t: AlertTransition) => { offset: number; logged: boolean }, logger: Logger): AlertEngine | null {
   if (!config.alerts.enabled) return null;
   const { rules, problems, skipped } = compileAlertRules(config.alerts, kinds, config.window);
   if (skipped.length > 0) logger.warn({ skipped }, 'default alert rules left out: they do not fit the configured windows');

@@ -6,6 +6,7 @@ import { SimulatorOptionError, type SimulatorOptions, type SimulatorProgress } f
 import { PublishError } from './publisher.js';
 import { runSimulator } from './run.js';
 import { runSparkplugCommand, SPARKPLUG_HELP, SPARKPLUG_OPTIONS_ONLY_FOR, sparkplugRunOptions } from './sparkplug-cli.js';
+import { PROFILE_HELP, parseProfileArgs, runProfile, type ProfileOptions } from './profiles.js';
 import type { Summary } from './summary.js';
 
 /** Exit codes: 0 done (also after Ctrl-C), 1 runtime failure, 2 bad usage, 3 some publishes failed. */
@@ -73,7 +74,7 @@ const BRIDGE_HELP = `Bridge:
   --no-truck-surges       none (default)
   --truck-surge-every S   mean event time between surges, s (default 600; implies --truck-surges)`;
 
-const PROFILE_HELP = `Profile:
+const NATIVE_PROFILE_HELP = `Profile:
   --profile native|sparkplug
                           native: sensors/<kind>/<deviceId> (default); sparkplug: a Sparkplug B
                           edge node (heart-rate only; see below)`;
@@ -88,7 +89,10 @@ Commands:
   bridge       vehicles crossing bridges: Poisson arrivals with rush hours, classes, lanes
   load         benchmark load: many devices, a target total rate, several connections
 
-Run "pulsegate-sim <command> --help" for the options of a command.`,
+Real devices' own topics and payloads (for a gateway with ingest.sources):
+  --profile tasmota|zigbee2mqtt [options]
+
+Run "pulsegate-sim <command> --help" (or "--profile NAME --help") for the options.`,
   'heart-rate': `Usage: pulsegate-sim heart-rate [options]
 
 Simulates athletes' heart-rate straps (topic sensors/heart-rate/<athleteId>): rest around 60 bpm,
@@ -96,7 +100,7 @@ effort ramps to 140-185 bpm, exponential recovery, noise, an RR interval consist
 and rare anomalies (a spike above 200 bpm or a flatline at 0 for a few seconds).
 
 ${HEART_RATE_HELP}
-${PROFILE_HELP}
+${NATIVE_PROFILE_HELP}
 ${SPARKPLUG_HELP}
 ${COMMON_HELP}
 
@@ -328,8 +332,32 @@ function formatResult(s: Summary, summaryFile: string | undefined): string {
   return lines.join('\n');
 }
 
+/** `--profile NAME` instead of a command: devices as they are sold (simulators/profiles.ts). */
+async function mainProfile(argv: readonly string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): Promise<number> {
+  let options: ProfileOptions | null;
+  try {
+    options = parseProfileArgs(argv);
+  } catch (err) {
+    io.err.write(`pulsegate-sim: ${(err as Error).message} (see pulsegate-sim --profile tasmota --help)\n`);
+    return EXIT.usage;
+  }
+  if (options === null) {
+    io.out.write(`${PROFILE_HELP}\n`);
+    return EXIT.ok;
+  }
+  try {
+    const s = await runProfile(options);
+    io.out.write(`${s.profile}: ${s.readings} payloads (+${s.repeats} repeats) from ${s.devices.length} devices acknowledged, ${s.readingsPerSecond}/s (seed ${s.seed}, start-ts ${s.startTs})${s.failed > 0 ? `; ${s.failed} NOT acknowledged` : ''}\n`);
+    return s.failed > 0 ? EXIT.unacknowledged : EXIT.ok;
+  } catch (err) {
+    io.err.write(`pulsegate-sim: ${(err as Error).message}\n`);
+    return EXIT.failure;
+  }
+}
+
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: readonly string[], io: { out: NodeJS.WritableStream; err: NodeJS.WriteStream | NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
+  if (argv.some((a) => a === '--profile' || a.startsWith('--profile='))) return mainProfile(argv, io);
   let parsed: ParsedCommand;
   try {
     parsed = parseCommandLine(argv);

@@ -56,5 +56,8 @@ export function buildForBench(): { files: number; ms: number } {
   // The decoder finds proto/ relative to its own file.
   mkdirSync(join(BUILD_DIR, 'proto'), { recursive: true });
   for (const f of readdirSync(join(ROOT, 'proto'))) copyFileSync(join(ROOT, 'proto', f), join(BUILD_DIR, 'proto', f));
+  // ...and the built-in kinds (kinds/builtin.yaml) likewise.
+  mkdirSync(join(BUILD_DIR, 'kinds'), { recursive: true });
+  for (const f of readdirSync(join(ROOT, 'kinds'))) copyFileSync(join(ROOT, 'kinds', f), join(BUILD_DIR, 'kinds', f));
   return { files: files.length, ms: Math.round(performance.now() - t0) };
 }

@@ -126,6 +126,8 @@ export interface GatewayOptions {
   readonly gracefulStop?: boolean;
   /** ingest.sparkplug.enabled (bench/sparkplug-bench.ts). */
   readonly sparkplug?: boolean;
+  /** A config file whose kinds and ingest.sources the gateway takes (bench/mapped-ingest-bench.ts). */
+  readonly configFile?: string;
 }
 
 export function parseMetrics(text: string): Map<string, number> {
@@ -170,6 +172,7 @@ export function gatewayCounters(m: ReadonlyMap<string, number>): Record<string, 
     rejected: metricSum(m, 'pulsegate_readings_rejected_total'),
     publishes: metricSum(m, 'pulsegate_mqtt_publishes_total'),
     lateDropped: metricSum(m, 'pulsegate_late_readings_dropped_total'),
+    contentDuplicates: metricSum(m, 'pulsegate_content_duplicates_total'),
   };
   // Whatever the log tier counts (names vary while it is built): every pulsegate_log_*_total.
   for (const key of m.keys()) {
@@ -186,6 +189,7 @@ export async function startPulsegate(options: GatewayOptions = {}): Promise<Sut>
   if (options.checkpointMs !== undefined) args.push('--checkpoint-ms', String(options.checkpointMs));
   if (options.groupCommitMs !== undefined && options.groupCommitMs !== null) args.push('--group-commit-ms', String(options.groupCommitMs));
   if (options.sparkplug === true) args.push('--sparkplug');
+  if (options.configFile !== undefined) args.push('--config', options.configFile);
   const child = spawnTs('pulsegate', 'gateway-server.ts', args, { ipc: true, execArgv: options.execArgv ?? [] });
   const removeDir = (): void => {
     if (created && !options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

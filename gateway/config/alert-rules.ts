@@ -183,7 +183,7 @@ function compileRule(r: AlertRuleConfig, at: string, kinds: ReadonlyMap<string, 
   let windowMs = 0;
   let keyGroupFields: string[] = [];
   if (kind !== null) {
-    const sizes = windows.sizesMs[kind.name] ?? windows.defaultSizesMs;
+    const sizes = windows.sizesMs[kind.name] ?? kind.window.sizesMs ?? windows.defaultSizesMs;
     windowMs = ms('window', r.window, sizes[0] ?? 0);
     if (Number.isFinite(windowMs) && !sizes.includes(windowMs)) problems.push(`${at}.window: ${windowMs} ms is not a window size of ${kind.name} (window.sizesMs: ${sizes.join(', ')})`);
     const columns = kind.window.aggregates.flatMap((spec) => spec.ops.map((op) => aggregateColumn(spec, op)));

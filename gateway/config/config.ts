@@ -49,6 +49,7 @@ export interface IngestConfig {
   readonly maxDevices: number;
   readonly rateLimit: { readonly publishesPerSecond: number | null; readonly burst: number };
   readonly sparkplug: SparkplugConfig;
+  readonly sources: readonly SourceDefinition[];
 }
 /** Sparkplug B ingest (README "Sparkplug B"). */
 export interface SparkplugConfig {
@@ -62,6 +63,16 @@ export interface SparkplugConfig {
   readonly maxDevicesPerNode: number;
   /** Primary host application id for spBv1.0/STATE/<hostId>; null = no STATE published. */
   readonly hostId: string | null;
+}
+/** ingest.sources[]: a topic pattern mapped to a kind (README "Real sensors"). */
+export interface SourceDefinition {
+  readonly topic: string;
+  readonly kind: string;
+  readonly fields: Readonly<Record<string, string>>;
+  readonly tsPath: string | null;
+  readonly tsFormat: 'ms' | 's' | 'iso8601' | null;
+  readonly seqPath: string | null;
+  readonly dedupHorizonMs: number;
 }
 export interface LogConfig {
   readonly dir: string;
@@ -115,6 +126,8 @@ export interface GatewayConfig {
   readonly tls: TlsConfig;
   readonly alerts: AlertsConfig;
   readonly delivery: DeliveryConfig;
+  /** Kinds defined in the config, by name (the built-in ones are in kinds/builtin.yaml). */
+  readonly kinds: Readonly<Record<string, KindDefinition>>;
 }
 export type Duration = number | string;
 export interface AlertRuleConfig {
@@ -141,6 +154,30 @@ export interface AlertsConfig {
   readonly rules: readonly AlertRuleConfig[];
   readonly maxKeys: number;
   readonly silenceSchedule: string;
+}
+/** kinds.<name>, as the schema leaves it (defaults filled in). */
+export interface KindDefinition {
+  readonly measurement?: string;
+  readonly fields: Readonly<Record<string, FieldDefinition>>;
+  readonly tags: readonly string[];
+  readonly window: {
+    readonly groupBy: readonly string[];
+    readonly aggregates: readonly { readonly field?: string; readonly ops: readonly string[] }[];
+    readonly sizesMs: readonly number[] | null;
+  };
+  /** Only in kinds/builtin.yaml: the kind's protobuf messages. */
+  readonly proto?: { readonly reading: string; readonly batch: string; readonly batchField: string };
+}
+export interface FieldDefinition {
+  readonly type: 'int' | 'float' | 'enum' | 'bool' | 'string';
+  readonly required: boolean;
+  readonly unit?: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+  readonly maxLength?: number;
+  /** Only in kinds/builtin.yaml. */
+  readonly protoName?: string;
 }
 export interface TlsConfig {
   readonly certFile: string | null;

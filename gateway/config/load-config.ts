@@ -8,7 +8,11 @@ import { readTlsMaterial } from '../tls.js';
 import { configSchema } from './schema.js';
 import { compileAlertRules } from './alert-rules.js';
 import cron from 'node-cron';
-import { createKindRegistry } from '../kinds/registry.js';
+import { kindsFromDefinitions } from '../kinds/kind-definitions.js';
+import { BUILTIN_KINDS, createConfiguredKindRegistry, type KindRegistry } from '../kinds/registry.js';
+import type { KindDefinition, SourceDefinition } from './config.js';
+import type { KindDescriptor } from '../kinds/kind-descriptor.js';
+import { checkSources } from './sources.js';
 
 /** Environment overrides: the only place process.env is read. Values are parsed per type. */
 export const ENV_OVERRIDES = {
@@ -66,11 +70,15 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   if (options.overrides) deepMerge(raw, structuredClone(options.overrides));
   applyEnv(raw, options.env ?? process.env, problems);
 
-  if (!validate(raw)) problems.push(...withoutNullBranches(validate.errors ?? []).map(formatAjvError));
+  const schemaErrors = validate(raw) ? [] : withoutNullBranches(validate.errors ?? []);
+  problems.push(...schemaErrors.map(formatAjvError));
   resolveMqttBounds(raw['mqtt'], problems);
   checkPassthrough(raw['mqtt'], problems);
-  if (problems.length === 0) checkAlerts(raw as unknown as GatewayConfig, problems);
-  if (problems.length === 0) readWebhookSecrets(raw as unknown as GatewayConfig, options.file !== undefined ? resolve(options.file, '..') : process.cwd(), options.env ?? process.env, problems);
+  checkKindsAndSources(raw, schemaErrors, problems);
+  // Against the kinds of this config (the built-in ones and kinds.<name>), once those are sound.
+  const kinds = problems.length === 0 ? createConfiguredKindRegistry((raw as unknown as GatewayConfig).kinds) : null;
+  if (kinds !== null) checkAlerts(raw as unknown as GatewayConfig, kinds, problems);
+  if (kinds !== null && problems.length === 0) readWebhookSecrets(raw as unknown as GatewayConfig, kinds, options.file !== undefined ? resolve(options.file, '..') : process.cwd(), options.env ?? process.env, problems);
   if (problems.length > 0) {
     throw new GatewayError('GW_ERR_CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, {
       details: { problems },
@@ -102,8 +110,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
 }
 
 /** Alert rules against the kinds and window sizes, and the silence schedule: every problem listed. */
-function checkAlerts(config: GatewayConfig, problems: string[]): void {
-  problems.push(...compileAlertRules(config.alerts, createKindRegistry(), config.window).problems);
+function checkAlerts(config: GatewayConfig, kinds: KindRegistry, problems: string[]): void {
+  problems.push(...compileAlertRules(config.alerts, kinds, config.window).problems);
   if (!cron.validate(config.alerts.silenceSchedule)) problems.push(`alerts.silenceSchedule: not a valid node-cron expression: "${config.alerts.silenceSchedule}"`);
 }
 
@@ -113,8 +121,7 @@ function checkAlerts(config: GatewayConfig, problems: string[]): void {
  * attached as a non-enumerable `secret`, so printing the config never shows it; secretFile is
  * made absolute.
  */
-function readWebhookSecrets(config: GatewayConfig, base: string, env: Record<string, string | undefined>, problems: string[]): void {
-  const kinds = createKindRegistry();
+function readWebhookSecrets(config: GatewayConfig, kinds: KindRegistry, base: string, env: Record<string, string | undefined>, problems: string[]): void {
   const ruleIds = new Set(compileAlertRules(config.alerts, kinds, config.window).rules.map((r) => r.id));
   const names = new Set<string>();
   config.delivery.webhooks.forEach((w, i) => {
@@ -150,6 +157,85 @@ function readWebhookSecrets(config: GatewayConfig, base: string, env: Record<str
     }
     Object.defineProperty(w, 'secret', { value: secret, enumerable: false });
   });
+}
+/**
+ * What the schema cannot check about kinds.<name> and ingest.sources (fields a tag or a source
+ * names, ranges, topic patterns...). An entry the schema already found wrong is not looked at
+ * again, so each mistake is told once; every other entry is, so every mistake is told.
+ */
+function checkKindsAndSources(raw: Record<string, unknown>, schemaErrors: readonly ErrorObject[], problems: string[]): void {
+  const wrong = (prefix: string): boolean => schemaErrors.some((e) => e.instancePath === prefix || e.instancePath.startsWith(`${prefix}/`));
+  const pointer = (s: string): string => s.replaceAll('~', '~0').replaceAll('/', '~1');
+  const kindsSection = raw['kinds'];
+  const defs: Record<string, KindDefinition> = {};
+  const opaque = new Map<string, Set<string>>();
+  if (isObject(kindsSection)) {
+    for (const [name, def] of Object.entries(kindsSection)) {
+      const at = `/kinds/${pointer(name)}`;
+      if (!isObject(def) || !isObject(def['fields'])) continue;
+      // The parts the schema found wrong are left out (told once); the rest is checked.
+      const fields: Record<string, unknown> = {};
+      const unknown = new Set<string>();
+      for (const [f, fdef] of Object.entries(def['fields'])) {
+        if (wrong(`${at}/fields/${pointer(f)}`)) unknown.add(f);
+        else fields[f] = fdef;
+      }
+      const window = isObject(def['window']) && !wrong(`${at}/window/groupBy`) ? def['window'] : {};
+      const aggregates = Array.isArray(window['aggregates']) ? window['aggregates'].filter((_a, i) => !wrong(`${at}/window/aggregates/${i}`)) : [{ ops: ['count'] }];
+      defs[name] = {
+        fields: fields as KindDefinition['fields'],
+        tags: wrong(`${at}/tags`) || !Array.isArray(def['tags']) ? [] : (def['tags'] as string[]),
+        ...(typeof def['measurement'] === 'string' && !wrong(`${at}/measurement`) ? { measurement: def['measurement'] } : {}),
+        window: {
+          groupBy: Array.isArray(window['groupBy']) ? (window['groupBy'] as string[]) : [],
+          aggregates: aggregates as KindDefinition['window']['aggregates'],
+          sizesMs: null,
+        },
+      };
+      opaque.set(name, unknown);
+    }
+  }
+  const taken = { names: new Set(BUILTIN_KINDS.map((k) => k.name)), measurements: new Set(BUILTIN_KINDS.flatMap((k) => [k.measurement, `${k.measurement}_window`])) };
+  const configured = kindsFromDefinitions(defs, 'kinds', problems, taken, opaque);
+  const sources = (raw['ingest'] as { sources?: unknown } | undefined)?.sources;
+  if (!Array.isArray(sources)) return;
+  const known = new Map<string, KindDescriptor>([...BUILTIN_KINDS, ...configured].map((k) => [k.name, k]));
+  // A kind with problems (told already) still has its fields: a source naming it is checked against them.
+  for (const [name, def] of Object.entries(defs)) {
+    if (known.has(name)) continue;
+    const fields = Object.fromEntries([
+      ...Object.entries(def.fields).map(([f, d]) => [f, { type: 'bool', required: (d as { required?: unknown }).required === true }] as const),
+      ...[...(opaque.get(name) ?? [])].map((f) => [f, { type: 'bool', required: false }] as const),
+    ]);
+    known.set(name, { name, measurement: name, fields, tags: [], window: { groupBy: [], aggregates: [] } });
+  }
+  const reported = new Set(isObject(kindsSection) ? Object.keys(kindsSection).filter((n) => !known.has(n)) : []);
+  const checkable: SourceDefinition[] = [];
+  const indexOf: number[] = [];
+  sources.forEach((s: unknown, i) => {
+    const at = `/ingest/sources/${i}`;
+    if (!isObject(s) || typeof s['topic'] !== 'string' || typeof s['kind'] !== 'string' || !isObject(s['fields'])) return;
+    const fields = Object.fromEntries(Object.entries(s['fields']).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const text = (key: string): string | null => (typeof s[key] === 'string' && !wrong(`${at}/${key}`) ? (s[key] as string) : null);
+    checkable.push({
+      topic: s['topic'],
+      kind: s['kind'],
+      fields,
+      tsPath: text('tsPath'),
+      tsFormat: wrong(`${at}/tsFormat`) ? null : (text('tsFormat') as SourceDefinition['tsFormat']),
+      seqPath: text('seqPath'),
+      dedupHorizonMs: 0,
+    });
+    indexOf.push(i);
+  });
+  const found: string[] = [];
+  checkSources(checkable, known, found, reported);
+  // checkSources numbers the entries it was given; report them by their place in the file.
+  problems.push(...found.map((p) => p.replace(/^ingest\.sources\.(\d+)/, (_m, n: string) => `ingest.sources.${indexOf[Number(n)]}`)));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** Room in a PUBLISH besides its payload: topic length (2), a topic of up to 1018 bytes, packet id (2). */

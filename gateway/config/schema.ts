@@ -77,6 +77,91 @@ const webhook = {
   },
 } as const;
 
+/** One field of a kind; which keys apply depends on `type` (checked after the schema, see kinds/kind-definitions.ts). */
+export const fieldDefinitionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { enum: ['int', 'float', 'enum', 'bool', 'string'] },
+    /** A reading without it is rejected as invalid. */
+    required: { type: 'boolean', default: false },
+    /** Unit of the value (e.g. "W"), for people and dashboards. */
+    unit: { type: 'string', minLength: 1, maxLength: 32 },
+    /** int/float: smallest and largest valid value (absent = unbounded). */
+    min: { type: 'number' },
+    max: { type: 'number' },
+    /** enum: the valid values. */
+    values: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, minItems: 1, uniqueItems: true },
+    /** string: longest valid value, in characters. */
+    maxLength: { type: 'integer', minimum: 1, maximum: 1024 },
+  },
+} as const;
+
+/** A sensor kind: its fields, tags, measurement and windows (README "Real sensors"). */
+export const kindDefinitionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['fields'],
+  properties: {
+    /** Table (InfluxDB measurement) of raw readings; windows go to <measurement>_window. Default: the name with - as _. */
+    measurement: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,62}$' },
+    /** Fields of a reading besides seq and ts, by name (camelCase). */
+    fields: { type: 'object', minProperties: 1, additionalProperties: fieldDefinitionSchema },
+    /** Fields stored as tags (indexed, string-valued) for raw readings. */
+    tags: { type: 'array', items: { type: 'string' }, uniqueItems: true, default: [] },
+    window: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Fields besides the device whose values key a window (like the bridge's vehicle class and lane). */
+        groupBy: { type: 'array', items: { type: 'string' }, uniqueItems: true, default: [] },
+        /** What each window keeps: `{ ops: [count] }` counts readings, `{ field, ops }` aggregates a numeric field. */
+        aggregates: {
+          type: 'array',
+          minItems: 1,
+          default: [{ ops: ['count'] }],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['ops'],
+            properties: {
+              field: { type: 'string' },
+              ops: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['count', 'min', 'max', 'sum', 'mean', 'last'] } },
+            },
+          },
+        },
+        /** Tumbling window sizes of this kind; window.sizesMs.<kind> overrides; null = window.defaultSizesMs. */
+        sizesMs: { anyOf: [{ type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1 }, { type: 'null' }], default: null },
+      },
+    },
+  },
+} as const;
+
+/** One entry of ingest.sources: a topic pattern, its kind, and where the fields come from in its JSON payload. */
+export const sourceDefinitionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['topic', 'kind', 'fields'],
+  properties: {
+    /** Topic pattern: literal segments, `+` (any one segment) and named segments; `{deviceId}` (exactly once) is the device. */
+    topic: { type: 'string', minLength: 1, maxLength: 512 },
+    /** The kind (built-in or kinds.<name>) its readings are. */
+    kind: { type: 'string', minLength: 1 },
+    /** Field of the kind -> path in the JSON payload (dot-separated keys, numbers index arrays), e.g. ENERGY.Power. */
+    fields: { type: 'object', additionalProperties: { type: 'string', minLength: 1, maxLength: 256 } },
+    /** Path of the event time; null = the arrival time (the gateway's clock when the publish arrived). */
+    tsPath: { anyOf: [{ type: 'string', minLength: 1, maxLength: 256 }, { type: 'null' }], default: null },
+    /** Format of the value at tsPath: ms or s since the epoch, or an ISO 8601 text (no offset = UTC). */
+    tsFormat: { anyOf: [{ enum: ['ms', 's', 'iso8601'] }, { type: 'null' }], default: null },
+    /** Path of an increasing sequence number (integer >= 1); null = the device sends none (content-hash dedup, no gap accounting). */
+    seqPath: { anyOf: [{ type: 'string', minLength: 1, maxLength: 256 }, { type: 'null' }], default: null },
+    /** Without seqPath: a publish with the same bytes as one of the same device this recently is dropped as a duplicate; 0 = off. */
+    dedupHorizonMs: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 2000 },
+  },
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -208,6 +293,8 @@ export const configSchema = {
             hostId: { anyOf: [{ type: 'string', pattern: '^[A-Za-z0-9_.-]+$' }, { type: 'null' }], default: null },
           },
         },
+        /** Topics of devices that do not speak sensors/<kind>/<id> (see README "Real sensors"); the first that matches wins. */
+        sources: { type: 'array', items: sourceDefinitionSchema, default: [] },
       },
     },
     log: {
@@ -383,5 +470,7 @@ export const configSchema = {
         },
       },
     },
+    /** Sensor kinds besides the built-in ones (kinds/builtin.yaml), by name; see README "Real sensors". */
+    kinds: { type: 'object', default: {}, additionalProperties: kindDefinitionSchema },
   },
 } as const;

@@ -27,6 +27,12 @@ export interface IngestMetrics {
   passthrough(): void;
   /** A retained passthrough publish delivered without being retained (mqtt.passthroughMaxRetained reached). */
   passthroughRetainedRefused(): void;
+  /** Readings of a mapped source (ingest.sources) made durable: whether their ts is the arrival time, whether they had no seq. */
+  mappedReceived(kind: string, n: number, arrivalTime: boolean, withoutSeq: boolean): void;
+  /** A publish of a device without seq dropped as a repeat of one within its source's dedupHorizonMs. */
+  contentDuplicate(): void;
+  /** A device forgotten by the content dedup (its bound is full; policy "evict-lru"). */
+  contentDedupEviction(): void;
 }
 
 /**
@@ -79,6 +85,14 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   let passthroughRetainedRefused = 0;
   collectedCounter(registry, 'pulsegate_mqtt_passthrough_total', 'Publishes routed as mqtt.passthrough (no ingest, no log)', () => passthrough);
   collectedCounter(registry, 'pulsegate_mqtt_passthrough_retained_refused_total', 'Retained passthrough publishes delivered but not retained (mqtt.passthroughMaxRetained reached)', () => passthroughRetainedRefused);
+  const arrivalTimeByKind = new Map<string, number>(kinds.map((k) => [k, 0]));
+  const withoutSeqByKind = new Map<string, number>(kinds.map((k) => [k, 0]));
+  let contentDuplicates = 0;
+  let contentDedupEvictions = 0;
+  labelled('pulsegate_readings_arrival_time_total', 'Readings of ingest.sources whose event time is their arrival time (the device sent none), by kind', 'kind', () => arrivalTimeByKind);
+  labelled('pulsegate_readings_without_seq_total', 'Readings of ingest.sources without a sequence number (no gap accounting, dedup by content only), by kind', 'kind', () => withoutSeqByKind);
+  collectedCounter(registry, 'pulsegate_content_duplicates_total', 'Publishes of devices without seq dropped as repeats of the same bytes within their dedupHorizonMs', () => contentDuplicates);
+  collectedCounter(registry, 'pulsegate_content_dedup_evictions_total', 'Devices without seq forgotten by the content dedup, least recently seen first (its bound is full)', () => contentDedupEvictions);
   const connectedClients = new Gauge({
     name: 'pulsegate_mqtt_connected_clients',
     help: 'MQTT clients currently connected',
@@ -122,6 +136,16 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     passthroughRetainedRefused() {
       passthroughRetainedRefused++;
+    },
+    mappedReceived(kind, n, arrivalTime, withoutSeq) {
+      if (arrivalTime) arrivalTimeByKind.set(kind, (arrivalTimeByKind.get(kind) ?? 0) + n);
+      if (withoutSeq) withoutSeqByKind.set(kind, (withoutSeqByKind.get(kind) ?? 0) + n);
+    },
+    contentDuplicate() {
+      contentDuplicates++;
+    },
+    contentDedupEviction() {
+      contentDedupEvictions++;
     },
   };
 }

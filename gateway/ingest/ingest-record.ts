@@ -6,26 +6,28 @@ import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { decodeIngestRecord, receivedAtOfIngestRecord } from '../log/ingest-record-format.js';
 import type { PayloadDecoder } from './payload-decoder.js';
-import { parseSensorTopic } from './topic.js';
 import { decodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
+import { createTopicRouter, type TopicRouter } from './topic-router.js';
 
 /**
- * The valid readings of one ingest record, decoded as the live path did (same receivedAt); none
- * when its topic is not a sensor topic of a known kind (it was rejected live, never acked as one).
+ * The valid readings of one ingest record, decoded as the live path did (same receivedAt, same
+ * topic routing); none when its topic is no topic of a known kind (it was rejected live, never
+ * acked as one).
  */
-export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder): readonly Reading[] {
+export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter = createTopicRouter({ kinds })): readonly Reading[] {
   const rec = decodeIngestRecord(payload);
   if (isSparkplugTopic(rec.topic)) return decodeSparkplugRecord(rec.payload);
-  const topic = parseSensorTopic(rec.topic);
-  const kind = topic === null ? undefined : kinds.get(topic.kind);
-  if (topic === null || kind === undefined) return [];
-  return decoder.decode(kind, topic.deviceId, rec.payload, rec.receivedAt).readings;
+  const route = router.route(rec.topic);
+  const kind = route === null ? undefined : kinds.get(route.kind);
+  if (route === null || kind === undefined) return [];
+  const result = route.mapping === null ? decoder.decode(kind, route.deviceId, rec.payload, rec.receivedAt) : route.mapping.decode(kind, route.deviceId, rec.payload, rec.receivedAt);
+  return result.readings;
 }
 
 /** How recovery reads ingest records: their readings as the live path decoded them, and their receivedAt. */
-export function createIngestRecordReader(kinds: KindRegistry, decoder: PayloadDecoder): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
+export function createIngestRecordReader(kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter = createTopicRouter({ kinds })): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
   return {
-    readings: (payload) => readingsOfIngestRecord(payload, kinds, decoder),
+    readings: (payload) => readingsOfIngestRecord(payload, kinds, decoder, router),
     receivedAt: receivedAtOfIngestRecord,
   };
 }

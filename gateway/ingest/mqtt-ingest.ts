@@ -21,7 +21,8 @@ import { createRateLimiter, type RateLimitOptions } from './rate-limiter.js';
 import { certificateClientIdRefusal, clientIdRefusal } from './session-binding.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
-import { SensorTopicCache } from './topic.js';
+import { ContentDedup } from './content-dedup.js';
+import { createTopicRouter, type TopicRouter } from './topic-router.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 import { closeServer, listen } from './listeners.js';
@@ -41,8 +42,8 @@ const INTERNAL_TOPIC_PREFIX = '$pulsegate';
 const RESERVED_FIRST_LEVELS = new Set(['sensors', 'alerts']);
 /** Longest quiet time between two "ingest append failed" lines while the log keeps failing. */
 const APPEND_FAILURE_LOG_MS = 10_000;
-/** Parsed sensor topics kept (a device publishes on one topic); the memo is cleared when full. */
-const TOPIC_CACHE_ENTRIES = 65_536;
+/** Devices without seq whose recent publishes are remembered for dedup by content (ingest.sources). */
+const CONTENT_DEDUP_DEVICES = 100_000;
 
 export interface MqttIngestOptions {
   readonly config: MqttConfig;
@@ -72,6 +73,8 @@ export interface MqttIngestOptions {
   readonly sparkplug?: SparkplugIngest | null;
   /** Receives each deviceStatus record (a Sparkplug B birth or death) once durable, in log order. */
   readonly onStatus?: (status: DeviceStatus, offset: number) => void;
+  /** Topics -> kind and device (sensors/<kind>/<id>, ingest.sources); default: sensor topics only. */
+  readonly router?: TopicRouter;
 }
 
 export interface MqttIngest {
@@ -122,7 +125,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
   };
 
-  const topics = new SensorTopicCache(TOPIC_CACHE_ENTRIES, (t) => kinds.has(t.kind));
+  const router = options.router ?? createTopicRouter({ kinds });
+  const contentDedup = new ContentDedup(CONTENT_DEDUP_DEVICES, () => metrics.contentDedupEviction());
   const limiter = options.rateLimit === undefined ? null : createRateLimiter(options.rateLimit);
   // Password checks run on their own worker threads, throttled per username and address.
   const hasher: PasswordHasher | null =
@@ -183,14 +187,14 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     const payload = packet.payload as Buffer;
     const receivedAt = clock.now();
     if (options.sparkplug && isSparkplugTopic(topic)) return acceptSparkplug(client, packet, topic, payload, receivedAt, done);
-    const sensor = topics.parse(topic);
+    const sensor = router.route(topic);
     if (sensor === null) {
       if (isPassthrough(topic)) return routePassthrough(client, packet, payload, receivedAt, done);
-      return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', 'expected sensors/<kind>/<deviceId>');
+      return rejectPublish(packet, topic, payload, receivedAt, done, 'bad_topic', router.expected);
     }
     const identity = identities.get(client);
     if (identity !== undefined && identity !== sensor.deviceId) {
-      return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity}`);
+      return rejectPublish(packet, topic, payload, receivedAt, done, 'unauthorized', `device "${identity}" may publish only under sensors/<kind>/${identity} (or topics of ingest.sources whose {deviceId} is ${identity})`);
     }
     // An anonymous client (mqtt.allowAnonymous beside a credentials file) never writes as a device that has credentials.
     if (identity === undefined && credentials !== null && credentials.has(sensor.deviceId)) {
@@ -214,7 +218,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       return done(null);
     }
 
-    const result = decoder.decode(kind, sensor.deviceId, payload, receivedAt);
+    const mapping = sensor.mapping;
+    const result = mapping === null ? decoder.decode(kind, sensor.deviceId, payload, receivedAt) : mapping.decode(kind, sensor.deviceId, payload, receivedAt);
     if (result.readings.length === 0) {
       const first = result.rejected[0] ?? { reason: 'invalid' as const, detail: 'no readings' };
       for (let i = 1; i < result.rejected.length; i++) metrics.rejected(result.rejected[i]!.reason, 1);
@@ -224,6 +229,11 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // the ingest record, so the rejected readings stay inspectable with `pulsegate log inspect`.
     for (const r of result.rejected) metrics.rejected(r.reason, 1);
     if (closed) return done(new Error('gateway shutting down'));
+    // A device without seq: a repeat of its recent bytes is acknowledged, counted and not logged.
+    if (mapping !== null && mapping.contentDedupHorizonMs !== null && contentDedup.isDuplicate(kind.name + '\u0000' + sensor.deviceId, payload, receivedAt, mapping.contentDedupHorizonMs)) {
+      metrics.contentDuplicate();
+      return done(null);
+    }
 
     inFlight++;
     const n = result.readings.length;
@@ -243,6 +253,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         // Received = durable in the log: a publish refused at shutdown, or whose append failed
         // (QoS 0 included, released before this), is not counted.
         metrics.received(kind.name, n);
+        if (mapping !== null) metrics.mappedReceived(kind.name, n, mapping.arrivalTime, mapping.contentDedupHorizonMs !== null);
         // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
         // when done() runs: only now is the reading durable. The reading is in the log whatever
         // processing does, so a processing failure is logged and counted, and the ack still goes.

@@ -16,8 +16,9 @@ export const PROTO_FILE = [new URL('../../proto/pulsegate.proto', import.meta.ur
 
 interface CompiledKind {
   readonly kind: KindDescriptor;
-  readonly readingType: protobuf.Type;
-  readonly batchType: protobuf.Type;
+  /** null: the kind has no protobuf messages (JSON only). */
+  readonly readingType: protobuf.Type | null;
+  readonly batchType: protobuf.Type | null;
   readonly fields: readonly (readonly [string, FieldSpec])[];
   /** Enum fields: protobuf number -> name. */
   readonly enumNames: ReadonlyMap<string, readonly string[]>;
@@ -57,6 +58,11 @@ export function createPayloadDecoder(
   const root = protobuf.loadSync(protoFile);
   const compiled = new Map<string, CompiledKind>();
   for (const kind of kinds.values()) {
+    if (kind.proto === undefined) {
+      // A kind defined in the config: JSON only.
+      compiled.set(kind.name, { kind, readingType: null, batchType: null, fields: Object.entries(kind.fields), enumNames: new Map(), fast: null });
+      continue;
+    }
     const readingType = root.lookupType(kind.proto.reading);
     const enumNames = new Map<string, readonly string[]>();
     for (const [name, spec] of Object.entries(kind.fields)) {
@@ -112,6 +118,10 @@ export function createPayloadDecoder(
       if (fast !== undefined) return fast;
     }
     const out: DecodeResult = { readings: [], rejected: [] };
+    if (c.readingType === null || c.batchType === null || kind.proto === undefined) {
+      out.rejected.push({ reason: 'decode_error', detail: `kind ${kind.name} takes JSON payloads only (it has no protobuf messages)` });
+      return out;
+    }
     let messages: Record<string, unknown>[];
     try {
       if (payload.length > 0 && payload[0] === BATCH_TAG) {
@@ -222,22 +232,50 @@ function accept(
       }
       continue;
     }
-    const raw = msg[name];
-    if (spec.type === 'enum') {
-      const label = typeof raw === 'number' && fromProtobuf ? c.enumNames.get(name)?.[raw] : raw;
-      if (typeof label !== 'string' || !spec.values.includes(label)) {
-        out.rejected.push({ reason: 'invalid', detail: `${name} must be one of ${spec.values.join('|')}, got ${describeValue(raw)}` });
-        return;
-      }
-      values[name] = label;
-    } else {
-      const n = toNumber(raw, fromProtobuf);
-      if (!Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
-        out.rejected.push({ reason: 'invalid', detail: `${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${describeValue(raw)}` });
-        return;
-      }
-      values[name] = n;
+    const checked = checkFieldValue(name, spec, msg[name], fromProtobuf, c.enumNames);
+    if (typeof checked === 'object') {
+      out.rejected.push(checked);
+      return;
     }
+    values[name] = checked;
   }
   out.readings.push({ kind: c.kind.name, deviceId, seq, ts, values });
+}
+
+/**
+ * One field's value checked against its spec: the stored value (enum as its name, bool as 1/0),
+ * or the rejection. Shared by the sensors/<kind>/<id> path and the mapped sources (source-mapping.ts).
+ */
+export function checkFieldValue(
+  name: string,
+  spec: FieldSpec,
+  raw: unknown,
+  fromProtobuf: boolean,
+  enumNames?: ReadonlyMap<string, readonly string[]>,
+): number | string | RejectedReading {
+  switch (spec.type) {
+    case 'enum': {
+      const label = typeof raw === 'number' && fromProtobuf ? enumNames?.get(name)?.[raw] : raw;
+      if (typeof label !== 'string' || !spec.values.includes(label)) {
+        return { reason: 'invalid', detail: `${name} must be one of ${spec.values.join('|')}, got ${describeValue(raw)}` };
+      }
+      return label;
+    }
+    case 'bool':
+      if (raw === true) return 1;
+      if (raw === false) return 0;
+      return { reason: 'invalid', detail: `${name} must be true or false, got ${describeValue(raw)}` };
+    case 'string':
+      if (typeof raw !== 'string' || raw.length > spec.maxLength) {
+        return { reason: 'invalid', detail: `${name} must be a string of at most ${spec.maxLength} characters, got ${describeValue(raw)}` };
+      }
+      return raw;
+    default: {
+      const n = toNumber(raw, fromProtobuf);
+      if (!Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
+        return { reason: 'invalid', detail: `${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${describeValue(raw)}` };
+      }
+      return n;
+    }
+  }
 }

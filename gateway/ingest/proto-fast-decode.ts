@@ -385,6 +385,7 @@ export function createFastProtoDecoder(
   enumNames: ReadonlyMap<string, readonly string[]>,
 ): FastProtoDecoder | null {
   // The batch: one repeated, length-delimited field of readings and nothing else.
+  if (kind.proto === undefined) return null;
   const batchField = batchType.fields[kind.proto.batchField]?.resolve();
   if (batchType.fieldsArray.length !== 1 || batchField === undefined) return null;
   if (!batchField.repeated || batchField.map || batchField.delimited || batchField.resolvedType !== readingType) return null;
@@ -399,7 +400,7 @@ export function createFastProtoDecoder(
   const checks: FieldCheck[] = [];
   for (const [name, spec] of Object.entries(kind.fields)) {
     const field = indexOf(name);
-    if (field < 0) return null;
+    if (field < 0 || spec.type === 'bool' || spec.type === 'string') return null;
     checks.push(
       spec.type === 'enum'
         ? {

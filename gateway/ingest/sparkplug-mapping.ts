@@ -40,7 +40,15 @@ export function fieldValue(spec: FieldSpec, field: string, metric: string, value
     if (typeof value === 'string' && spec.values.includes(value)) return value;
     return { invalid: `${field} (metric "${metric}") must be one of ${spec.values.join('|')}, got ${describe(value)}` };
   }
+  if (spec.type === 'string') {
+    if (typeof value === 'string' && (spec.maxLength === undefined || value.length <= spec.maxLength)) return value;
+    return { invalid: `${field} (metric "${metric}") must be a string${spec.maxLength === undefined ? '' : ` of at most ${spec.maxLength} characters`}, got ${describe(value)}` };
+  }
   const n = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+  if (spec.type === 'bool') {
+    if (n === 0 || n === 1) return n;
+    return { invalid: `${field} (metric "${metric}") must be a boolean, got ${describe(value)}` };
+  }
   if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
     return { invalid: `${field} (metric "${metric}") must be ${spec.type === 'int' ? 'an integer' : 'a number'} in [${spec.min}, ${spec.max}], got ${describe(value)}` };
   }

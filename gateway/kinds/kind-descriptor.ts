@@ -7,21 +7,30 @@
 export const AGGREGATE_OPS = ['count', 'min', 'max', 'sum', 'mean', 'last'] as const;
 export type AggregateOp = (typeof AGGREGATE_OPS)[number];
 
+export const FIELD_TYPES = ['int', 'float', 'enum', 'bool', 'string'] as const;
+export type FieldType = (typeof FIELD_TYPES)[number];
+
+interface FieldCommon {
+  readonly required: boolean;
+  /** Name of the field in the protobuf message (snake_case), when it differs. */
+  readonly protoName?: string;
+  /** Unit of the value (e.g. "W", "°C"), for people and dashboards; nothing converts it. */
+  readonly unit?: string;
+}
+
 export type FieldSpec =
-  | {
+  | (FieldCommon & {
       readonly type: 'int' | 'float';
       readonly min: number;
       readonly max: number;
-      readonly required: boolean;
-      /** Name of the field in the protobuf message (snake_case), when it differs. */
-      readonly protoName?: string;
-    }
-  | {
+    })
+  | (FieldCommon & {
       readonly type: 'enum';
       readonly values: readonly string[];
-      readonly required: boolean;
-      readonly protoName?: string;
-    };
+    })
+  /** true/false in JSON; stored and aggregated as 1/0 (a window's mean is the fraction of true). */
+  | (FieldCommon & { readonly type: 'bool' })
+  | (FieldCommon & { readonly type: 'string'; readonly maxLength: number });
 
 export interface AggregateSpec {
   /** Field aggregated; omitted for a plain count of readings. */
@@ -32,7 +41,8 @@ export interface AggregateSpec {
 export interface KindDescriptor {
   /** Topic segment and kind name: sensors/<name>/<deviceId>. */
   readonly name: string;
-  readonly proto: {
+  /** Protobuf messages of the kind (built-in kinds); absent: the kind takes JSON only. */
+  readonly proto?: {
     /** Fully qualified message name of one reading. */
     readonly reading: string;
     /** Fully qualified message name of a batch, and its repeated field. */
@@ -49,6 +59,8 @@ export interface KindDescriptor {
     /** Window keys are (deviceId, ...groupBy values); e.g. vehicle class and lane for bridges. */
     readonly groupBy: readonly string[];
     readonly aggregates: readonly AggregateSpec[];
+    /** Tumbling window sizes of the kind; window.sizesMs.<kind> overrides, absent = window.defaultSizesMs. */
+    readonly sizesMs?: readonly number[];
   };
 }
 
@@ -56,6 +68,7 @@ export interface KindDescriptor {
 export interface Reading {
   readonly kind: string;
   readonly deviceId: string;
+  /** >= 1; 0 = the device sends none (ingest.sources seqPath null): no (device, seq) dedup or gap accounting. */
   readonly seq: number;
   /** Event time, ms since the Unix epoch. */
   readonly ts: number;

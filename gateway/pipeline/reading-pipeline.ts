@@ -101,7 +101,8 @@ export class ReadingPipeline {
           key = r.seqStream ?? r.kind + '\u0000' + r.deviceId;
           keyOf = r;
         }
-        if (tracker.observe(key, r.seq) === 'duplicate') {
+        // seq 0: a device without sequence numbers (deduplicated by content at ingest), no gap accounting.
+        if (r.seq !== 0 && tracker.observe(key, r.seq) === 'duplicate') {
           // From the first duplicate on, the accepted readings are a copy.
           accepted ??= readings.slice(0, i);
           duplicates++;

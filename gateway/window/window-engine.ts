@@ -238,7 +238,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
       }
       specs.set(`${sizeMs}/${slideMs}`, { sizeMs, slideMs, tumbling: sizeMs === slideMs });
     };
-    for (const size of config.sizesMs[desc.name] ?? config.defaultSizesMs) addSpec(size, size, `window sizes of ${desc.name}`);
+    for (const size of config.sizesMs[desc.name] ?? desc.window.sizesMs ?? config.defaultSizesMs) addSpec(size, size, `window sizes of ${desc.name}`);
     for (const s of options.sliding ?? []) if (s.kind === desc.name) addSpec(s.sizeMs, s.slideMs, `sliding window of ${desc.name}`);
     const sorted = [...specs.values()].sort((a, b) => a.sizeMs - b.sizeMs || a.slideMs - b.slideMs);
     kinds.set(desc.name, {

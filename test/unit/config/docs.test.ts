@@ -8,11 +8,21 @@ import { CONNECTION_REFUSAL_REASONS } from '../../../gateway/ingest/packet-guard
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 
-function keys(schema: { properties?: Record<string, unknown> }, prefix = ''): string[] {
+type Node = { type?: string; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown };
+const hasKeys = (n: unknown): n is Node & { properties: Record<string, unknown> } => typeof n === 'object' && n !== null && (n as Node).type === 'object' && (n as Node).properties !== undefined;
+
+/**
+ * Every key of the schema: nested objects as a.b, entries of a map of objects (kinds.<name>,
+ * ...fields.<field>) and of an array of objects (ingest.sources[]) with their own keys too.
+ */
+function keys(schema: Node, prefix = ''): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(schema.properties ?? {})) {
-    const s = v as { type?: string; properties?: Record<string, unknown> };
-    if (s.type === 'object' && s.properties) out.push(...keys(s, `${prefix}${k}.`));
+    const s = v as Node;
+    if (hasKeys(s)) out.push(...keys(s, `${prefix}${k}.`));
+    else if (s.type === 'object' && hasKeys(s.additionalProperties)) {
+      out.push(prefix + k, ...keys(s.additionalProperties, `${prefix}${k}.${k === 'fields' ? '<field>' : '<name>'}.`));
+    } else if (s.type === 'array' && hasKeys(s.items)) out.push(prefix + k, ...keys(s.items, `${prefix}${k}[].`));
     else out.push(prefix + k);
   }
   return out;

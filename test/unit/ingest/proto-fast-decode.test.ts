@@ -166,8 +166,8 @@ const BIG_64 = [0n, 1n, -1n, 2n ** 31n, 2n ** 32n + 5n, SAFE, SAFE + 1n, SAFE + 
 function valueFor(g: Gen, kind: KindDescriptor, f: protobuf.Field): bigint | number {
   const spec = kind.fields[f.name];
   if (f.type === 'float' || f.type === 'double') {
-    const lo = spec !== undefined && spec.type !== 'enum' ? spec.min : -1e6;
-    const hi = spec !== undefined && spec.type !== 'enum' ? spec.max : 1e6;
+    const lo = spec !== undefined && (spec.type === 'int' || spec.type === 'float') ? spec.min : -1e6;
+    const hi = spec !== undefined && (spec.type === 'int' || spec.type === 'float') ? spec.max : 1e6;
     if (g.chance(0.85)) return lo + g.r() * (hi - lo);
     const odd = [0, -0, Number.NaN, Infinity, -Infinity, lo, hi, hi + 1, lo - 1, -1, 3.4e38, 1e-45, 2 ** 40];
     if (g.chance(0.15)) return new Float32Array(new Uint32Array([g.int(0, 0xffffffff)]).buffer)[0]!;
@@ -182,7 +182,7 @@ function valueFor(g: Gen, kind: KindDescriptor, f: protobuf.Field): bigint | num
     return g.chance(0.8) ? BigInt(g.pick(Object.values(f.resolvedType.values))) : g.pick([-1n, -3n, 6n, 100n, 2n ** 31n - 1n, 2n ** 32n + 2n]);
   }
   if (f.type === 'bool') return g.chance(0.8) ? BigInt(g.int(0, 1)) : g.chance(0.5) ? g.pick([2n ** 32n, 2n ** 63n, 2n]) : random64(g) >> BigInt(g.int(0, 63));
-  const range = spec !== undefined && spec.type !== 'enum' ? spec : { min: 0, max: 0 };
+  const range = spec !== undefined && (spec.type === 'int' || spec.type === 'float') ? spec : { min: 0, max: 0 };
   if (spec !== undefined && g.chance(0.85)) return BigInt(g.int(Math.max(range.min, -(2 ** 50)), Math.min(range.max, 2 ** 50)));
   return g.chance(0.5) ? BigInt(g.pick([0, 1, range.min, range.max + 1, 0xffffffff, 0x80000000])) : random64(g) >> BigInt(g.int(0, 63));
 }
@@ -310,7 +310,7 @@ function canonical(r: DecodeResult): string {
 }
 
 function fastDecoderOf(kind: KindDescriptor, root = builtin.root): FastProtoDecoder {
-  const readingType = root.lookupType(kind.proto.reading);
+  const readingType = root.lookupType(kind.proto!.reading);
   const enumNames = new Map<string, string[]>();
   for (const [name, spec] of Object.entries(kind.fields)) {
     if (spec.type !== 'enum') continue;
@@ -318,7 +318,7 @@ function fastDecoderOf(kind: KindDescriptor, root = builtin.root): FastProtoDeco
     for (const [label, id] of Object.entries((readingType.fields[name]!.resolve().resolvedType as protobuf.Enum).values)) byId[id] = label;
     enumNames.set(name, byId);
   }
-  const fast = createFastProtoDecoder(kind, readingType, root.lookupType(kind.proto.batch), enumNames);
+  const fast = createFastProtoDecoder(kind, readingType, root.lookupType(kind.proto!.batch), enumNames);
   if (fast === null) throw new Error(`no fast decoder for ${kind.name}`);
   return fast;
 }
@@ -355,8 +355,8 @@ function check(t: Tally, s: Schema, kind: KindDescriptor, fast: FastProtoDecoder
 describe('fast protobuf decoder', () => {
   for (const [s, kind] of [[builtin, heartRateKind], [builtin, bridgeKind], [gauge, gaugeKind]] as const) {
     it(`fast protobuf decoder should give exactly the protobufjs results on random ${kind.name} payloads`, () => {
-      const type = s.root.lookupType(kind.proto.reading);
-      const batchType = s.root.lookupType(kind.proto.batch);
+      const type = s.root.lookupType(kind.proto!.reading);
+      const batchType = s.root.lookupType(kind.proto!.batch);
       const fast = fastDecoderOf(kind, s.root);
       const t: Tally = { cases: 0, clean: 0, handledFast: 0, cleanHandedOver: [], mismatches: [], outcomes: new Map() };
       for (let seed = 1; seed <= 6000; seed++) {
@@ -367,7 +367,7 @@ describe('fast protobuf decoder', () => {
         if (style === 0) payload = protobufjsBytes(g, kind, type);
         else if (style === 1) {
           const items = Array.from({ length: g.int(1, 12) }, () => type.decode(protobufjsBytes(g, kind, type)));
-          payload = Buffer.from(batchType.encode(batchType.create({ [kind.proto.batchField]: items })).finish());
+          payload = Buffer.from(batchType.encode(batchType.create({ [kind.proto!.batchField]: items })).finish());
         } else if (style === 2 || style === 3) payload = (w = readingBytes(g, kind, type)).finish();
         else payload = (w = batchBytes(g, kind, type)).finish();
         // A single reading that starts with field 1 as wire type 2 is framed as a batch (see
