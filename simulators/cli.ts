@@ -357,7 +357,11 @@ async function mainProfile(argv: readonly string[], io: { out: NodeJS.WritableSt
 
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: readonly string[], io: { out: NodeJS.WritableStream; err: NodeJS.WriteStream | NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
-  if (argv.some((a) => a === '--profile' || a.startsWith('--profile='))) return mainProfile(argv, io);
+  // --profile tasmota|zigbee2mqtt (devices as sold) runs instead of a command; --profile
+  // native|sparkplug is an option of the heart-rate command.
+  const at = argv.findIndex((a) => a === '--profile' || a.startsWith('--profile='));
+  const named = at < 0 ? undefined : argv[at]!.startsWith('--profile=') ? argv[at]!.slice('--profile='.length) : argv[at + 1];
+  if (at >= 0 && named !== 'native' && named !== 'sparkplug') return mainProfile(argv, io);
   let parsed: ParsedCommand;
   try {
     parsed = parseCommandLine(argv);
