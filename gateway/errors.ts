@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   GW_ERR_SINK_QUERY: 'A time-series store query failed (a read, never a write).',
   GW_ERR_BUSY: 'Too many HTTP queries at once: the query queue is full or the wait timed out (503, Retry-After).',
   GW_ERR_AUTH_BUSY: 'Too many MQTT logins already wait for a password check; the CONNECT is refused with CONNACK 3 (server unavailable).',
+  GW_ERR_QUERY_TIMEOUT: 'A POST /v1/query query ran longer than http.sqlTimeoutMs and was stopped.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { GatewayConfig } from './config/config.js';
 import { isGatewayError } from './errors.js';
 import { createEventBus } from './events.js';
+import { consoleRoutes } from './http/console-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createReadiness } from './http/readiness.js';
 import { loadCredentials } from './ingest/credentials.js';
@@ -36,6 +37,7 @@ import { drainOutbox } from './sinks/outbox-drain.js';
 import { SinkBatcher, subscribeSinkBatcher } from './sinks/sink-batcher.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createThreadedSink } from './sinks/sink-thread.js';
+import { createSqlRunner } from './sinks/sql/sql-runner.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
@@ -163,7 +165,10 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   opened.add('store retention', storeRetention, () => storeRetention?.stop());
 
   // http
-  const http = createHttpServer({ config: config.http, registry, kinds, sink, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
+  const sql = config.sinks.influxUrl === null ? createSqlRunner({ path: config.sinks.embeddedPath, timeoutMs: config.http.sqlTimeoutMs, maxIdle: config.http.maxConcurrentQueries, registry, logger: logger.child({ tier: 'sinks' }) }) : undefined;
+  if (sql !== undefined) opened.add('the SQL query processes', sql, () => sql.close());
+  const plugins = config.http.console ? [consoleRoutes()] : [];
+  const http = createHttpServer({ config: config.http, registry, kinds, sink, ...(sql !== undefined ? { sql } : {}), plugins, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
   readiness.phase = 'ready';
@@ -213,6 +218,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         await sink.close();
         await log.close();
         await http.close();
+        await sql?.close();
         await releaseLocks();
         logger.info('pulsegate stopped');
       })();

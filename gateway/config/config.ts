@@ -36,6 +36,8 @@ export interface HttpConfig {
   readonly maxQueuedQueries: number;
   readonly queryQueueTimeoutMs: number;
   readonly tls: boolean;
+  readonly sqlTimeoutMs: number;
+  readonly console: boolean;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;

@@ -82,6 +82,10 @@ export const configSchema = {
         queryQueueTimeoutMs: { ...positiveMs, default: 5000 },
         /** Serve HTTPS instead of HTTP on http.port, with tls.certFile/keyFile. */
         tls: { type: 'boolean', default: false },
+        /** Longest a POST /v1/query query may run; then its process is killed and the query answers 422. */
+        sqlTimeoutMs: { type: 'integer', minimum: 10, maximum: 600_000, default: 5000 },
+        /** Serve the web console at / (static files of console/). */
+        console: { type: 'boolean', default: true },
       },
     },
     ingest: {

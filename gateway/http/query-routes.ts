@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
+import type { SqlQueryService } from '../sinks/sql/sql-runner.js';
 import type { ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
 import { parseLimit, parseSize, parseTime, singleParams } from './query-params.js';
 import { createQueryLimiter } from './query-limiter.js';
@@ -38,14 +39,38 @@ export interface QueryRoutesOptions {
   readonly registry: Registry;
   readonly kinds: KindRegistry;
   readonly sink: Sink;
+  /** POST /v1/query: read-only SQL (embedded store) or InfluxQL (InfluxDB); without it, no such route. */
+  readonly sql?: SqlQueryService | undefined;
 }
 
 const READING_PARAMS = ['kind', 'device', 'from', 'to', 'limit'] as const;
 const WINDOW_PARAMS = [...READING_PARAMS, 'size'] as const;
 const DEFAULT_LIMIT = 1000;
+/** Bytes of a POST /v1/query body. */
+const SQL_BODY_LIMIT = 65_536;
+
+/** `{ "sql": "...", "limit"?: n }`: the text and the row limit (at most http.maxQueryRows). */
+export function sqlBody(body: unknown, maxQueryRows: number): { text: string; maxRows: number } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('GW_ERR_QUERY_INVALID', 'the body must be a JSON object {"sql": "SELECT ..."}');
+  }
+  const b = body as Record<string, unknown>;
+  const unknown = Object.keys(b).filter((k) => k !== 'sql' && k !== 'limit');
+  if (unknown.length > 0) throw new GatewayError('GW_ERR_QUERY_INVALID', `unknown field ${unknown.map((k) => `\`${k}\``).join(', ')} (known: sql, limit)`);
+  if (typeof b['sql'] !== 'string') throw new GatewayError('GW_ERR_QUERY_INVALID', '`sql` must be a string');
+  let maxRows = maxQueryRows;
+  if (b['limit'] !== undefined) {
+    const limit = b['limit'];
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > maxQueryRows) {
+      throw new GatewayError('GW_ERR_QUERY_INVALID', `\`limit\` must be an integer from 1 to ${maxQueryRows} (http.maxQueryRows)`);
+    }
+    maxRows = limit;
+  }
+  return { text: b['sql'], maxRows };
+}
 
 export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
-  const { config, registry, kinds, sink } = options;
+  const { config, registry, kinds, sink, sql } = options;
   // Created once per plugin, not per registration: its metrics register once on the registry.
   const limiter = createQueryLimiter({
     maxConcurrent: config.maxConcurrentQueries,
@@ -90,6 +115,13 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
       const rows = await limited(reply, () => queryRowsJson(sink, 'readings', q));
       return sendRows(reply, q, 'readings', rows);
     });
+    if (sql !== undefined) {
+      app.post('/v1/query', { bodyLimit: SQL_BODY_LIMIT }, async (req, reply) => {
+        const { text, maxRows } = sqlBody(req.body, config.maxQueryRows);
+        const answer = await limited(reply, () => sql.query(text, { maxRows }));
+        return reply.type('application/json; charset=utf-8').send(`{"language":${JSON.stringify(sql.language)},${answer.json.slice(1)}`);
+      });
+    }
   };
   return routes;
 }
