@@ -6,8 +6,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { isGatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { SqlQueryService } from '../sinks/sql/sql-runner.js';
-import type { Sink } from '../sinks/types.js';
+import type { Sink, SqlQueryService } from '../sinks/types.js';
 import { queryRoutes } from './query-routes.js';
 import { secureContextOptions, type TlsMaterial, type TlsMetrics } from '../tls.js';
 

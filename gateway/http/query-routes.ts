@@ -3,8 +3,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { SqlQueryService } from '../sinks/sql/sql-runner.js';
-import type { ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
+import type { ReadingQuery, SerializedRows, SerializingSink, Sink, SqlQueryService, WindowQuery } from '../sinks/types.js';
 import { parseLimit, parseSize, parseTime, singleParams } from './query-params.js';
 import { createQueryLimiter } from './query-limiter.js';
 

@@ -5,22 +5,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { GatewayError } from '../../errors.js';
+import type { SqlAnswer, SqlQueryService } from '../types.js';
 import type { SqlProcessReply, SqlProcessRequest } from './sql-protocol.js';
 
-/** The answer of POST /v1/query: `json` is the whole response body, built where the rows were read. */
-export interface SqlAnswer {
-  readonly count: number;
-  readonly truncated: boolean;
-  readonly json: string;
-}
-
-/** Read-only queries in the store's own language (SQL on the embedded store, InfluxQL on InfluxDB). */
-export interface SqlQueryService {
-  readonly language: 'sql' | 'influxql';
-  /** Rejects with GW_ERR_QUERY_INVALID (details.position for a syntax error), GW_ERR_QUERY_TIMEOUT, or a store error. */
-  query(text: string, options: { readonly maxRows: number; readonly signal?: AbortSignal }): Promise<SqlAnswer>;
-  close(): Promise<void>;
-}
+export type { SqlAnswer, SqlQueryService } from '../types.js';
 
 export const SQL_OUTCOMES = ['ok', 'invalid', 'timeout', 'aborted', 'error'] as const;
 export type SqlOutcome = (typeof SQL_OUTCOMES)[number];
