@@ -37,6 +37,7 @@ import { drainOutbox } from './sinks/outbox-drain.js';
 import { SinkBatcher, subscribeSinkBatcher } from './sinks/sink-batcher.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createThreadedSink } from './sinks/sink-thread.js';
+import { createInfluxQlRunner } from './sinks/sql/influxql-runner.js';
 import { createSqlRunner } from './sinks/sql/sql-runner.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
@@ -165,10 +166,13 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   opened.add('store retention', storeRetention, () => storeRetention?.stop());
 
   // http
-  const sql = config.sinks.influxUrl === null ? createSqlRunner({ path: config.sinks.embeddedPath, timeoutMs: config.http.sqlTimeoutMs, maxIdle: config.http.maxConcurrentQueries, registry, logger: logger.child({ tier: 'sinks' }) }) : undefined;
-  if (sql !== undefined) opened.add('the SQL query processes', sql, () => sql.close());
+  const sql =
+    config.sinks.influxUrl === null
+      ? createSqlRunner({ path: config.sinks.embeddedPath, timeoutMs: config.http.sqlTimeoutMs, maxIdle: config.http.maxConcurrentQueries, registry, logger: logger.child({ tier: 'sinks' }) })
+      : createInfluxQlRunner({ influxUrl: config.sinks.influxUrl, timeoutMs: config.http.sqlTimeoutMs, registry });
+  opened.add('the SQL query processes', sql, () => sql.close());
   const plugins = config.http.console ? [consoleRoutes()] : [];
-  const http = createHttpServer({ config: config.http, registry, kinds, sink, ...(sql !== undefined ? { sql } : {}), plugins, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
+  const http = createHttpServer({ config: config.http, registry, kinds, sink, sql, plugins, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
   readiness.phase = 'ready';
@@ -218,7 +222,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         await sink.close();
         await log.close();
         await http.close();
-        await sql?.close();
+        await sql.close();
         await releaseLocks();
         logger.info('pulsegate stopped');
       })();
