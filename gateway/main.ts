@@ -27,6 +27,7 @@ import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
+import { DeviceStats, deviceRoutes } from './pipeline/device-stats.js';
 import { deadLetterLateReadings } from './pipeline/late-readings.js';
 import { ReadingPipeline } from './pipeline/reading-pipeline.js';
 import { recover } from './pipeline/recovery.js';
@@ -120,7 +121,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   // pipeline: dedup -> windows, told on the event bus; the store's batches and the late readings' dead letters subscribe
   const windows = createWindowEngine({ kinds, config: config.window, clock, maxPastAgeMs: config.ingest.maxPastAgeMs });
   registerWindowMetrics(registry, windows.stats);
-  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock });
+  const devices = new DeviceStats({ maxDevices: config.ingest.maxDevices, registry });
+  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock, devices });
   const batcher = new SinkBatcher({ maxPoints: config.sinks.batchMaxPoints, flushIntervalMs: config.sinks.flushIntervalMs, enqueue: (batch) => outbox.enqueue(encodeBatch(batch)), logger });
   opened.add('the sink batcher', batcher, () => batcher.close());
   subscribeSinkBatcher(events, batcher, { writeRawReadings: config.sinks.writeRawReadings });
@@ -171,7 +173,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
       ? createSqlRunner({ path: config.sinks.embeddedPath, timeoutMs: config.http.sqlTimeoutMs, maxIdle: config.http.maxConcurrentQueries, registry, logger: logger.child({ tier: 'sinks' }) })
       : createInfluxQlRunner({ influxUrl: config.sinks.influxUrl, timeoutMs: config.http.sqlTimeoutMs, registry });
   opened.add('the SQL query processes', sql, () => sql.close());
-  const plugins = config.http.console ? [consoleRoutes()] : [];
+  const plugins = [deviceRoutes(devices, () => clock.now()), ...(config.http.console ? [consoleRoutes({ sqlLanguage: sql.language })] : [])];
   const http = createHttpServer({ config: config.http, registry, kinds, sink, sql, plugins, logger, notReadyReason: () => readiness.notReadyReason(), tls: config.http.tls ? tls : null });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();

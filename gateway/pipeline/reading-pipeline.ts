@@ -5,6 +5,7 @@ import type { EventBus } from '../events.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowEngine } from '../window/types.js';
+import type { DeviceStats } from './device-stats.js';
 import type { SequenceTracker } from './sequence-tracker.js';
 
 /** Where duplicates are counted (the ingest metrics). */
@@ -27,6 +28,8 @@ export interface ReadingPipelineOptions {
   readonly registry: Registry;
   /** Arrival time of each publish (idle detection), read once for all its readings. */
   readonly clock: Clock;
+  /** Per-device counts (GET /v1/devices); absent = none kept. */
+  readonly devices?: DeviceStats;
 }
 
 /** A checkpoint of the pipeline: every stage's state, covering the records below `offset`. */
@@ -89,6 +92,9 @@ export class ReadingPipeline {
     let keyOf: Reading | null = null;
     const now = this.options.clock.now();
     const at = receivedAt ?? now;
+    const seqStats = tracker.stats;
+    const gaps0 = seqStats.gaps;
+    const fills0 = seqStats.gapFills;
     this.offset = offset;
     this.replay = replay;
     try {
@@ -108,6 +114,19 @@ export class ReadingPipeline {
         windows.add(r, now, at);
       }
       if (duplicates > 0) metrics.duplicate(duplicates);
+      if (this.options.devices !== undefined && keyOf !== null) {
+        const durable = accepted ?? readings;
+        let newest: Reading | null = null;
+        for (const r of durable) if (newest === null || r.ts >= newest.ts) newest = r;
+        this.options.devices.record(
+          key,
+          keyOf.kind,
+          keyOf.deviceId,
+          { accepted: durable.length, duplicates, gaps: seqStats.gaps - gaps0, gapFills: seqStats.gapFills - fills0 },
+          newest,
+          at,
+        );
+      }
       this.syncSeqStats();
       if (offset >= this.upTo) this.upTo = offset + 1;
       const durable = accepted ?? readings;

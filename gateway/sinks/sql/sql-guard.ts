@@ -24,6 +24,7 @@ interface ParserLike {
 }
 interface PegSyntaxError extends Error {
   location?: { start?: { offset: number; line: number; column: number } };
+  found?: string | null;
 }
 
 let parser: ParserLike | null = null;
@@ -83,7 +84,8 @@ export function checkReadOnlySelect(sql: string): void {
     const e = err as PegSyntaxError;
     const start = e.location?.start;
     if (start !== undefined) {
-      throw invalid(`syntax error at line ${start.line}, column ${start.column}: ${e.message}`, { offset: start.offset, line: start.line, column: start.column });
+      const near = e.found === undefined ? e.message : e.found === null ? 'unexpected end of input' : `unexpected ${JSON.stringify(e.found)}`;
+      throw invalid(`syntax error at line ${start.line}, column ${start.column}: ${near}`, { offset: start.offset, line: start.line, column: start.column });
     }
     throw invalid(`the SQL could not be parsed: ${e.message}`);
   }
