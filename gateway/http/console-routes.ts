@@ -49,6 +49,9 @@ export function consoleRoutes(options: ConsoleRoutesOptions = {}): FastifyPlugin
       app.get('/', async (_req, reply) => reply.code(404).type('text/plain; charset=utf-8').send('the console files are missing (console/ next to gateway/)'));
       return;
     }
+    if (!existsSync(`${root}vendor/uPlot.iife.min.js`)) {
+      app.log.warn({ dir: `${root}vendor` }, 'the console has no chart library; run npm run build:console (its page works without charts)');
+    }
     await app.register(fastifyStatic, {
       root,
       prefix: '/',
