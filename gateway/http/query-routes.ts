@@ -91,14 +91,14 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
   };
 
   /** A query runs only with a slot of the limiter; a client that hangs up while waiting leaves the queue. */
-  function limited<T>(reply: FastifyReply, task: () => Promise<T>): Promise<T> {
+  function limited<T>(reply: FastifyReply, task: (gone: AbortSignal) => Promise<T>): Promise<T> {
     const gone = new AbortController();
     // 'close' before the response finished: the connection went away under us.
     const onClose = (): void => {
       if (!reply.raw.writableFinished) gone.abort(new Error('the client closed the connection'));
     };
     reply.raw.once('close', onClose);
-    return limiter.run(task, gone.signal).finally(() => reply.raw.off('close', onClose));
+    return limiter.run(() => task(gone.signal), gone.signal).finally(() => reply.raw.off('close', onClose));
   }
 
   const routes: FastifyPluginAsync = async (app) => {
@@ -117,7 +117,8 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
     if (sql !== undefined) {
       app.post('/v1/query', { bodyLimit: SQL_BODY_LIMIT }, async (req, reply) => {
         const { text, maxRows } = sqlBody(req.body, config.maxQueryRows);
-        const answer = await limited(reply, () => sql.query(text, { maxRows }));
+        // A client that hangs up stops its query too (a SQL query's process is killed).
+        const answer = await limited(reply, (gone) => sql.query(text, { maxRows, signal: gone }));
         return reply.type('application/json; charset=utf-8').send(`{"language":${JSON.stringify(sql.language)},${answer.json.slice(1)}`);
       });
     }

@@ -28,6 +28,10 @@ interface PegSyntaxError extends Error {
 }
 
 let parser: ParserLike | null = null;
+/** Loads the grammar ahead of the first query (a query process does so at start). */
+export function loadSqlParser(): void {
+  sqliteParser();
+}
 function sqliteParser(): ParserLike {
   // The SQLite grammar only (the package's index bundles every dialect: several MB to load).
   if (parser === null) {

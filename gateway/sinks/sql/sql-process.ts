@@ -4,7 +4,7 @@
  * one sqlite3_step that nothing but SIGKILL interrupts (a worker's terminate() waits for it).
  */
 import type Database from 'better-sqlite3';
-import { checkReadOnlySelect } from './sql-guard.js';
+import { checkReadOnlySelect, loadSqlParser } from './sql-guard.js';
 import { ensureAlertsView, openQueryConnection, prepareReadOnly } from './sql-views.js';
 import type { SqlProcessReply, SqlProcessRequest } from './sql-protocol.js';
 import { isGatewayError } from '../../errors.js';
@@ -79,3 +79,6 @@ process.on('message', (request: SqlProcessRequest) => {
 });
 // The gateway went away: so does this process.
 process.on('disconnect', () => process.exit(0));
+// Loaded (the parser too): the gateway starts counting a query's time from here.
+loadSqlParser();
+send({ ready: true });

@@ -7,6 +7,11 @@ export interface SqlProcessRequest {
   readonly maxRows: number;
 }
 
+/** Sent once by a query process when it has loaded (the time limit of its first query starts then). */
+export interface SqlProcessReady {
+  readonly ready: true;
+}
+
 export type SqlProcessReply =
   | { readonly id: number; readonly ok: true; readonly count: number; readonly truncated: boolean; readonly json: string }
   | {

@@ -6,7 +6,10 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { GatewayError } from '../../errors.js';
 import type { SqlAnswer, SqlQueryService } from '../types.js';
-import type { SqlProcessReply, SqlProcessRequest } from './sql-protocol.js';
+import type { SqlProcessReady, SqlProcessReply, SqlProcessRequest } from './sql-protocol.js';
+
+/** Longest a new query process may take to load before its query fails (not counted in the time limit). */
+const STARTUP_TIMEOUT_MS = 30_000;
 
 export type { SqlAnswer, SqlQueryService } from '../types.js';
 
@@ -36,6 +39,8 @@ export interface SqlRunnerOptions {
 
 interface QueryProcess {
   readonly child: ChildProcess;
+  /** Resolves when the process has loaded; rejects when it exits first. */
+  readonly ready: Promise<void>;
   /** The reply of the query running on it, or its death. */
   onReply: ((reply: SqlProcessReply) => void) | null;
   onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | null;
@@ -59,10 +64,21 @@ export function createSqlRunner(options: SqlRunnerOptions): SqlQueryService {
 
   function spawnProcess(): QueryProcess {
     const child = forkQueryProcess(path);
-    const qp: QueryProcess = { child, onReply: null, onExit: null, exited: false };
+    let loaded: () => void = () => undefined;
+    let failed: (err: Error) => void = () => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      loaded = resolve;
+      failed = reject;
+    });
+    ready.catch(() => undefined);
+    const qp: QueryProcess = { child, ready, onReply: null, onExit: null, exited: false };
     all.add(qp);
-    child.on('message', (reply: SqlProcessReply) => qp.onReply?.(reply));
+    child.on('message', (message: SqlProcessReply | SqlProcessReady) => {
+      if ('ready' in message) loaded();
+      else qp.onReply?.(message);
+    });
     child.on('exit', (code, signal) => {
+      failed(new GatewayError('GW_ERR_SINK_QUERY', `the SQL query process exited while loading (${signal ?? `code ${code}`})`));
       qp.exited = true;
       all.delete(qp);
       const i = idle.indexOf(qp);
@@ -107,9 +123,10 @@ export function createSqlRunner(options: SqlRunnerOptions): SqlQueryService {
           if (err !== null) reject(err);
           else resolve(answer!);
         };
-        const timer = setTimeout(() => {
-          finish('timeout', new GatewayError('GW_ERR_QUERY_TIMEOUT', `the query ran longer than ${timeoutMs} ms (http.sqlTimeoutMs) and was stopped`, { details: { timeoutMs } }));
-        }, timeoutMs);
+        // Until the process has loaded, only the startup bound runs; the query's own time starts with its send.
+        let timer: NodeJS.Timeout = setTimeout(() => {
+          finish('error', new GatewayError('GW_ERR_SINK_UNAVAILABLE', `no SQL query process could start within ${STARTUP_TIMEOUT_MS} ms`, { retryable: true }));
+        }, STARTUP_TIMEOUT_MS);
         const onAbort = (): void => finish('aborted', signal!.reason as Error);
         signal?.addEventListener('abort', onAbort, { once: true });
         qp.onReply = (reply) => {
@@ -129,9 +146,19 @@ export function createSqlRunner(options: SqlRunnerOptions): SqlQueryService {
           qp.onExit(null, null);
           return;
         }
-        qp.child.send(request, (err) => {
-          if (err) finish('error', new GatewayError('GW_ERR_SINK_QUERY', `the SQL query process is gone: ${err.message}`));
-        });
+        qp.ready.then(
+          () => {
+            if (done) return;
+            clearTimeout(timer);
+            timer = setTimeout(() => {
+              finish('timeout', new GatewayError('GW_ERR_QUERY_TIMEOUT', `the query ran longer than ${timeoutMs} ms (http.sqlTimeoutMs) and was stopped`, { details: { timeoutMs } }));
+            }, timeoutMs);
+            qp.child.send(request, (err) => {
+              if (err) finish('error', new GatewayError('GW_ERR_SINK_QUERY', `the SQL query process is gone: ${err.message}`));
+            });
+          },
+          (err: Error) => finish('error', err),
+        );
       });
     },
     async close() {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { sample, scrape } from '../../helpers/metrics.js';
 import { mulberry32 } from '../../helpers/random.js';
-import { SQL_WRITES as WRITES } from '../../helpers/sql-writes.js';
+import { sqlWriteFiles, sqlWrites } from '../../helpers/sql-writes.js';
 import { waitFor, waitForValue } from '../../helpers/wait.js';
 
 /**
@@ -111,6 +111,7 @@ describe('POST /v1/query: writes are refused', () => {
   }
 
   it('every write, in 300 seeded spellings, answers 400 and changes nothing', async () => {
+    const WRITES = sqlWrites(gw.dataDir);
     const before = await query('SELECT (SELECT count(*) FROM main.readings), (SELECT count(*) FROM main.windows), (SELECT count(*) FROM main.sqlite_master)');
     const random = mulberry32(1500);
     const refused: string[] = [];
@@ -123,7 +124,7 @@ describe('POST /v1/query: writes are refused', () => {
     expect(refused).toHaveLength(300);
     const after = await query('SELECT (SELECT count(*) FROM main.readings), (SELECT count(*) FROM main.windows), (SELECT count(*) FROM main.sqlite_master)');
     expect(after.body.rows).toEqual(before.body.rows);
-    for (const file of ['/tmp/pulsegate-sql-attack.sqlite', '/tmp/pulsegate-sql-copy.sqlite', '/tmp/pulsegate-sql-written']) expect(existsSync(file), file).toBe(false);
+    for (const file of sqlWriteFiles(gw.dataDir)) expect(existsSync(file), file).toBe(false);
     // The store still answers reads, and still takes writes from the gateway itself.
     expect((await query('SELECT count(*) FROM readings')).body.rows).toEqual([[published.length]]);
     const metrics = await scrape(gw.ports.http);
@@ -175,11 +176,12 @@ describe('POST /v1/query: the time limit', () => {
     const runaway = query('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c');
     const startedAt = Date.now();
     const [pid] = await waitForValue(runningQueryProcesses, (p) => p.length === 1, { what: 'the runaway query running in its process' });
+    const seenRunningAt = Date.now();
     // Meanwhile: health, a REST query and an MQTT publish are all answered.
     let answeredDuring = 0;
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
     try {
-      while (Date.now() - startedAt < TIMEOUT_MS - 300) {
+      while (Date.now() - seenRunningAt < TIMEOUT_MS - 300) {
         const t = Date.now();
         expect((await fetch(`${base()}/healthz`)).status).toBe(200);
         expect((await fetch(`${base()}/v1/readings?kind=heart-rate&from=0&limit=5`)).status).toBe(200);
@@ -195,10 +197,28 @@ describe('POST /v1/query: the time limit', () => {
     expect(a.status).toBe(422);
     expect(a.body.error).toBe('GW_ERR_QUERY_TIMEOUT');
     expect(took).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
-    expect(took).toBeLessThan(TIMEOUT_MS + 2000);
+    // Stopped at the limit, not waited for (a process that has to load first starts its clock later).
+    expect(Date.now() - seenRunningAt).toBeLessThan(TIMEOUT_MS + 2000);
     await waitFor(() => !alive(pid!), { what: `the runaway's process ${pid} to be gone` });
     // The next query gets a fresh process.
     expect((await query('SELECT count(*) FROM readings')).status).toBe(200);
     expect(sample(await scrape(gw.ports.http), 'pulsegate_http_sql_queries_total', { outcome: 'timeout' })).toBe(1);
+  });
+
+  it('stops a runaway whose client hangs up, before its time limit', async () => {
+    const hangUp = new AbortController();
+    const runaway = fetch(`${base()}/v1/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c' }),
+      signal: hangUp.signal,
+    }).catch((err: Error) => err);
+    const startedAt = Date.now();
+    const [pid] = await waitForValue(runningQueryProcesses, (p) => p.length === 1, { what: 'the runaway query running in its process' });
+    hangUp.abort();
+    expect(await runaway).toBeInstanceOf(Error);
+    await waitFor(() => !alive(pid!), { what: `the runaway's process ${pid} to be gone` });
+    expect(Date.now() - startedAt).toBeLessThan(TIMEOUT_MS);
+    expect(sample(await scrape(gw.ports.http), 'pulsegate_http_sql_queries_total', { outcome: 'aborted' })).toBe(1);
   });
 });

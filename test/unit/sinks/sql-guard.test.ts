@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -10,7 +10,9 @@ import { ALERT_COLUMNS, ensureAlertsView, openQueryConnection, prepareReadOnly }
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { heartRateKind } from '../../../gateway/kinds/heart-rate.js';
 import { mulberry32 } from '../../helpers/random.js';
-import { SQL_WRITES } from '../../helpers/sql-writes.js';
+import { sqlWriteFiles, sqlWrites } from '../../helpers/sql-writes.js';
+
+const SQL_WRITES = sqlWrites('/nonexistent-dir');
 import { baseSinksConfig } from '../../integration/sinks/sink-contract.js';
 
 /** Each of POST /v1/query's layers refuses every write on its own: the parser check, and the connection. */
@@ -77,8 +79,8 @@ describe('the query connection (openQueryConnection + prepareReadOnly), without 
   it('refuses every write run straight on it, and the store and the views stay as they were', () => {
     const handle = openQueryConnection(path);
     const ran: string[] = [];
-    const files = [join(dir, 'attack.sqlite'), join(dir, 'copy.sqlite')];
-    const writes = [...SQL_WRITES.map((s) => s.replaceAll('/tmp/pulsegate-sql-attack.sqlite', files[0]!).replaceAll('/tmp/pulsegate-sql-copy.sqlite', files[1]!))];
+    const files = sqlWriteFiles(dir);
+    const writes = sqlWrites(dir);
     // Twice over: the second pass runs after anything the first let through (e.g. query_only OFF).
     for (const sql of [...writes, ...writes]) {
       try {
@@ -99,8 +101,9 @@ describe('the query connection (openQueryConnection + prepareReadOnly), without 
 
   it('on its own (no statement check at all), keeps the store file unchanged whatever runs on it', () => {
     const handle = openQueryConnection(path);
-    const copy = join(dir, 'copy2.sqlite');
-    const writes = SQL_WRITES.filter((s) => !s.includes('VACUUM INTO')).concat([`VACUUM INTO '${copy}'`]);
+    // Without the statement check VACUUM INTO may well write its copy: only the store file matters here.
+    mkdirSync(join(dir, 'alone'));
+    const writes = sqlWrites(join(dir, 'alone'));
     for (const sql of [...writes, ...writes]) {
       try {
         const statement = handle.prepare(sql);
