@@ -101,7 +101,7 @@ function renderDevices(now) {
   const tbody = $('devices-table').tBodies[0];
   $('devices-count').textContent = state.devices.length > 0 ? `(${state.devices.length})` : '';
   if (state.devices.length === 0) {
-    if (!tbody.querySelector('tr.empty')) tbody.replaceChildren(emptyRow('No device seen yet.', 9));
+    if (!tbody.querySelector('tr.empty') && !tbody.dataset.unavailable) tbody.replaceChildren(emptyRow('No device seen yet.', 9));
     return;
   }
   const rows = [];
@@ -134,7 +134,14 @@ function renderDevices(now) {
 }
 
 async function pollDevices() {
-  if (!state.features.devices) return;
+  if (!state.features.devices) {
+    const tbody = $('devices-table').tBodies[0];
+    if (!tbody.dataset.unavailable) {
+      tbody.dataset.unavailable = 'true';
+      tbody.replaceChildren(emptyRow('The device table is not available on this gateway.', 9));
+    }
+    return;
+  }
   try {
     const { ok, body } = await getJson('/v1/devices');
     if (!ok || body === null) throw new Error('devices');
@@ -197,6 +204,8 @@ function startWindows(lastEventId) {
       onState: (s, info) => {
         state.windowsStream = s;
         renderStatus();
+        // A lag reported by a connection that is gone says nothing about the next one.
+        if (s !== 'live') showLag(null);
         if (s === 'unavailable') {
           $('charts-source').textContent = `(live stream not available: HTTP ${info.status}; polling)`;
           pollWindowsForever();
