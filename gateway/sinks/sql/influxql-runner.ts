@@ -124,9 +124,7 @@ export function createInfluxQlRunner(options: InfluxQlRunnerOptions): SqlQuerySe
     }
     let body: string;
     try {
-      const length = Number(res.headers.get('content-length') ?? '0');
-      if (length > MAX_RESPONSE_BYTES) throw new GatewayError('GW_ERR_QUERY_INVALID', `InfluxDB's answer is larger than ${MAX_RESPONSE_BYTES} bytes; narrow the query (WHERE time, LIMIT)`);
-      body = await res.text();
+      body = await readCapped(res, MAX_RESPONSE_BYTES);
     } catch (err) {
       if (timeout.aborted) throw timedOut(options.timeoutMs);
       throw err;
@@ -171,4 +169,27 @@ export function createInfluxQlRunner(options: InfluxQlRunnerOptions): SqlQuerySe
 
 function timedOut(timeoutMs: number): GatewayError {
   return new GatewayError('GW_ERR_QUERY_TIMEOUT', `the query ran longer than ${timeoutMs} ms (http.sqlTimeoutMs) and was stopped`, { details: { timeoutMs } });
+}
+
+/** The body as text, refused past `max` bytes (InfluxDB streams large answers chunked, without a length). */
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (Number(res.headers.get('content-length') ?? '0') > max || res.body === null) {
+    if (res.body === null) return '';
+    await res.body.cancel();
+    throw new GatewayError('GW_ERR_QUERY_INVALID', `InfluxDB's answer is larger than ${max} bytes; narrow the query (WHERE time, LIMIT)`);
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > max) {
+      await reader.cancel();
+      throw new GatewayError('GW_ERR_QUERY_INVALID', `InfluxDB's answer is larger than ${max} bytes; narrow the query (WHERE time, LIMIT)`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
