@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   GW_ERR_TOKEN_INVALID: 'A stream request has no valid bearer token (missing, bad signature, expired, wrong issuer or audience): 401.',
   GW_ERR_FORBIDDEN: 'A stream request asks for a stream, kind or device outside its token\'s claims: 403.',
   GW_ERR_TOO_MANY_CLIENTS: 'delivery.maxClients streams and long-polls are open already: 503 with Retry-After.',
+  GW_ERR_QUERY_TIMEOUT: 'A POST /v1/query query ran longer than http.sqlTimeoutMs and was stopped.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -12,6 +12,7 @@ import { compileAlertRules } from './config/alert-rules.js';
 import { GatewayError, isGatewayError } from './errors.js';
 import { createEventBus, type EventBus } from './events.js';
 import { alertRoutes } from './http/alert-routes.js';
+import { consoleRoutes } from './http/console-routes.js';
 import { createHttpServer } from './http/http-server.js';
 import { createReadiness } from './http/readiness.js';
 import { loadCredentials } from './ingest/credentials.js';
@@ -38,6 +39,7 @@ import { createSenderLog } from './log/sender-log.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
+import { DeviceStats, deviceRoutes } from './pipeline/device-stats.js';
 import { deadLetterLateReadings } from './pipeline/late-readings.js';
 import { ReadingPipeline } from './pipeline/reading-pipeline.js';
 import { recover } from './pipeline/recovery.js';
@@ -48,6 +50,8 @@ import { drainOutbox } from './sinks/outbox-drain.js';
 import { SinkBatcher, subscribeSinkBatcher } from './sinks/sink-batcher.js';
 import { createSinkMetrics } from './sinks/sink-metrics.js';
 import { createThreadedSink } from './sinks/sink-thread.js';
+import { createInfluxQlRunner } from './sinks/sql/influxql-runner.js';
+import { createSqlRunner } from './sinks/sql/sql-runner.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
@@ -187,7 +191,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   // Set at shutdown: the half-filled windows emitted then are not first emissions of complete
   // windows, so the rules do not judge them (after a restart the windows continue and are judged).
   let closingWindows = false;
-  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock, moreStages: alerts === null ? [] : [alerts] });
+  const devices = new DeviceStats({ maxDevices: config.ingest.maxDevices, registry });
+  const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(config.ingest.seqWindow, config.ingest.maxDevices), windows, events, metrics: ingestMetrics, registry, clock, moreStages: alerts === null ? [] : [alerts], devices });
   events.on('window.emitted', (e) => windowLog.append(toWindowTransition(e.window)));
   if (alerts !== null) {
     events.on('window.emitted', (e) => {
@@ -299,6 +304,12 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   delivery.start();
 
   // http
+  const sql =
+    config.sinks.influxUrl === null
+      ? createSqlRunner({ path: config.sinks.embeddedPath, timeoutMs: config.http.sqlTimeoutMs, maxIdle: config.http.maxConcurrentQueries, registry, logger: logger.child({ tier: 'sinks' }) })
+      : createInfluxQlRunner({ influxUrl: config.sinks.influxUrl, timeoutMs: config.http.sqlTimeoutMs, registry });
+  opened.add('the SQL query processes', sql, () => sql.close());
+  const plugins = [deviceRoutes(devices, () => clock.now()), ...(config.http.console ? [consoleRoutes({ sqlLanguage: sql.language })] : [])];
   const http = createHttpServer({
     config: config.http,
     registry,
@@ -307,7 +318,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     logger,
     notReadyReason: () => readiness.notReadyReason(),
     tls: config.http.tls ? tls : null,
-    plugins: [alertRoutes({ alerts: alerts ?? { firing: () => [] } }), deliveryPlugin],
+    sql,
+    plugins: [alertRoutes({ alerts: alerts ?? { firing: () => [] } }), deliveryPlugin, ...plugins],
   });
   opened.add('the HTTP server', http, () => http.close());
   const httpPort = await http.start();
@@ -365,6 +377,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
         await delivery.close();
         await log.close();
         await http.close();
+        await sql.close();
         await releaseLocks();
         logger.info('pulsegate stopped');
       })();

@@ -7,11 +7,13 @@ import { loadConfig } from '../gateway/config/load-config.js';
 import { isGatewayError } from '../gateway/errors.js';
 import { startGateway } from '../gateway/main.js';
 import { runSimulator, type SimulatorProgress } from '../simulators/index.js';
+import { buildConsole } from './build-console.js';
 
 async function main(): Promise<void> {
   const config = loadConfig({
     overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, http: { allowAnonymous: true }, sinks: { flushIntervalMs: 500 } },
   });
+  buildConsole();
   const gw = await startGateway(config);
   const { mqtt, ws, http } = gw.ports;
   const base = `http://127.0.0.1:${http}`;
@@ -19,11 +21,13 @@ async function main(): Promise<void> {
     [
       '',
       'pulsegate demo — embedded store, anonymous MQTT, 8 athletes at 5 Hz and 4 bridges',
+      `  console      ${base}/   (devices, live charts, alerts, health, SQL)`,
       `  MQTT         mqtt://127.0.0.1:${mqtt}${ws === null ? '' : `   (WebSocket ws://127.0.0.1:${ws})`}`,
       `  metrics      ${base}/metrics`,
       `  windows      ${base}/v1/windows?kind=heart-rate&device=athlete-1&from=now-5m`,
       `               ${base}/v1/windows?kind=bridge&from=now-5m&size=1m`,
       `  readings     ${base}/v1/readings?kind=bridge&from=now-1m&limit=20`,
+      `  SQL          curl -s ${base}/v1/query -H 'content-type: application/json' -d '{"sql":"SELECT device_id, count(*) FROM readings GROUP BY device_id"}'`,
       `  health       ${base}/healthz  ${base}/readyz`,
       `  streams      ${base}/v1/streams/alerts  ${base}/v1/streams/windows?kind=bridge  (SSE, anonymous in the demo)`,
       `  data         ${config.dataDir}  (inspect the log: npx tsx gateway/cli.ts log inspect ${config.log.dir})`,

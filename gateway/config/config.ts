@@ -40,6 +40,8 @@ export interface HttpConfig {
   readonly queryQueueTimeoutMs: number;
   readonly tls: boolean;
   readonly allowAnonymous: boolean;
+  readonly sqlTimeoutMs: number;
+  readonly console: boolean;
 }
 export interface IngestConfig {
   readonly maxFutureSkewMs: number;

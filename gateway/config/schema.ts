@@ -244,6 +244,10 @@ export const configSchema = {
         tls: { type: 'boolean', default: false },
         /** Streams and long-poll without a bearer token (the demo); otherwise a JWT is required (delivery.auth). */
         allowAnonymous: { type: 'boolean', default: false },
+        /** Longest a POST /v1/query query may run; then its process is killed and the query answers 422. */
+        sqlTimeoutMs: { type: 'integer', minimum: 10, maximum: 600_000, default: 5000 },
+        /** Serve the web console at / (static files of console/). */
+        console: { type: 'boolean', default: true },
       },
     },
     ingest: {

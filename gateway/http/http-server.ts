@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { isGatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { Sink } from '../sinks/types.js';
+import type { Sink, SqlQueryService } from '../sinks/types.js';
 import { queryRoutes } from './query-routes.js';
 import { secureContextOptions, type TlsMaterial, type TlsMetrics } from '../tls.js';
 
@@ -16,6 +16,8 @@ export interface HttpServerOptions {
   /** The store behind /v1/readings and /v1/windows (see query-routes.ts); without it, no such routes. */
   readonly kinds?: KindRegistry;
   readonly sink?: Sink;
+  /** POST /v1/query (with `sink` and `kinds`); absent = no such route. */
+  readonly sql?: SqlQueryService;
   /** The routes of other tiers, each a fastify plugin registered on this server. */
   readonly plugins?: readonly FastifyPluginAsync[];
   readonly logger: Logger;
@@ -54,7 +56,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   }
 
   app.setErrorHandler((err, _req, reply) => {
-    if (isGatewayError(err, 'GW_ERR_QUERY_INVALID')) return reply.code(400).send({ error: err.code, message: err.message });
+    if (isGatewayError(err, 'GW_ERR_QUERY_INVALID')) {
+      const position = err.details?.['position'];
+      return reply.code(400).send({ error: err.code, message: err.message, ...(position !== undefined ? { position } : {}) });
+    }
+    if (isGatewayError(err, 'GW_ERR_QUERY_TIMEOUT')) return reply.code(422).send({ error: err.code, message: err.message });
     if (isGatewayError(err, 'GW_ERR_BUSY')) {
       return reply.code(503).header('retry-after', String(BUSY_RETRY_AFTER_S)).send({ error: err.code, message: err.message });
     }
@@ -73,7 +79,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
-  if (options.sink !== undefined && options.kinds !== undefined) app.register(queryRoutes({ config, registry, kinds: options.kinds, sink: options.sink }));
+  if (options.sink !== undefined && options.kinds !== undefined) app.register(queryRoutes({ config, registry, kinds: options.kinds, sink: options.sink, sql: options.sql }));
   for (const plugin of options.plugins ?? []) app.register(plugin);
 
   return {

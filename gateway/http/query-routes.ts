@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, WindowQuery } from '../sinks/types.js';
+import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, SqlQueryService, WindowQuery } from '../sinks/types.js';
 import { parseSeverity } from './alert-routes.js';
 import { parseLimit, parseSize, parseTime, singleParams } from './query-params.js';
 import { createQueryLimiter } from './query-limiter.js';
@@ -47,6 +47,8 @@ export interface QueryRoutesOptions {
   readonly registry: Registry;
   readonly kinds: KindRegistry;
   readonly sink: Sink;
+  /** POST /v1/query: read-only SQL (embedded store) or InfluxQL (InfluxDB); without it, no such route. */
+  readonly sql?: SqlQueryService | undefined;
 }
 
 const READING_PARAMS = ['kind', 'device', 'from', 'to', 'limit'] as const;
@@ -55,9 +57,31 @@ const DEFAULT_LIMIT = 1000;
 const HISTORY_PARAMS = ['from', 'to', 'kind', 'device', 'rule', 'severity', 'limit'] as const;
 /** Alert history reaches back a day unless `from` says otherwise. */
 const DEFAULT_HISTORY_MS = 86_400_000;
+/** Bytes of a POST /v1/query body. */
+const SQL_BODY_LIMIT = 65_536;
+
+/** `{ "sql": "...", "limit"?: n }`: the text and the row limit (at most http.maxQueryRows). */
+export function sqlBody(body: unknown, maxQueryRows: number): { text: string; maxRows: number } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('GW_ERR_QUERY_INVALID', 'the body must be a JSON object {"sql": "SELECT ..."}');
+  }
+  const b = body as Record<string, unknown>;
+  const unknown = Object.keys(b).filter((k) => k !== 'sql' && k !== 'limit');
+  if (unknown.length > 0) throw new GatewayError('GW_ERR_QUERY_INVALID', `unknown field ${unknown.map((k) => `\`${k}\``).join(', ')} (known: sql, limit)`);
+  if (typeof b['sql'] !== 'string') throw new GatewayError('GW_ERR_QUERY_INVALID', '`sql` must be a string');
+  let maxRows = maxQueryRows;
+  if (b['limit'] !== undefined) {
+    const limit = b['limit'];
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > maxQueryRows) {
+      throw new GatewayError('GW_ERR_QUERY_INVALID', `\`limit\` must be an integer from 1 to ${maxQueryRows} (http.maxQueryRows)`);
+    }
+    maxRows = limit;
+  }
+  return { text: b['sql'], maxRows };
+}
 
 export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
-  const { config, registry, kinds, sink } = options;
+  const { config, registry, kinds, sink, sql } = options;
   // Created once per plugin, not per registration: its metrics register once on the registry.
   const limiter = createQueryLimiter({
     maxConcurrent: config.maxConcurrentQueries,
@@ -84,14 +108,14 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
   };
 
   /** A query runs only with a slot of the limiter; a client that hangs up while waiting leaves the queue. */
-  function limited<T>(reply: FastifyReply, task: () => Promise<T>): Promise<T> {
+  function limited<T>(reply: FastifyReply, task: (gone: AbortSignal) => Promise<T>): Promise<T> {
     const gone = new AbortController();
     // 'close' before the response finished: the connection went away under us.
     const onClose = (): void => {
       if (!reply.raw.writableFinished) gone.abort(new Error('the client closed the connection'));
     };
     reply.raw.once('close', onClose);
-    return limiter.run(task, gone.signal).finally(() => reply.raw.off('close', onClose));
+    return limiter.run(() => task(gone.signal), gone.signal).finally(() => reply.raw.off('close', onClose));
   }
 
   const routes: FastifyPluginAsync = async (app) => {
@@ -127,6 +151,14 @@ export function queryRoutes(options: QueryRoutesOptions): FastifyPluginAsync {
       const rows = await limited(reply, () => queryAlertsJson(sink, query));
       return reply.type('application/json; charset=utf-8').send(`{"from":${from},"to":${to},"count":${rows.count},"alerts":${rows.json}}`);
     });
+    if (sql !== undefined) {
+      app.post('/v1/query', { bodyLimit: SQL_BODY_LIMIT }, async (req, reply) => {
+        const { text, maxRows } = sqlBody(req.body, config.maxQueryRows);
+        // A client that hangs up stops its query too (a SQL query's process is killed).
+        const answer = await limited(reply, (gone) => sql.query(text, { maxRows, signal: gone }));
+        return reply.type('application/json; charset=utf-8').send(`{"language":${JSON.stringify(sql.language)},${answer.json.slice(1)}`);
+      });
+    }
   };
   return routes;
 }

@@ -6,6 +6,7 @@ import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { DeviceStatus } from '../log/device-status-record.js';
 import type { WindowEngine } from '../window/types.js';
+import type { DeviceStats } from './device-stats.js';
 import type { SequenceTracker } from './sequence-tracker.js';
 
 /** Where duplicates are counted (the ingest metrics). */
@@ -30,6 +31,8 @@ export interface ReadingPipelineOptions {
   readonly clock: Clock;
   /** Stages downstream of the windows whose state the same checkpoint keeps (the alert engine). */
   readonly moreStages?: readonly StatefulStage[];
+  /** Per-device counts (GET /v1/devices); absent = none kept. */
+  readonly devices?: DeviceStats;
 }
 
 /** A checkpoint of the pipeline: every stage's state, covering the records below `offset`. */
@@ -92,6 +95,9 @@ export class ReadingPipeline {
     let keyOf: Reading | null = null;
     const now = this.options.clock.now();
     const at = receivedAt ?? now;
+    const seqStats = tracker.stats;
+    const gaps0 = seqStats.gaps;
+    const fills0 = seqStats.gapFills;
     this.offset = offset;
     this.replay = replay;
     try {
@@ -112,8 +118,21 @@ export class ReadingPipeline {
         windows.add(r, now, at);
       }
       if (duplicates > 0) metrics.duplicate(duplicates);
-      const gaps = tracker.stats.gaps - this.lastStats.gaps;
-      const gapFills = tracker.stats.gapFills - this.lastStats.gapFills;
+      const gaps = seqStats.gaps - gaps0;
+      const gapFills = seqStats.gapFills - fills0;
+      if (this.options.devices !== undefined && keyOf !== null) {
+        const durable = accepted ?? readings;
+        let newest: Reading | null = null;
+        for (const r of durable) if (newest === null || r.ts >= newest.ts) newest = r;
+        this.options.devices.record(
+          key,
+          keyOf.kind,
+          keyOf.deviceId,
+          { accepted: durable.length, duplicates, gaps, gapFills },
+          newest,
+          at,
+        );
+      }
       this.syncSeqStats();
       if (offset >= this.upTo) this.upTo = offset + 1;
       const durable = accepted ?? readings;

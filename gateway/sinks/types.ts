@@ -89,3 +89,18 @@ export interface SerializingSink extends Sink {
   queryReadingsJson(query: ReadingQuery): Promise<SerializedRows>;
   queryAlertsJson(query: AlertQuery): Promise<SerializedRows>;
 }
+
+/** The answer of POST /v1/query: `json` is the whole response body, built where the rows were read. */
+export interface SqlAnswer {
+  readonly count: number;
+  readonly truncated: boolean;
+  readonly json: string;
+}
+
+/** Read-only queries in the store's own language (SQL on the embedded store, InfluxQL on InfluxDB). */
+export interface SqlQueryService {
+  readonly language: 'sql' | 'influxql';
+  /** Rejects with GW_ERR_QUERY_INVALID (details.position for a syntax error), GW_ERR_QUERY_TIMEOUT, or a store error. */
+  query(text: string, options: { readonly maxRows: number; readonly signal?: AbortSignal }): Promise<SqlAnswer>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,117 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+
+/** What the gateway knows of one device since it started (replayed records included). */
+export interface DeviceStat {
+  readonly kind: string;
+  readonly deviceId: string;
+  /** Readings that passed dedup. */
+  readings: number;
+  duplicates: number;
+  /** Sequence numbers skipped, and skipped ones that arrived later: net loss in transit = gaps - gapFills. */
+  gaps: number;
+  gapFills: number;
+  /** Gateway time of the first and the last publish, ms. */
+  firstSeenAt: number;
+  lastSeenAt: number;
+  /** Event time and values of the newest reading (by event time). */
+  lastTs: number;
+  lastValues: Readonly<Record<string, number | string>>;
+}
+
+export interface DeviceStatsOptions {
+  /** Devices kept; beyond, the least recently seen is forgotten (policy evict-lru, counted). */
+  readonly maxDevices: number;
+  readonly registry?: Registry;
+}
+
+/**
+ * Per-device counts for the console's device table and GET /v1/devices: kept in memory, bounded
+ * by maxDevices (least recently seen evicted first, pulsegate_devices_evicted_total), not part of
+ * the checkpoint: after a restart they count from the records replayed on.
+ */
+export class DeviceStats {
+  private readonly devices = new Map<string, DeviceStat>();
+  private readonly evicted: Counter;
+  evictions = 0;
+
+  constructor(private readonly options: DeviceStatsOptions) {
+    this.evicted = new Counter({
+      name: 'pulsegate_devices_evicted_total',
+      help: 'Devices forgotten by the device table (GET /v1/devices) past ingest.maxDevices, least recently seen first',
+      registers: options.registry === undefined ? [] : [options.registry],
+    });
+    this.evicted.inc(0);
+  }
+
+  /** One durable ingest record of one device: readings accepted, duplicates dropped, sequence gaps and fills it caused. */
+  record(
+    key: string,
+    kind: string,
+    deviceId: string,
+    change: { readonly accepted: number; readonly duplicates: number; readonly gaps: number; readonly gapFills: number },
+    newest: { readonly ts: number; readonly values: Readonly<Record<string, number | string>> } | null,
+    at: number,
+  ): void {
+    let d = this.devices.get(key);
+    if (d === undefined) {
+      if (this.devices.size >= this.options.maxDevices) {
+        const oldest = this.devices.keys().next().value;
+        if (oldest !== undefined) {
+          this.devices.delete(oldest);
+          this.evictions++;
+          this.evicted.inc();
+        }
+      }
+      d = { kind, deviceId, readings: 0, duplicates: 0, gaps: 0, gapFills: 0, firstSeenAt: at, lastSeenAt: at, lastTs: -Infinity, lastValues: {} };
+    } else {
+      // Map order is recency order: the device moves to the end.
+      this.devices.delete(key);
+    }
+    this.devices.set(key, d);
+    d.readings += change.accepted;
+    d.duplicates += change.duplicates;
+    d.gaps += change.gaps;
+    d.gapFills += change.gapFills;
+    d.lastSeenAt = Math.max(d.lastSeenAt, at);
+    if (newest !== null && newest.ts >= d.lastTs) {
+      d.lastTs = newest.ts;
+      d.lastValues = newest.values;
+    }
+  }
+
+  get size(): number {
+    return this.devices.size;
+  }
+
+  list(): DeviceStat[] {
+    return [...this.devices.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.deviceId.localeCompare(b.deviceId));
+  }
+}
+
+/** GET /v1/devices: every device the gateway has seen, with its counts; a fastify plugin for createHttpServer({ plugins }). */
+export function deviceRoutes(stats: DeviceStats, now: () => number = Date.now): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/v1/devices', async () => {
+      const at = now();
+      return {
+        now: at,
+        evicted: stats.evictions,
+        devices: stats.list().map((d) => ({
+          kind: d.kind,
+          deviceId: d.deviceId,
+          readings: d.readings,
+          duplicates: d.duplicates,
+          gaps: d.gaps,
+          gapFills: d.gapFills,
+          netLoss: d.gaps - d.gapFills,
+          firstSeenAt: d.firstSeenAt,
+          lastSeenAt: d.lastSeenAt,
+          silentMs: Math.max(0, at - d.lastSeenAt),
+          lastTs: Number.isFinite(d.lastTs) ? d.lastTs : null,
+          lastValues: d.lastValues,
+        })),
+      };
+    });
+  };
+}
