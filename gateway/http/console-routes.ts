@@ -21,7 +21,8 @@ function features(app: FastifyInstance): Record<string, unknown> {
   const has = (method: 'GET' | 'POST', url: string): boolean => app.hasRoute({ method, url });
   return {
     devices: has('GET', '/v1/devices'),
-    streams: { windows: has('GET', '/v1/streams/windows'), alerts: has('GET', '/v1/streams/alerts') },
+    // The hub serves every stream (alerts, windows, the static ones) on one route.
+    streams: { windows: has('GET', '/v1/streams/windows') || has('GET', '/v1/streams/:name'), alerts: has('GET', '/v1/streams/alerts') || has('GET', '/v1/streams/:name') },
     alerts: has('GET', '/v1/alerts'),
     alertsHistory: has('GET', '/v1/alerts/history'),
     sql: has('POST', '/v1/query') ? 'sql' : null,

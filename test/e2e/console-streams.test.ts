@@ -43,7 +43,8 @@ async function startGw(ports?: { mqtt: number; http: number }): Promise<ChildGat
   return startChildGatewayWithConfig(dataDir, {
     ...ALERT_CONFIG,
     sinks: { flushIntervalMs: 200 },
-    ...(ports ? { mqtt: { port: ports.mqtt }, http: { port: ports.http } } : {}),
+    // The page reads the streams anonymously, as in the demo.
+    ...(ports ? { mqtt: { port: ports.mqtt }, http: { port: ports.http, allowAnonymous: true } } : { http: { allowAnonymous: true } }),
   });
 }
 /** The 10 s window starts of a device the page keeps (IndexedDB). */
