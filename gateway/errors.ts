@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   GW_ERR_SINK_QUERY: 'A time-series store query failed (a read, never a write).',
   GW_ERR_BUSY: 'Too many HTTP queries at once: the query queue is full or the wait timed out (503, Retry-After).',
   GW_ERR_AUTH_BUSY: 'Too many MQTT logins already wait for a password check; the CONNECT is refused with CONNACK 3 (server unavailable).',
+  GW_ERR_HANDOFF_INVALID: 'A push hand-off request is malformed (subscription, lastEventId, stream or filter); answered with 400.',
+  GW_ERR_HANDOFF_LIMIT: 'The push proxy holds pushProxy.maxHandoffs hand-offs (or pushProxy.maxStreams streams) already; answered with 503.',
+  GW_ERR_VAPID_KEYS: 'The VAPID key file of the push proxy is missing, unreadable or malformed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -95,9 +95,30 @@ export interface GatewayConfig {
   readonly sinks: SinksConfig;
   readonly runtime: RuntimeConfig;
   readonly tls: TlsConfig;
+  readonly pushProxy: PushProxyConfig;
 }
 export interface TlsConfig {
   readonly certFile: string | null;
   readonly keyFile: string | null;
   readonly caFile: string | null;
+}
+/** `pulsegate push-proxy`; paths resolved at load. */
+export interface PushProxyConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly gatewayUrl: string;
+  readonly gatewayToken: string | null;
+  readonly vapidKeyFile: string;
+  readonly vapidSubject: string | null;
+  readonly handoffTtlMs: number;
+  readonly sweepSchedule: string;
+  readonly endedRetentionMs: number;
+  readonly maxHandoffs: number;
+  readonly maxStreams: number;
+  readonly maxQueuedEventsPerHandoff: number;
+  readonly pushTtlSeconds: number;
+  readonly pushTimeoutMs: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
 }
