@@ -3,6 +3,7 @@ import { startTestPushProxy, type TestPushProxy } from '../../helpers/push-proxy
 import { startLocalPushService, type LocalPushService } from '../../helpers/push-service.js';
 import { startSseSource, type SseSource } from '../../helpers/sse-source.js';
 import { makeTestPki, type TestPki } from '../../helpers/tls-certs.js';
+import { ManualClock } from '../../../gateway/clock.js';
 import { waitFor, waitForValue } from '../../helpers/wait.js';
 
 let pki: TestPki;
@@ -15,12 +16,12 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(pushProxy: Record<string, unknown> = {}): Promise<{ source: SseSource; push: LocalPushService; proxy: TestPushProxy }> {
+async function setup(pushProxy: Record<string, unknown> = {}, clock?: ManualClock): Promise<{ source: SseSource; push: LocalPushService; proxy: TestPushProxy }> {
   const source = await startSseSource();
   cleanups.push(() => source.close());
   const push = await startLocalPushService(pki);
   cleanups.push(() => push.close());
-  const proxy = await startTestPushProxy({ gatewayUrl: source.url, pki, pushProxy });
+  const proxy = await startTestPushProxy({ gatewayUrl: source.url, pki, pushProxy, ...(clock === undefined ? {} : { clock }) });
   cleanups.push(() => proxy.close());
   return { source, push, proxy };
 }
@@ -170,5 +171,34 @@ describe('push proxy delivery', () => {
     // The same phone handing over again (no take-back between) replaces its hand-off: not refused.
     expect((await proxy.post({ subscription: a, lastEventId: null })).status).toBe(201);
     expect((await proxy.get(`/v1/handoffs/${String(first.body['id'])}`)).body['endedReason']).toBe('replaced');
+  });
+
+  it('should give a hand-off joining a shared stream with an earlier id its earlier events, and the others no duplicate', async () => {
+    const { source, push, proxy } = await setup();
+    const e = [await source.append(), await source.append(), await source.append(), await source.append()];
+    await proxy.post({ subscription: push.subscribe('late').json, lastEventId: String(e[3]) });
+    const next = await source.append();
+    await waitFor(() => push.delivered('late').length === 1);
+    await proxy.post({ subscription: push.subscribe('early').json, lastEventId: String(e[0]) });
+    const last = await source.append();
+    await waitFor(() => push.delivered('early').length === 5 && push.delivered('late').length === 2, { what: 'both phones pushed' });
+    expect(ids(push.delivered('early'))).toEqual([e[1], e[2], e[3], next, last].map(String));
+    expect(ids(push.delivered('late'))).toEqual([next, last].map(String));
+    expect(proxy.streamCount()).toBe(1);
+  });
+
+  it('should end expired hand-offs on the sweep schedule and delete them after endedRetentionMs', async () => {
+    const clock = new ManualClock(Date.now());
+    const { source, push, proxy } = await setup({ handoffTtlMs: 60_000, endedRetentionMs: 10_000, sweepSchedule: '* * * * * *' }, clock);
+    const { body } = await proxy.post({ subscription: push.subscribe('sleepy').json, lastEventId: String(await source.append()) });
+    await waitFor(() => source.open() === 1);
+    clock.advance(60_000);
+    const state = await waitForValue(() => proxy.get(`/v1/handoffs/${String(body['id'])}`), (s) => s.body['state'] === 'ended', { what: 'the sweep' });
+    expect(state.body['endedReason']).toBe('expired');
+    await waitFor(() => source.open() === 0, { what: 'its stream closed' });
+    clock.advance(10_000);
+    await waitForValue(() => proxy.get(`/v1/handoffs/${String(body['id'])}`), (s) => s.status === 404, { what: 'the ended hand-off deleted' });
+    await source.append();
+    expect(push.received).toHaveLength(0);
   });
 });
