@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,9 @@ import type { Clock } from '../../gateway/clock.js';
 import { loadConfig } from '../../gateway/config/load-config.js';
 import { startPushProxy, type PushProxy } from '../../gateway/push-proxy/push-proxy.js';
 import type { VapidKeys } from '../../gateway/push-proxy/vapid-keys.js';
+import { spawnCli } from './child-gateway.js';
 import type { TestPki } from './tls-certs.js';
+import { waitForValue } from './wait.js';
 
 export interface TestPushProxy extends PushProxy {
   readonly vapid: VapidKeys;
@@ -59,4 +62,22 @@ export async function startTestPushProxy(options: {
     get: (path: string) => call('GET', path),
     del: (id: string) => call('DELETE', `/v1/handoffs/${id}`),
   }) as TestPushProxy;
+}
+
+/** `pulsegate push-proxy --config FILE` as a child process, trusting the test CA (NODE_EXTRA_CA_CERTS). */
+export async function startChildPushProxy(configFile: string, pki: TestPki, timeoutMs = 30_000): Promise<{ child: ChildProcess; port: number; url: string; output: string[]; exited: Promise<number | null> }> {
+  const spawned = spawnCli(['push-proxy', '--config', configFile], { NODE_EXTRA_CA_CERTS: pki.ca.cert });
+  const line = await waitForValue(
+    () => {
+      if (spawned.child.exitCode !== null) throw new Error(`push proxy exited with ${spawned.child.exitCode}:\n${spawned.output.join('\n')}`);
+      return spawned.output.find((l) => l.includes('"push proxy ready"'));
+    },
+    (l) => l !== undefined,
+    { timeoutMs, what: 'the push proxy ready line' },
+  ).catch((err: unknown) => {
+    spawned.child.kill('SIGKILL');
+    throw err;
+  });
+  const port = (JSON.parse(line!) as { port: number }).port;
+  return { ...spawned, port, url: `http://127.0.0.1:${port}` };
 }
