@@ -15,6 +15,7 @@ import { createRegistry } from '../metrics.js';
 import { HandoffStore, type HandoffRow } from './handoff-store.js';
 import { parseHandoffRequest, streamPath } from './handoff-request.js';
 import { createPushProxyMetrics, type PushProxyMetrics } from './push-proxy-metrics.js';
+import { lockProxyDataDir } from './proxy-lock.js';
 import { createPushSender, type PushSender } from './push-sender.js';
 import { LiveHandoff, StreamGroup, type GroupContext } from './stream-group.js';
 import { readVapidKeyFile, type VapidKeys } from './vapid-keys.js';
@@ -76,7 +77,14 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? pino({ level: 'info', base: { service: 'pulsegate-push-proxy' } });
   const registry = createRegistry();
-  const store = new HandoffStore(config.dataDir);
+  const unlock = lockProxyDataDir(config.dataDir);
+  let store: HandoffStore;
+  try {
+    store = new HandoffStore(config.dataDir);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const groups = new Map<string, StreamGroup>();
   const live = new Map<string, { h: LiveHandoff; group: StreamGroup }>();
   const metrics: PushProxyMetrics = createPushProxyMetrics(registry, () => live.size);
@@ -97,7 +105,7 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
   };
   const groupFor = (key: string, stream: string): StreamGroup => {
     let g = groups.get(key);
-    if (g === undefined) {
+    if (g === undefined || g.isClosed) {
       const ctx: GroupContext = {
         store,
         send,
@@ -165,6 +173,7 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
     await task.destroy();
     for (const g of groups.values()) g.close();
     store.close();
+    unlock();
     throw err;
   }
   const port = (app.server.address() as { port: number }).port;
@@ -187,6 +196,7 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
         for (const g of all) g.close();
         await Promise.all(all.map((g) => g.stopped()));
         store.close();
+        unlock();
       })();
       return closing;
     },
@@ -245,7 +255,7 @@ function buildHttp(ctx: HttpContext): FastifyInstance {
       refuse('max_handoffs');
       return reply.code(503).header('retry-after', '60').send({ error: 'GW_ERR_HANDOFF_LIMIT', message: `the proxy holds pushProxy.maxHandoffs (${config.maxHandoffs}) hand-offs` });
     }
-    if (!ctx.groups.has(key) && ctx.groups.size >= config.maxStreams) {
+    if ((ctx.groups.get(key)?.isClosed ?? true) && ctx.groups.size >= config.maxStreams) {
       refuse('max_streams');
       return reply.code(503).header('retry-after', '60').send({ error: 'GW_ERR_HANDOFF_LIMIT', message: `the proxy holds pushProxy.maxStreams (${config.maxStreams}) distinct streams` });
     }

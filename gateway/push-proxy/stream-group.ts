@@ -134,6 +134,11 @@ export class StreamGroup {
     clearTimeout(timer);
   }
 
+  /** True once closed (its last hand-off ended, or shutdown): a new hand-off needs a new group. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Stops reading; hand-offs stay as they are in the store (a restart resumes them). */
   close(): void {
     this.closed = true;
