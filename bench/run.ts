@@ -8,8 +8,9 @@
  * under test processed between two samples of its own counters. Then the gateway's recovery
  * replay: a log of N single-reading records, kill -9, restart, and its 'recovered from the log'
  * line. Prints a table with medians over --reps repetitions and the targets, and writes every
- * figure to bench/results/<YYYY-MM-DD>.json. --profile instead runs the gateway with --cpu-prof
- * under the QoS 0 and the batched scenarios and prints where its main thread spends its time.
+ * figure to bench/results/<YYYY-MM-DD>.json. Then the push proxy (bench/push-proxy-bench.ts; skip
+ * it with --no-push-proxy): pushes/s to a local push service and hand-offs held per GB of RSS.
+ * --profile instead runs the gateway with --cpu-prof under the QoS 0 and the batched scenarios and prints where its main thread spends its time.
  * See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
@@ -618,6 +619,23 @@ async function runProfiles(date: string, mosquitto: string | null, runtimeNote: 
   process.stdout.write(`\nwrote bench/results/${date}-profile.json\n`);
 }
 
+// ---- push proxy ------------------------------------------------------------------------------
+
+type PushProxyBenchResult = Partial<Record<'phones' | 'events' | 'pushes' | 'pushesPerSec' | 'proxyCpuMsPerPush' | 'pushServiceCores' | 'held' | 'rssBeforeMb' | 'rssAfterMb' | 'kibPerHandoff' | 'handoffsPerGbRss' | 'gatewayConnections', number>> & { error?: string };
+
+/** bench/push-proxy-bench.ts in its own process (through tsx: it uses the test helpers' push service and stream source). */
+async function runPushProxyBench(): Promise<PushProxyBenchResult> {
+  const child = spawnBinary('push-proxy-bench', process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'push-proxy-bench.ts'), '--json', ...(quick ? ['--quick'] : [])]);
+  try {
+    const line = await child.waitLine((l) => l['event'] === 'result', 600_000);
+    await child.exited;
+    return line as PushProxyBenchResult;
+  } catch (err) {
+    await child.stop();
+    return { error: `${(err as Error).message.split('\n')[0]}${child.stderrTail() ? `: ${child.stderrTail().split('\n').slice(-2).join(' ')}` : ''}` };
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 /** RSS of an idle benchmark child (node + the tsx loader + a listening socket): the floor of every RSS figure. */
@@ -719,6 +737,13 @@ async function main(): Promise<void> {
     log(`  replay: ${replay.error ?? `${fmtInt(replay.recordsPerSec)} records/s`}`);
   }
 
+  let pushProxy: PushProxyBenchResult | null = null;
+  if (!args.has('no-push-proxy')) {
+    log('  push proxy: pushes/s to the local push service, hand-offs held per GB of RSS ...');
+    pushProxy = await runPushProxyBench();
+    log(`  push proxy: ${pushProxy.error ?? `${fmtInt(pushProxy.pushesPerSec)} pushes/s, ${fmtInt(pushProxy.handoffsPerGbRss)} hand-offs per GB of RSS`}`);
+  }
+
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
   const totalS = (monoMs() - started) / 1000;
@@ -762,6 +787,17 @@ async function main(): Promise<void> {
       if (rss.length > 0) out.push(`  peak RSS after replay ${fix(Math.max(...rss), 0)} MB; start to ready ${replay.runs.map((r) => r.startMs ?? '-').join(' / ')} ms`);
     }
   }
+  if (pushProxy !== null) {
+    out.push('');
+    if (pushProxy.error !== undefined) out.push(`push proxy: FAILED: ${pushProxy.error}`);
+    else {
+      out.push(
+        `push proxy: ${fmtInt(pushProxy.pushesPerSec)} pushes/s to the local push service (${fmtInt(pushProxy.pushes)} pushes, ${fmtInt(pushProxy.phones)} phones x ${fmtInt(pushProxy.events)} alerts; ` +
+          `proxy CPU ${fix(pushProxy.proxyCpuMsPerPush)} ms per push; the push service verifies and decrypts every one, ${fix(pushProxy.pushServiceCores)} cores)`,
+      );
+      out.push(`  ${fmtInt(pushProxy.handoffsPerGbRss)} hand-offs held per GB of RSS (${fmtInt(pushProxy.held)} held: RSS ${fix(pushProxy.rssBeforeMb, 0)} -> ${fix(pushProxy.rssAfterMb, 0)} MB, ${fix(pushProxy.kibPerHandoff)} KiB each; ${fmtInt(pushProxy.gatewayConnections)} gateway connection)`);
+    }
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -781,6 +817,7 @@ async function main(): Promise<void> {
     gateway: { measured: gatewayError === null && suts.includes('pulsegate'), error: gatewayError },
     rows,
     replay,
+    pushProxy,
     targets,
     cells,
   };

@@ -54,11 +54,11 @@ export type PushSender = (subscription: PushSubscriptionJson, payload: string, a
 
 /** Sends one encrypted push (RFC 8291 aes128gcm, VAPID RFC 8292) with web-push, and classifies the answer. */
 export function createPushSender(options: PushSenderOptions): PushSender {
-  const vapidDetails = { subject: options.subject, publicKey: options.vapid.publicKey, privateKey: options.vapid.privateKey };
+  const authorization = vapidAuthorization(options);
   return async (subscription, payload, alert) => {
     try {
       await webpush.sendNotification(subscription, payload, {
-        vapidDetails,
+        headers: { Authorization: authorization(subscription.endpoint) },
         TTL: options.ttlSeconds,
         urgency: urgencyOf(alert),
         // RFC 8030 section 5.4: a newer push with the same Topic replaces an undelivered older one.
@@ -72,6 +72,33 @@ export function createPushSender(options: PushSenderOptions): PushSender {
     } catch (err) {
       return classify(err);
     }
+  };
+}
+
+/** A VAPID JWT is valid this long (RFC 8292 section 2: at most 24 h)... */
+const VAPID_JWT_TTL_S = 12 * 3600;
+/** ...and is signed anew after this (well before it expires). */
+const VAPID_REUSE_MS = 3_600_000;
+/** Push service origins with a JWT kept; past it the cache is emptied (policy: clear). */
+const MAX_VAPID_AUDIENCES = 1000;
+
+/**
+ * The `Authorization: vapid t=<JWT>, k=<key>` header per push service origin (the JWT's `aud`),
+ * signed once and reused for an hour: signing is the costly part of a push with web-push (its key
+ * conversion and ES256 signature take milliseconds), and RFC 8292 lets a JWT serve many requests.
+ */
+function vapidAuthorization(options: PushSenderOptions): (endpoint: string) => string {
+  const cache = new Map<string, { header: string; madeAt: number }>();
+  return (endpoint) => {
+    const audience = new URL(endpoint).origin;
+    const now = Date.now();
+    const hit = cache.get(audience);
+    if (hit !== undefined && now - hit.madeAt < VAPID_REUSE_MS) return hit.header;
+    if (cache.size >= MAX_VAPID_AUDIENCES) cache.clear();
+    const h = webpush.getVapidHeaders(audience, options.subject, options.vapid.publicKey, options.vapid.privateKey, 'aes128gcm', Math.floor(now / 1000) + VAPID_JWT_TTL_S);
+    const header = String(h.Authorization);
+    cache.set(audience, { header, madeAt: now });
+    return header;
   };
 }
 

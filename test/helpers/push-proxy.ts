@@ -1,4 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import type { Clock } from '../../gateway/clock.js';
 import { loadConfig } from '../../gateway/config/load-config.js';
 import { startPushProxy, type PushProxy } from '../../gateway/push-proxy/push-proxy.js';
 import type { VapidKeys } from '../../gateway/push-proxy/vapid-keys.js';
-import { spawnCli } from './child-gateway.js';
+import { REPO_ROOT, spawnCli } from './child-gateway.js';
 import type { TestPki } from './tls-certs.js';
 import { waitForValue } from './wait.js';
 
@@ -65,8 +66,16 @@ export async function startTestPushProxy(options: {
 }
 
 /** `pulsegate push-proxy --config FILE` as a child process, trusting the test CA (NODE_EXTRA_CA_CERTS). */
-export async function startChildPushProxy(configFile: string, pki: TestPki, timeoutMs = 30_000): Promise<{ child: ChildProcess; port: number; url: string; output: string[]; exited: Promise<number | null> }> {
-  const spawned = spawnCli(['push-proxy', '--config', configFile], { NODE_EXTRA_CA_CERTS: pki.ca.cert });
+export async function startChildPushProxy(
+  configFile: string,
+  pki: TestPki,
+  options: { timeoutMs?: number; execArgv?: readonly string[] } = {},
+): Promise<{ child: ChildProcess; port: number; url: string; output: string[]; exited: Promise<number | null> }> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const spawned =
+    options.execArgv === undefined
+      ? spawnCli(['push-proxy', '--config', configFile], { NODE_EXTRA_CA_CERTS: pki.ca.cert })
+      : spawnWithExecArgv(options.execArgv, ['push-proxy', '--config', configFile], { NODE_EXTRA_CA_CERTS: pki.ca.cert });
   const line = await waitForValue(
     () => {
       if (spawned.child.exitCode !== null) throw new Error(`push proxy exited with ${spawned.child.exitCode}:\n${spawned.output.join('\n')}`);
@@ -80,4 +89,13 @@ export async function startChildPushProxy(configFile: string, pki: TestPki, time
   });
   const port = (JSON.parse(line!) as { port: number }).port;
   return { ...spawned, port, url: `http://127.0.0.1:${port}` };
+}
+
+/** spawnCli with node options before the entry (e.g. --cpu-prof for the bench). */
+function spawnWithExecArgv(execArgv: readonly string[], args: string[], env: Record<string, string>): ReturnType<typeof spawnCli> {
+  const child = spawn(process.execPath, [...execArgv, '--import', 'tsx', 'gateway/cli.ts', ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', (l) => output.push(l));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output, exited };
 }
