@@ -62,7 +62,7 @@ export async function startSseSource(dir = mkdtempSync(join(tmpdir(), 'pg-sse-sr
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/v1\/streams\/([^/]+)$/.exec(url.pathname);
-    if (req.method !== 'GET' || m === null) return void res.writeHead(404).end();
+    if (req.method !== 'GET' || m === null || !['alerts', 'critical'].includes(m[1]!)) return void res.writeHead(404).end();
     const q = url.searchParams;
     for (const k of q.keys()) if (!['kind', 'device', 'rule', 'minSeverity', 'where', 'lastEventId'].includes(k)) return void res.writeHead(400).end(`unknown parameter ${k}`);
     const header = req.headers['last-event-id'];

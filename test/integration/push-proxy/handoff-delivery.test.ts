@@ -4,6 +4,7 @@ import { startLocalPushService, type LocalPushService } from '../../helpers/push
 import { startSseSource, type SseSource } from '../../helpers/sse-source.js';
 import { makeTestPki, type TestPki } from '../../helpers/tls-certs.js';
 import { ManualClock } from '../../../gateway/clock.js';
+import { sampleOr0 } from '../../helpers/metrics.js';
 import { waitFor, waitForValue } from '../../helpers/wait.js';
 
 let pki: TestPki;
@@ -201,4 +202,14 @@ describe('push proxy delivery', () => {
     await source.append();
     expect(push.received).toHaveLength(0);
   });
+
+  it('should end the hand-offs of a stream the gateway refuses (404) as stream_refused', async () => {
+    const { push, proxy } = await setup();
+    const { body } = await proxy.post({ subscription: push.subscribe('lost').json, lastEventId: null, stream: 'no-such-stream' });
+    const state = await waitForValue(() => proxy.get(`/v1/handoffs/${String(body['id'])}`), (s) => s.body['state'] === 'ended', { what: 'the hand-off to end' });
+    expect(state.body['endedReason']).toBe('stream_refused');
+    await waitFor(() => proxy.streamCount() === 0);
+    expect(sampleOr0(await proxy.registry.metrics(), 'pulsegate_push_proxy_handoffs_ended_total', { reason: 'stream_refused' })).toBe(1);
+  });
 });
+
