@@ -3,7 +3,8 @@ import type { PushSubscriptionJson, StreamFilter } from './handoff-store.js';
 
 /** The filters of the gateway's streams that a hand-off may carry (query parameters). */
 export const FILTER_KEYS = ['kind', 'device', 'rule', 'minSeverity', 'where'] as const;
-const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A stream name: also what keeps a passed-through page stream on /v1/streams/ of the gateway (no `..`). */
+export const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const B64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
 export interface HandoffRequest {
@@ -50,7 +51,7 @@ export function parseHandoffRequest(body: unknown): { ok: true; value: HandoffRe
   else if (!(id === undefined || id === null || id === '')) problems.push('lastEventId: must be the id of an event of the stream (decimal digits), or null when none was received');
 
   const stream = b['stream'] ?? 'alerts';
-  if (typeof stream !== 'string' || !STREAM_NAME.test(stream)) problems.push('stream: must be a stream name (letters, digits, _ . -; at most 64), e.g. "alerts"');
+  if (typeof stream !== 'string' || !STREAM_NAME.test(stream)) problems.push('stream: must be a stream name (letters, digits, _ -; at most 64), e.g. "alerts"');
 
   const filter: Record<string, string> = {};
   const f = b['filter'] ?? {};

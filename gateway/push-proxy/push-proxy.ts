@@ -13,7 +13,7 @@ import type { GatewayConfig, PushProxyConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
 import { createRegistry } from '../metrics.js';
 import { HandoffStore, type HandoffRow } from './handoff-store.js';
-import { parseHandoffRequest, streamPath } from './handoff-request.js';
+import { parseHandoffRequest, STREAM_NAME, streamPath } from './handoff-request.js';
 import { createPushProxyMetrics, type PushProxyMetrics } from './push-proxy-metrics.js';
 import { lockProxyDataDir } from './proxy-lock.js';
 import { createPushSender, type PushSender } from './push-sender.js';
@@ -320,6 +320,7 @@ function buildHttp(ctx: HttpContext): FastifyInstance {
 
   // The page's live stream, passed through from the gateway (same origin as the page: no CORS needed).
   app.get<{ Params: { name: string } }>('/v1/streams/:name', async (req, reply) => {
+    if (!STREAM_NAME.test(req.params.name)) return reply.code(400).send({ error: 'GW_ERR_HANDOFF_INVALID', message: 'not a stream name' });
     if (streams.size >= config.maxStreams) {
       refuse('max_page_streams');
       return reply.code(503).header('retry-after', '5').send({ error: 'GW_ERR_HANDOFF_LIMIT', message: `pushProxy.maxStreams (${config.maxStreams}) page streams are open` });
@@ -334,7 +335,8 @@ function buildHttp(ctx: HttpContext): FastifyInstance {
     else if (config.gatewayToken !== null) headers['authorization'] = `Bearer ${config.gatewayToken}`;
     let res: Response;
     try {
-      res = await fetch(`${ctx.gatewayUrl}${req.url}`, { headers, signal: abort.signal });
+      const query = req.url.indexOf('?');
+      res = await fetch(`${ctx.gatewayUrl}/v1/streams/${req.params.name}${query === -1 ? '' : req.url.slice(query)}`, { headers, signal: abort.signal });
     } catch (err) {
       return reply.code(502).send({ error: 'bad_gateway', message: `the gateway cannot be reached: ${(err as Error).message}` });
     }

@@ -104,7 +104,7 @@ function onVisibility() {
     });
 }
 
-navigator.serviceWorker.addEventListener('message', (e) => {
+navigator.serviceWorker?.addEventListener('message', (e) => {
   const m = e.data;
   if (m && m.type === 'pushed' && m.stream === STREAM) show(Number(m.eventId), m.alert);
 });
@@ -119,8 +119,16 @@ document.getElementById('enable').addEventListener('click', async () => {
   }
 });
 
-await navigator.serviceWorker.register('sw.js', { scope: './' });
-document.addEventListener('visibilitychange', onVisibility);
+// Without service workers (plain http other than localhost, old browsers) the page stays a live view.
+const canPush = 'serviceWorker' in navigator && 'PushManager' in window;
+if (canPush) {
+  try {
+    await navigator.serviceWorker.register('sw.js', { scope: './' });
+    document.addEventListener('visibilitychange', onVisibility);
+  } catch (err) {
+    setStatus(`live only: ${err.message}`);
+  }
+} else document.getElementById('enable').hidden = true;
 // Opened (or reloaded) with a hand-off still held: take it back first.
 chain = chain.then(takeBack).catch((err) => {
   setStatus(`take-back failed: ${err.message}`);

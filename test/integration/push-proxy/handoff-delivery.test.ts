@@ -1,3 +1,4 @@
+import { get } from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPushProxy, type TestPushProxy } from '../../helpers/push-proxy.js';
 import { startLocalPushService, type LocalPushService } from '../../helpers/push-service.js';
@@ -159,6 +160,10 @@ describe('push proxy delivery', () => {
     const notJson = await fetch(`${proxy.url}/v1/handoffs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"subscription":' });
     expect(notJson.status).toBe(400);
     expect((await proxy.get('/v1/handoffs/nope')).status).toBe(404);
+    // The page's stream pass-through reaches the gateway's streams only.
+    // (node:http, since fetch would normalize the dot segment away before sending).
+    const status = await new Promise<number | undefined>((resolve) => get({ host: '127.0.0.1', port: proxy.port, path: '/v1/streams/%2e%2e' }, (r) => resolve(r.resume().statusCode)));
+    expect(status).toBe(400);
   });
 
   it('should refuse a hand-off beyond maxHandoffs with 503, and replace the hand-off of the same subscription', async () => {
