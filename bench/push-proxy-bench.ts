@@ -6,13 +6,17 @@
  * stream contract from a real log, both in this process:
  *  1. pushes/s: N phones hand over one stream, M alerts are appended, and the clock runs from the
  *     first append to the last 201 (N x M pushes, each encrypted and signed by the proxy);
+ *     then the same pushes straight from web-push in a fresh process (--raw-sender): the same-run
+ *     ceiling the proxy's figure is a ratio of;
  *  2. hand-offs held per GB of RSS: H more hand-offs (distinct subscriptions, one shared stream)
  *     are made, and the proxy's RSS is read before and after (VmRSS of /proc).
  * Prints a summary to stderr and, with --json, one result line on stdout (bench/run.ts reads it).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import webpush from 'web-push';
 import { startChildPushProxy } from '../test/helpers/push-proxy.js';
 import { startLocalPushService } from '../test/helpers/push-service.js';
@@ -27,6 +31,29 @@ const phones = args.num('phones', quick ? 50 : 200);
 const events = args.num('events', quick ? 20 : 50);
 const held = args.num('held', quick ? 5000 : 20_000);
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+/**
+ * `--raw-sender FILE`: the ceiling of the same pushes without the proxy: web-push's
+ * sendNotification straight from a fresh process, one sender loop per subscription (as the proxy
+ * pushes to one phone at a time), the VAPID header signed once (as the proxy does). FILE holds
+ * { subscriptions, events, vapid, subject, origin }.
+ */
+async function rawSender(file: string): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const job = JSON.parse(readFileSync(file, 'utf8')) as { subscriptions: webpush.PushSubscription[]; events: number; vapid: { publicKey: string; privateKey: string }; subject: string; origin: string };
+  const authorization = String(webpush.getVapidHeaders(job.origin, job.subject, job.vapid.publicKey, job.vapid.privateKey, 'aes128gcm').Authorization);
+  const alert = { v: 1, id: '0123456789abcdef0123456789abcdef', summary: 'heart rate of athlete-1 above 175 bpm (alert 1)', severity: 'critical', state: 'FIRING' };
+  const t0 = performance.now();
+  await Promise.all(
+    job.subscriptions.map(async (sub) => {
+      for (let i = 0; i < job.events; i++) {
+        await webpush.sendNotification(sub, JSON.stringify({ v: 1, eventId: String(i), stream: 'alerts', alert }), { headers: { Authorization: authorization }, TTL: 3600, urgency: 'high', topic: alert.id });
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(`${JSON.stringify({ event: 'raw', pushes: job.subscriptions.length * job.events, seconds, pushesPerSec: Math.round((job.subscriptions.length * job.events) / seconds) })}\n`);
+}
 
 async function main(): Promise<void> {
   const pki = makeTestPki();
@@ -83,6 +110,20 @@ async function main(): Promise<void> {
     const pushesPerSec = Math.round(want / seconds);
     log(`push proxy: ${want.toLocaleString('en-US')} pushes (${phones} phones x ${events} alerts) in ${seconds.toFixed(2)} s = ${pushesPerSec.toLocaleString('en-US')} pushes/s; proxy CPU ${cpuMsPerPush ?? '-'} ms per push (${cpuMsPerPush === null ? '-' : ((cpuMsPerPush * pushesPerSec) / 1000).toFixed(2)} cores); push service + source process ${serviceCpuShare} cores; ${bad} failed verification`);
 
+    // The same pushes straight from web-push in another process: the same-run ceiling.
+    const received0 = push.received.length;
+    const jobFile = join(dir, 'raw-job.json');
+    writeFileSync(jobFile, JSON.stringify({ subscriptions: Array.from({ length: phones }, (_, i) => push.subscribe(`raw${i}`).json), events, vapid: keys, subject: 'mailto:bench@example.org', origin: push.origin }));
+    const raw = await new Promise<{ pushesPerSec: number; seconds: number }>((resolve, reject) => {
+      const c = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--raw-sender', jobFile], { env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.ca.cert }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as { pushesPerSec: number; seconds: number }) : reject(new Error(`raw sender exited with ${code}`))));
+    });
+    const rawBad = push.received.slice(received0).filter((r) => r.error !== null).length;
+    const ofRaw = Number((pushesPerSec / raw.pushesPerSec).toFixed(2));
+    log(`raw web-push, same pushes from a fresh process: ${raw.pushesPerSec.toLocaleString('en-US')} pushes/s (${rawBad} failed verification): the proxy reaches ${ofRaw}x of it`);
+
     // 2. Memory per hand-off held.
     const settle = async (): Promise<number> => {
       await sleep(1500);
@@ -108,6 +149,8 @@ async function main(): Promise<void> {
       pushesPerSec,
       proxyCpuMsPerPush: cpuMsPerPush,
       pushServiceCores: serviceCpuShare,
+      rawWebPushPerSec: raw.pushesPerSec,
+      ofRawWebPush: ofRaw,
       verificationFailures: bad,
       held,
       rssBeforeMb: Number(before.toFixed(1)),
@@ -127,7 +170,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+(args.has('raw-sender') ? rawSender(args.str('raw-sender', '')) : main()).catch((err: unknown) => {
   process.stderr.write(`push proxy bench failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

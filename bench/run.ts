@@ -621,7 +621,7 @@ async function runProfiles(date: string, mosquitto: string | null, runtimeNote: 
 
 // ---- push proxy ------------------------------------------------------------------------------
 
-type PushProxyBenchResult = Partial<Record<'phones' | 'events' | 'pushes' | 'pushesPerSec' | 'proxyCpuMsPerPush' | 'pushServiceCores' | 'held' | 'rssBeforeMb' | 'rssAfterMb' | 'kibPerHandoff' | 'handoffsPerGbRss' | 'gatewayConnections', number>> & { error?: string };
+type PushProxyBenchResult = Partial<Record<'phones' | 'events' | 'pushes' | 'pushesPerSec' | 'proxyCpuMsPerPush' | 'pushServiceCores' | 'rawWebPushPerSec' | 'ofRawWebPush' | 'held' | 'rssBeforeMb' | 'rssAfterMb' | 'kibPerHandoff' | 'handoffsPerGbRss' | 'gatewayConnections', number>> & { error?: string };
 
 /** bench/push-proxy-bench.ts in its own process (through tsx: it uses the test helpers' push service and stream source). */
 async function runPushProxyBench(): Promise<PushProxyBenchResult> {
@@ -793,7 +793,8 @@ async function main(): Promise<void> {
     else {
       out.push(
         `push proxy: ${fmtInt(pushProxy.pushesPerSec)} pushes/s to the local push service (${fmtInt(pushProxy.pushes)} pushes, ${fmtInt(pushProxy.phones)} phones x ${fmtInt(pushProxy.events)} alerts; ` +
-          `proxy CPU ${fix(pushProxy.proxyCpuMsPerPush)} ms per push; the push service verifies and decrypts every one, ${fix(pushProxy.pushServiceCores)} cores)`,
+          `proxy CPU ${fix(pushProxy.proxyCpuMsPerPush)} ms per push; the push service verifies and decrypts every one, ${fix(pushProxy.pushServiceCores)} cores); ` +
+          `${fix(pushProxy.ofRawWebPush)}x of the same pushes sent straight with web-push (${fmtInt(pushProxy.rawWebPushPerSec)}/s)`,
       );
       out.push(`  ${fmtInt(pushProxy.handoffsPerGbRss)} hand-offs held per GB of RSS (${fmtInt(pushProxy.held)} held: RSS ${fix(pushProxy.rssBeforeMb, 0)} -> ${fix(pushProxy.rssAfterMb, 0)} MB, ${fix(pushProxy.kibPerHandoff)} KiB each; ${fmtInt(pushProxy.gatewayConnections)} gateway connection)`);
     }

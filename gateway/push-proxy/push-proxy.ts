@@ -149,7 +149,7 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
     for (const id of store.expired(now)) {
       const l = live.get(id);
       if (l !== undefined) {
-        void l.group.end(l.h, 'expired', 0);
+        l.group.end(l.h, 'expired', 0).catch((err: unknown) => logger.error({ err, handoff: id }, 'could not end an expired hand-off'));
         forget(l.h, l.group);
       } else if (store.end(id, 'expired', now)) metrics.ended.inc({ reason: 'expired' });
       expired++;

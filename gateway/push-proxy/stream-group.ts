@@ -105,7 +105,7 @@ export class StreamGroup {
     }
     const wasEmpty = this.handoffs.size === 0;
     this.handoffs.set(h.id, h);
-    h.done = this.deliverLoop(h);
+    h.done = this.deliverForever(h);
     if (wasEmpty && this.running === null) {
       this.cursor = h.position;
       this.running = this.run();
@@ -240,8 +240,28 @@ export class StreamGroup {
 
   private async endBySelf(h: LiveHandoff, reason: HandoffEndReason): Promise<void> {
     if (h.ended) return;
-    await this.end(h, reason, 0);
+    try {
+      await this.end(h, reason, 0);
+    } catch (err) {
+      // The store failed: the hand-off stays active on disk and is served again after a restart.
+      this.ctx.logger.error({ handoff: h.id, reason, err }, 'could not end a hand-off in the store');
+    }
     this.ctx.onEnded(h);
+  }
+
+  /** The delivery loop, restarted with backoff when the store fails under it (never an unhandled rejection). */
+  private async deliverForever(h: LiveHandoff): Promise<void> {
+    let attempt = 0;
+    while (!h.ended && !h.stop.signal.aborted) {
+      try {
+        await this.deliverLoop(h);
+        return;
+      } catch (err) {
+        attempt++;
+        if (attempt === 1 || attempt % 10 === 0) this.ctx.logger.error({ handoff: h.id, attempt, err }, 'push delivery failed in the store; retrying');
+        await sleepUnlessAborted(backoffMs(this.ctx.retry, attempt, this.ctx.random), h.stop.signal);
+      }
+    }
   }
 
   private async deliverLoop(h: LiveHandoff): Promise<void> {
