@@ -9,7 +9,7 @@
  *     then the same pushes straight from web-push in a fresh process (--raw-sender): the same-run
  *     ceiling the proxy's figure is a ratio of;
  *  2. hand-offs held per GB of RSS: H more hand-offs (distinct subscriptions, one shared stream)
- *     are made, and the proxy's RSS is read before and after (VmRSS of /proc).
+ *     are made in five steps, the proxy's RSS (VmRSS of /proc) read after each; the figure is the slope.
  * Prints a summary to stderr and, with --json, one result line on stdout (bench/run.ts reads it).
  */
 import { spawn } from 'node:child_process';
@@ -129,15 +129,28 @@ async function main(): Promise<void> {
       await sleep(1500);
       return rssMb(proxy.child.pid!) ?? NaN;
     };
+    // RSS moves with the garbage collector: sampled after every fifth of them, and the figure is
+    // the least-squares slope over the six points rather than the difference of two.
     const before = await settle();
+    const points: [number, number][] = [[0, before]];
     const c0 = performance.now();
-    await inParallel(held, 32, (i) => post(`h${i}`, null));
-    const createSeconds = (performance.now() - c0) / 1000;
-    const after = await settle();
-    const perHandoffKb = ((after - before) * 1024) / held;
-    const perGb = after > before ? Math.round(held / ((after - before) / 1024)) : null;
+    let made = 0;
+    for (let step = 1; step <= 5; step++) {
+      const upTo = Math.round((held * step) / 5);
+      const from = made;
+      await inParallel(upTo - from, 32, (i) => post(`h${from + i}`, null));
+      made = upTo;
+      points.push([made, await settle()]);
+    }
+    const createSeconds = (performance.now() - c0) / 1000 - 5 * 1.5;
+    const after = points.at(-1)![1];
+    const mx = points.reduce((a, [x]) => a + x, 0) / points.length;
+    const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
+    const slopeMb = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+    const perHandoffKb = slopeMb * 1024;
+    const perGb = slopeMb > 0 ? Math.round(1024 / slopeMb) : null;
     log(
-      `push proxy: ${held.toLocaleString('en-US')} hand-offs held: RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB, ${perHandoffKb.toFixed(2)} KiB each = ${perGb?.toLocaleString('en-US') ?? '-'} hand-offs per GB of RSS; ` +
+      `push proxy: ${held.toLocaleString('en-US')} hand-offs held: RSS ${points.map(([, y]) => y.toFixed(0)).join(' -> ')} MB, ${perHandoffKb.toFixed(2)} KiB each (slope) = ${perGb?.toLocaleString('en-US') ?? '-'} hand-offs per GB of RSS; ` +
         `made at ${Math.round(held / createSeconds).toLocaleString('en-US')}/s (each fsync'd before its 201); gateway connections ${source.open()}`,
     );
     const result = {
