@@ -14,6 +14,8 @@ export interface PushSubscriptionJson {
 /** Dynamic filters of a gateway stream (query parameters of /v1/streams/<name>). */
 export type StreamFilter = Readonly<Record<string, string>>;
 
+export type NewHandoff = Omit<HandoffRow, 'delivered' | 'state' | 'endedReason' | 'endedAt'>;
+
 export interface HandoffRow {
   readonly id: string;
   readonly subscription: PushSubscriptionJson;
@@ -85,30 +87,37 @@ export class HandoffStore {
   }
 
   /** Stores a new active hand-off (fsync'd); an active one for the same endpoint ends as `replaced`. Returns the replaced id. */
-  create(row: Omit<HandoffRow, 'delivered' | 'state' | 'endedReason' | 'endedAt'>): string | null {
-    const tx = this.db.transaction((): string | null => {
-      const old = this.stmts.activeByEndpoint.get(row.subscription.endpoint) as { id: string } | undefined;
-      if (old !== undefined) this.stmts.end.run('replaced', row.createdAt, old.id);
-      this.stmts.insert.run({
-        id: row.id,
-        endpoint: row.subscription.endpoint,
-        subscription: JSON.stringify(row.subscription),
-        stream: row.stream,
-        filter: JSON.stringify(row.filter),
-        streamKey: row.streamKey,
-        startEventId: row.startEventId,
-        position: row.position,
-        createdAt: row.createdAt,
-        expiresAt: row.expiresAt,
-      });
-      return old?.id ?? null;
-    });
+  create(row: NewHandoff): string | null {
+    return this.createMany([row])[0]!;
+  }
+
+  /** Several new hand-offs in one fsync'd transaction (a group commit); per row, the id it replaced. */
+  createMany(rows: readonly NewHandoff[]): (string | null)[] {
+    const tx = this.db.transaction((): (string | null)[] => rows.map((row) => this.insertOne(row)));
     this.db.pragma('synchronous = FULL');
     try {
       return tx();
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
+  }
+
+  private insertOne(row: NewHandoff): string | null {
+    const old = this.stmts.activeByEndpoint.get(row.subscription.endpoint) as { id: string } | undefined;
+    if (old !== undefined) this.stmts.end.run('replaced', row.createdAt, old.id);
+    this.stmts.insert.run({
+      id: row.id,
+      endpoint: row.subscription.endpoint,
+      subscription: JSON.stringify(row.subscription),
+      stream: row.stream,
+      filter: JSON.stringify(row.filter),
+      streamKey: row.streamKey,
+      startEventId: row.startEventId,
+      position: row.position,
+      createdAt: row.createdAt,
+      expiresAt: row.expiresAt,
+    });
+    return old?.id ?? null;
   }
 
   /** Ends an active hand-off; false when it was not active. */

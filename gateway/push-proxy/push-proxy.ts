@@ -124,6 +124,21 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
     }
     return g;
   };
+  // New hand-offs arriving together share one fsync (group commit, one per turn of the event loop).
+  const pendingCreates: { row: HandoffRow; resolve: (replaced: string | null) => void; reject: (err: unknown) => void }[] = [];
+  const flushCreates = (): void => {
+    const batch = pendingCreates.splice(0);
+    try {
+      const replaced = store.createMany(batch.map((b) => b.row));
+      batch.forEach((b, i) => b.resolve(replaced[i] ?? null));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
+  };
+  const persist = (row: HandoffRow): Promise<string | null> =>
+    new Promise((resolve, reject) => {
+      if (pendingCreates.push({ row, resolve, reject }) === 1) setImmediate(flushCreates);
+    });
   const serve = (row: HandoffRow): void => {
     const group = groupFor(row.streamKey, row.stream);
     live.set(row.id, { h: group.add(row), group });
@@ -166,7 +181,7 @@ export async function startPushProxy(config: PushProxyConfig, deps: PushProxyDep
     }
   });
 
-  const app = buildHttp({ config, vapid, store, live, byEndpoint, groups, metrics, clock, logger, registry, gatewayUrl, serve, forget });
+  const app = buildHttp({ config, vapid, store, live, byEndpoint, groups, persist, pendingCreates: () => pendingCreates.length, metrics, clock, logger, registry, gatewayUrl, serve, forget });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -219,6 +234,9 @@ interface HttpContext {
   readonly registry: Registry;
   readonly gatewayUrl: string;
   readonly serve: (row: HandoffRow) => void;
+  /** Stores a new hand-off (fsync'd, grouped); resolves with the id of an active one of the same subscription it replaced. */
+  readonly persist: (row: HandoffRow) => Promise<string | null>;
+  readonly pendingCreates: () => number;
   readonly forget: (h: LiveHandoff, group: StreamGroup) => void;
 }
 
@@ -251,7 +269,7 @@ function buildHttp(ctx: HttpContext): FastifyInstance {
     const key = streamPath(stream, filter);
     const replacingId = ctx.byEndpoint.get(subscription.endpoint);
     const replacing = replacingId === undefined ? undefined : live.get(replacingId);
-    if (replacing === undefined && live.size >= config.maxHandoffs) {
+    if (replacing === undefined && live.size + ctx.pendingCreates() >= config.maxHandoffs) {
       refuse('max_handoffs');
       return reply.code(503).header('retry-after', '60').send({ error: 'GW_ERR_HANDOFF_LIMIT', message: `the proxy holds pushProxy.maxHandoffs (${config.maxHandoffs}) hand-offs` });
     }
@@ -280,7 +298,13 @@ function buildHttp(ctx: HttpContext): FastifyInstance {
       await replacing.group.end(replacing.h, 'replaced', config.pushTimeoutMs + 1000);
       ctx.forget(replacing.h, replacing.group);
     }
-    store.create(row);
+    const replacedNow = await ctx.persist(row);
+    // The same subscription handed over twice in one group commit: the earlier one is replaced.
+    const earlier = replacedNow === null ? undefined : live.get(replacedNow);
+    if (earlier !== undefined) {
+      await earlier.group.end(earlier.h, 'replaced', config.pushTimeoutMs + 1000);
+      ctx.forget(earlier.h, earlier.group);
+    }
     ctx.serve(row);
     metrics.created.inc();
     return reply.code(201).send({ id: row.id, expiresAt: row.expiresAt });

@@ -27,7 +27,11 @@ interface QueuedEvent {
   readonly alert: AlertEvent;
 }
 
-/** A hand-off being served: its pushes go out one at a time, in stream order. */
+/**
+ * A hand-off being served: its pushes go out one at a time, in stream order. An idle one (most of
+ * them, most of the time) holds no promise, timer or abort controller: a delivery task runs only
+ * while its queue has events.
+ */
 export class LiveHandoff {
   readonly id: string;
   readonly subscription: HandoffRow['subscription'];
@@ -40,11 +44,9 @@ export class LiveHandoff {
   lastQueued: number | null;
   readonly queue: QueuedEvent[] = [];
   ended = false;
-  /** Aborted when the hand-off ends: cuts retry waits short. */
-  readonly stop = new AbortController();
-  private wake: (() => void) | null = null;
-  /** The delivery loop; settles when the hand-off has ended and its last push is settled. */
-  done: Promise<void> = Promise.resolve();
+  /** The delivery task while one runs; settles when its last push is settled. */
+  running: Promise<void> | null = null;
+  private controller: AbortController | null = null;
 
   constructor(row: HandoffRow) {
     this.id = row.id;
@@ -56,20 +58,15 @@ export class LiveHandoff {
     this.lastQueued = row.position;
   }
 
-  enqueue(e: QueuedEvent): void {
-    this.queue.push(e);
-    this.lastQueued = e.eventId;
-    this.poke();
+  /** Aborted when the hand-off ends or the proxy stops: cuts retry waits short (made on first use). */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.ended) this.controller.abort();
+    return this.controller.signal;
   }
 
-  poke(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  waitForWork(): Promise<void> {
-    return new Promise((resolve) => (this.wake = resolve));
+  stop(): void {
+    this.controller?.abort();
   }
 }
 
@@ -105,7 +102,6 @@ export class StreamGroup {
     }
     const wasEmpty = this.handoffs.size === 0;
     this.handoffs.set(h.id, h);
-    h.done = this.deliverForever(h);
     if (wasEmpty && this.running === null) {
       this.cursor = h.position;
       this.running = this.run();
@@ -121,8 +117,7 @@ export class StreamGroup {
   async end(h: LiveHandoff, reason: HandoffEndReason, graceMs: number): Promise<void> {
     if (!h.ended) {
       h.ended = true;
-      h.stop.abort();
-      h.poke();
+      h.stop();
       this.ctx.store.end(h.id, reason, this.ctx.clock.now());
       this.ctx.metrics.ended.inc({ reason });
       this.handoffs.delete(h.id);
@@ -130,7 +125,7 @@ export class StreamGroup {
       if (this.handoffs.size === 0) this.close();
     }
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([h.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    if (h.running !== null) await Promise.race([h.running, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
   }
 
@@ -144,15 +139,12 @@ export class StreamGroup {
     this.closed = true;
     this.connection?.abort();
     this.room();
-    for (const h of this.handoffs.values()) {
-      h.stop.abort();
-      h.poke();
-    }
+    for (const h of this.handoffs.values()) h.stop();
   }
 
   /** Settles when the connection loop and the delivery loops have stopped (after close()). */
   async stopped(): Promise<void> {
-    await Promise.all([this.running, ...[...this.handoffs.values()].map((h) => h.done)]);
+    await Promise.all([this.running, ...[...this.handoffs.values()].map((h) => h.running)]);
   }
 
   private async run(): Promise<void> {
@@ -223,7 +215,12 @@ export class StreamGroup {
       while (this.full() && !signal.aborted && !this.closed) await new Promise<void>((resolve) => (this.roomWaiter = resolve));
       if (signal.aborted || this.closed) return; // not taken: the reconnect reads it again
     }
-    for (const h of this.handoffs.values()) if (h.lastQueued === null || eventId > h.lastQueued) h.enqueue({ eventId, alert });
+    for (const h of this.handoffs.values()) {
+      if (h.lastQueued !== null && eventId <= h.lastQueued) continue;
+      h.queue.push({ eventId, alert });
+      h.lastQueued = eventId;
+      this.kick(h);
+    }
     if (this.cursor === null || eventId > this.cursor) this.cursor = eventId;
   }
 
@@ -249,28 +246,34 @@ export class StreamGroup {
     this.ctx.onEnded(h);
   }
 
-  /** The delivery loop, restarted with backoff when the store fails under it (never an unhandled rejection). */
-  private async deliverForever(h: LiveHandoff): Promise<void> {
+  /** Starts the delivery task of a hand-off with queued events, unless one runs. */
+  private kick(h: LiveHandoff): void {
+    if (h.running !== null || h.ended || this.closed) return;
+    h.running = this.drain(h).finally(() => {
+      h.running = null;
+      if (h.queue.length > 0) this.kick(h);
+    });
+  }
+
+  /** Pushes the queue out; restarted with backoff when the store fails under it (never an unhandled rejection). */
+  private async drain(h: LiveHandoff): Promise<void> {
     let attempt = 0;
-    while (!h.ended && !h.stop.signal.aborted) {
+    while (!h.ended && !this.closed && h.queue.length > 0) {
       try {
-        await this.deliverLoop(h);
+        await this.deliverQueued(h);
         return;
       } catch (err) {
         attempt++;
         if (attempt === 1 || attempt % 10 === 0) this.ctx.logger.error({ handoff: h.id, attempt, err }, 'push delivery failed in the store; retrying');
-        await sleepUnlessAborted(backoffMs(this.ctx.retry, attempt, this.ctx.random), h.stop.signal);
+        await sleepUnlessAborted(backoffMs(this.ctx.retry, attempt, this.ctx.random), h.signal);
       }
     }
   }
 
-  private async deliverLoop(h: LiveHandoff): Promise<void> {
-    while (!h.ended && !h.stop.signal.aborted) {
+  private async deliverQueued(h: LiveHandoff): Promise<void> {
+    while (!h.ended && !this.closed) {
       const item = h.queue[0];
-      if (item === undefined) {
-        await h.waitForWork();
-        continue;
-      }
+      if (item === undefined) return;
       if (this.ctx.clock.now() >= h.expiresAt) {
         void this.endBySelf(h, 'expired');
         return;
@@ -325,12 +328,12 @@ export class StreamGroup {
         case 'retry': {
           metrics.pushes.inc({ result: 'retried' });
           attempt++;
-          if (h.ended || h.stop.signal.aborted) return false;
+          if (h.ended || this.closed) return false;
           // RFC 8030 section 8.4 / RFC 6585: Retry-After says when to come back; without it, back off.
           const wait = outcome.retryAfterMs ?? backoffMs(this.ctx.retry, attempt, this.ctx.random);
           if (attempt === 1 || attempt % 10 === 0) this.ctx.logger.warn({ handoff: h.id, status: outcome.status, attempt, waitMs: Math.round(wait), err: outcome.message.slice(0, 200) }, 'push failed; retrying');
-          await sleepUnlessAborted(wait, h.stop.signal);
-          if (h.ended || h.stop.signal.aborted) return false;
+          await sleepUnlessAborted(wait, h.signal);
+          if (h.ended || this.closed) return false;
           if (clock.now() >= h.expiresAt) {
             void this.endBySelf(h, 'expired');
             return false;
