@@ -41,6 +41,10 @@ export interface LocalPushService {
   subscribe(name: string): TestSubscription;
   /** The next pushes to `name` get these answers, in order (then 201 again). */
   answerNext(name: string, ...answers: Answer[]): void;
+  /** Pushes to `name` are received but not answered until the returned function is called. */
+  hold(name: string): () => void;
+  /** Pushes to `name` received and waiting for an answer (held). */
+  waiting(name: string): number;
   /** Every push received, in arrival order. */
   readonly received: ReceivedPush[];
   /** Decrypted payloads of the 201-answered pushes to `name`, parsed. */
@@ -57,6 +61,8 @@ export async function startLocalPushService(pki: TestPki, options: { expectedVap
   const subs = new Map<string, TestSubscription>();
   const scripted = new Map<string, Answer[]>();
   const received: ReceivedPush[] = [];
+  const holds = new Map<string, Promise<void>>();
+  const waitingCount = new Map<string, number>();
   let origin = '';
   const server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -72,6 +78,12 @@ export async function startLocalPushService(pki: TestPki, options: { expectedVap
           payload = await verifyAndDecrypt(req.headers, Buffer.concat(chunks), sub, origin, options.expectedVapidKey);
         } catch (err) {
           error = (err as Error).message;
+        }
+        const gate = holds.get(name);
+        if (gate !== undefined) {
+          waitingCount.set(name, (waitingCount.get(name) ?? 0) + 1);
+          await gate;
+          waitingCount.set(name, (waitingCount.get(name) ?? 1) - 1);
         }
         const answer = error !== null ? { status: sub === undefined ? 404 : 400 } : (scripted.get(name)?.shift() ?? { status: 201 });
         received.push({
@@ -108,6 +120,15 @@ export async function startLocalPushService(pki: TestPki, options: { expectedVap
       subs.set(name, s);
       return s;
     },
+    hold(name) {
+      let release!: () => void;
+      holds.set(name, new Promise<void>((resolve) => (release = resolve)));
+      return () => {
+        holds.delete(name);
+        release();
+      };
+    },
+    waiting: (name) => waitingCount.get(name) ?? 0,
     answerNext(name, ...answers) {
       scripted.set(name, [...(scripted.get(name) ?? []), ...answers]);
     },

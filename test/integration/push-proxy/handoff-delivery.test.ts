@@ -216,5 +216,21 @@ describe('push proxy delivery', () => {
     await waitFor(() => proxy.streamCount() === 0);
     expect(sampleOr0(await proxy.registry.metrics(), 'pulsegate_push_proxy_handoffs_ended_total', { reason: 'stream_refused' })).toBe(1);
   });
+
+  it('should log a push as sent before sending it, and ack it and move the position only after the 201', async () => {
+    const { source, push, proxy } = await setup();
+    const start = await source.append();
+    const { body } = await proxy.post({ subscription: push.subscribe('slow').json, lastEventId: String(start) });
+    const id = String(body['id']);
+    const release = push.hold('slow');
+    const e = await source.append();
+    await waitFor(() => push.waiting('slow') === 1, { what: 'the push to arrive at the push service' });
+    // In flight: in the log as sent, not acked; the position has not moved.
+    expect(proxy.store.unacked(id)).toEqual([e]);
+    expect((await proxy.get(`/v1/handoffs/${id}`)).body).toMatchObject({ lastDeliveredEventId: String(start), delivered: 0 });
+    release();
+    await waitForValue(() => proxy.get(`/v1/handoffs/${id}`), (s) => s.body['lastDeliveredEventId'] === String(e), { what: 'the ack' });
+    expect(proxy.store.unacked(id)).toEqual([]);
+  });
 });
 
