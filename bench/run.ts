@@ -9,8 +9,10 @@
  * replay: a log of N single-reading records, kill -9, restart, and its 'recovered from the log'
  * line. Prints a table with medians over --reps repetitions and the targets, and writes every
  * figure to bench/results/<YYYY-MM-DD>.json. Then publish-to-alert latency at half of the QoS 1
- * maximum (bench/alert-latency-bench.ts; --no-alert-latency skips it). --profile instead runs the gateway with --cpu-prof
- * under the QoS 0 and the batched scenarios and prints where its main thread spends its time.
+ * maximum (bench/alert-latency-bench.ts; --no-alert-latency skips it), and the push proxy
+ * (bench/push-proxy-bench.ts; --no-push-proxy skips it): pushes/s to a local push service and
+ * hand-offs held per GB of RSS. --profile instead runs the gateway with --cpu-prof under the QoS 0
+ * and the batched scenarios and prints where its main thread spends its time.
  * Last, the alert bench (bench/alert-bench.ts, its own process; --no-alerts skips it): the cost of
  * rule evaluation per window. See bench/README.md.
  */
@@ -623,6 +625,23 @@ async function runProfiles(date: string, mosquitto: string | null, runtimeNote: 
   process.stdout.write(`\nwrote bench/results/${date}-profile.json\n`);
 }
 
+// ---- push proxy ------------------------------------------------------------------------------
+
+type PushProxyBenchResult = Partial<Record<'phones' | 'events' | 'pushes' | 'pushesPerSec' | 'proxyCpuMsPerPush' | 'pushServiceCores' | 'rawWebPushPerSec' | 'ofRawWebPush' | 'held' | 'rssBeforeMb' | 'rssAfterMb' | 'kibPerHandoff' | 'handoffsPerGbRss' | 'gatewayConnections', number>> & { error?: string };
+
+/** bench/push-proxy-bench.ts in its own process (through tsx: it uses the test helpers' push service and stream source). */
+async function runPushProxyBench(): Promise<PushProxyBenchResult> {
+  const child = spawnBinary('push-proxy-bench', process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'push-proxy-bench.ts'), '--json', ...(quick ? ['--quick'] : [])]);
+  try {
+    const line = await child.waitLine((l) => l['event'] === 'result', 600_000);
+    await child.exited;
+    return line as PushProxyBenchResult;
+  } catch (err) {
+    await child.stop();
+    return { error: `${(err as Error).message.split('\n')[0]}${child.stderrTail() ? `: ${child.stderrTail().split('\n').slice(-2).join(' ')}` : ''}` };
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 /** RSS of an idle benchmark child (node + the tsx loader + a listening socket): the floor of every RSS figure. */
@@ -796,6 +815,12 @@ async function main(): Promise<void> {
       mappedText = lines.slice(0, -1).filter((l) => l.trim() !== '' && !l.startsWith('wrote '));
     } else mappedText = [`mapped ingest: FAILED (exit ${String(code)}): ${[...lines.slice(-3), child.stderrTail()].join(' / ')}`];
   }
+  let pushProxy: PushProxyBenchResult | null = null;
+  if (!args.has('no-push-proxy')) {
+    log('  push proxy: pushes/s to the local push service, hand-offs held per GB of RSS ...');
+    pushProxy = await runPushProxyBench();
+    log(`  push proxy: ${pushProxy.error ?? `${fmtInt(pushProxy.pushesPerSec)} pushes/s, ${fmtInt(pushProxy.handoffsPerGbRss)} hand-offs per GB of RSS`}`);
+  }
 
   const rows = summarizeRows(cells, suts);
   const targets = evaluateTargets(rows, replay, cells);
@@ -864,6 +889,18 @@ async function main(): Promise<void> {
     out.push('');
     out.push(...mappedText);
   }
+  if (pushProxy !== null) {
+    out.push('');
+    if (pushProxy.error !== undefined) out.push(`push proxy: FAILED: ${pushProxy.error}`);
+    else {
+      out.push(
+        `push proxy: ${fmtInt(pushProxy.pushesPerSec)} pushes/s to the local push service (${fmtInt(pushProxy.pushes)} pushes, ${fmtInt(pushProxy.phones)} phones x ${fmtInt(pushProxy.events)} alerts; ` +
+          `proxy CPU ${fix(pushProxy.proxyCpuMsPerPush)} ms per push; the push service verifies and decrypts every one, ${fix(pushProxy.pushServiceCores)} cores); ` +
+          `${fix(pushProxy.ofRawWebPush)}x of the same pushes sent straight with web-push (${fmtInt(pushProxy.rawWebPushPerSec)}/s)`,
+      );
+      out.push(`  ${fmtInt(pushProxy.handoffsPerGbRss)} hand-offs held per GB of RSS (${fmtInt(pushProxy.held)} held: RSS ${fix(pushProxy.rssBeforeMb, 0)} -> ${fix(pushProxy.rssAfterMb, 0)} MB, ${fix(pushProxy.kibPerHandoff)} KiB each; ${fmtInt(pushProxy.gatewayConnections)} gateway connection)`);
+    }
+  }
   out.push('');
   out.push(table(['target', 'goal', 'measured', 'result'], targets.map((t) => [t.name, t.goal, t.measured, t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS']), [false, false, true, false]));
 
@@ -886,6 +923,7 @@ async function main(): Promise<void> {
     alerts,
     sseFanout: sseFanout?.['result'] ?? sseFanout,
     mapped,
+    pushProxy,
     targets,
     cells,
     alertLatency,

@@ -17,6 +17,10 @@ Usage:
   pulsegate log inspect DIR [--from N] [--limit N]
                                          print the records of a message log
   pulsegate log verify DIR               check every record's CRC and offset continuity
+  pulsegate push-proxy [--config FILE]   run the push proxy (section pushProxy of the config): holds
+                                         the gateway's SSE streams for sleeping phones, Web Push
+  pulsegate push-proxy generate-vapid-keys --out FILE
+                                         write a new VAPID key pair (pushProxy.vapidKeyFile)
   pulsegate --help | --version          (--help after any command prints this too)
 
 Environment overrides: PULSEGATE_MQTT_PORT, PULSEGATE_WS_PORT, PULSEGATE_HTTP_PORT,
@@ -81,6 +85,20 @@ async function main(argv: string[]): Promise<number> {
       const { runLogCommand } = await import('./log/log-cli.js');
       return runLogCommand(rest, process.stdout);
     }
+    case 'push-proxy': {
+      if (rest[0] === 'generate-vapid-keys') {
+        const { values } = parseArgs({ args: rest.slice(1), options: { out: { type: 'string', short: 'o' } }, strict: true });
+        if (values.out === undefined) throw usage('generate-vapid-keys needs --out FILE');
+        const { generateVapidKeyFile } = await import('./push-proxy/vapid-keys.js');
+        const keys = generateVapidKeyFile(values.out);
+        process.stdout.write(`wrote ${values.out}\npublic key (applicationServerKey): ${keys.publicKey}\n`);
+        return 0;
+      }
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true });
+      const config = loadConfig(values.config === undefined ? {} : { file: values.config });
+      const { runPushProxy } = await import('./push-proxy/push-proxy.js');
+      return runPushProxy(config);
+    }
     default:
       throw usage(`unknown command "${command}"`);
   }
@@ -89,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
 class UsageError extends Error {}
 
 /** Startup refusals whose message says what to do. */
-const STARTUP_REFUSALS: readonly ErrorCode[] = ['GW_ERR_DATA_DIR_LOCKED', 'GW_ERR_CHECKPOINT_AHEAD', 'GW_ERR_LOG_CORRUPT'];
+const STARTUP_REFUSALS: readonly ErrorCode[] = ['GW_ERR_DATA_DIR_LOCKED', 'GW_ERR_CHECKPOINT_AHEAD', 'GW_ERR_LOG_CORRUPT', 'GW_ERR_VAPID_KEYS'];
 function usage(message: string): UsageError {
   return new UsageError(message);
 }

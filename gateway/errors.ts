@@ -31,6 +31,9 @@ export const ERROR_CODES = {
   GW_ERR_FORBIDDEN: 'A stream request asks for a stream, kind or device outside its token\'s claims: 403.',
   GW_ERR_TOO_MANY_CLIENTS: 'delivery.maxClients streams and long-polls are open already: 503 with Retry-After.',
   GW_ERR_QUERY_TIMEOUT: 'A POST /v1/query query ran longer than http.sqlTimeoutMs and was stopped.',
+  GW_ERR_HANDOFF_INVALID: 'A push hand-off request is malformed (subscription, lastEventId, stream or filter); answered with 400.',
+  GW_ERR_HANDOFF_LIMIT: 'The push proxy holds pushProxy.maxHandoffs hand-offs (or pushProxy.maxStreams streams) already; answered with 503.',
+  GW_ERR_VAPID_KEYS: 'The VAPID key file of the push proxy is missing, unreadable or malformed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

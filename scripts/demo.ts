@@ -1,22 +1,37 @@
 /**
  * `npm run demo`: the gateway on the embedded store, with anonymous MQTT, plus a heart-rate and a
- * bridge simulator publishing to it, until Ctrl-C. Prints where to look, then one live line.
+ * bridge simulator publishing to it, and the push proxy with its phone page, until Ctrl-C. Prints
+ * where to look, then one live line.
  * PULSEGATE_* environment variables still apply (e.g. PULSEGATE_MQTT_PORT=0 for a free port).
  */
 import { loadConfig } from '../gateway/config/load-config.js';
 import { isGatewayError } from '../gateway/errors.js';
 import { startGateway } from '../gateway/main.js';
+import { startPushProxy } from '../gateway/push-proxy/push-proxy.js';
+import { generateVapidKeyFile } from '../gateway/push-proxy/vapid-keys.js';
+import { existsSync } from 'node:fs';
+import { pino } from 'pino';
 import { runSimulator, type SimulatorProgress } from '../simulators/index.js';
 import { buildConsole } from './build-console.js';
 
 async function main(): Promise<void> {
   const config = loadConfig({
-    overrides: { dataDir: './data/demo', logLevel: 'warn', mqtt: { allowAnonymous: true, wsPort: 8083 }, http: { allowAnonymous: true }, sinks: { flushIntervalMs: 500 } },
+    overrides: {
+      dataDir: './data/demo',
+      logLevel: 'warn',
+      mqtt: { allowAnonymous: true, wsPort: 8083 },
+      http: { allowAnonymous: true },
+      sinks: { flushIntervalMs: 500 },
+      pushProxy: { vapidSubject: 'mailto:demo@example.org' },
+    },
   });
   buildConsole();
   const gw = await startGateway(config);
   const { mqtt, ws, http } = gw.ports;
   const base = `http://127.0.0.1:${http}`;
+  // The push proxy, in this process for the demo (`pulsegate push-proxy` runs it alone).
+  if (!existsSync(config.pushProxy.vapidKeyFile)) generateVapidKeyFile(config.pushProxy.vapidKeyFile);
+  const proxy = await startPushProxy({ ...config.pushProxy, gatewayUrl: base }, { logger: pino({ level: 'warn', base: { service: 'pulsegate-push-proxy' } }) });
   process.stdout.write(
     [
       '',
@@ -30,6 +45,7 @@ async function main(): Promise<void> {
       `  SQL          curl -s ${base}/v1/query -H 'content-type: application/json' -d '{"sql":"SELECT device_id, count(*) FROM readings GROUP BY device_id"}'`,
       `  health       ${base}/healthz  ${base}/readyz`,
       `  streams      ${base}/v1/streams/alerts  ${base}/v1/streams/windows?kind=bridge  (SSE, anonymous in the demo)`,
+      `  phone page   ${proxy.url}/app/   (push proxy: hand-offs ${proxy.url}/v1/handoffs, metrics ${proxy.url}/metrics)`,
       `  data         ${config.dataDir}  (inspect the log: npx tsx gateway/cli.ts log inspect ${config.log.dir})`,
       `  try          mosquitto_pub -p ${mqtt} -t sensors/heart-rate/me -m "{\\"seq\\":1,\\"ts\\":$(date +%s%3N),\\"bpm\\":72}"`,
       '  Ctrl-C stops everything.',
@@ -75,6 +91,7 @@ async function main(): Promise<void> {
     process.stdout.write('\nstopping: simulators, then the gateway (checkpoint, flush, close)...\n');
     abort.abort();
     await Promise.allSettled(sims);
+    await proxy.close();
     await gw.close();
     process.stdout.write('stopped.\n');
   };
@@ -85,7 +102,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') process.stderr.write(`pulsegate demo: a port is already in use (${(err as Error).message}); set PULSEGATE_MQTT_PORT / PULSEGATE_HTTP_PORT / PULSEGATE_WS_PORT (0 = any free port)\n`);
+  if (code === 'EADDRINUSE') process.stderr.write(`pulsegate demo: a port is already in use (${(err as Error).message}); set PULSEGATE_MQTT_PORT / PULSEGATE_HTTP_PORT / PULSEGATE_WS_PORT / PULSEGATE_PUSH_PROXY_PORT (0 = any free port)\n`);
   else process.stderr.write(`pulsegate demo: ${isGatewayError(err) ? err.message : (err as Error).stack}\n`);
   process.exit(isGatewayError(err, 'GW_ERR_CONFIG_INVALID') ? 3 : 1);
 });

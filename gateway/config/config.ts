@@ -130,6 +130,7 @@ export interface GatewayConfig {
   readonly delivery: DeliveryConfig;
   /** Kinds defined in the config, by name (the built-in ones are in kinds/builtin.yaml). */
   readonly kinds: Readonly<Record<string, KindDefinition>>;
+  readonly pushProxy: PushProxyConfig;
 }
 export type Duration = number | string;
 export interface AlertRuleConfig {
@@ -228,4 +229,24 @@ export interface StaticStreamConfig {
   readonly rules: readonly string[];
   readonly minSeverity: 'info' | 'warning' | 'critical' | null;
   readonly where: string | null;
+}
+/** `pulsegate push-proxy`; paths resolved at load. */
+export interface PushProxyConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly gatewayUrl: string;
+  readonly gatewayToken: string | null;
+  readonly vapidKeyFile: string;
+  readonly vapidSubject: string | null;
+  readonly handoffTtlMs: number;
+  readonly sweepSchedule: string;
+  readonly endedRetentionMs: number;
+  readonly maxHandoffs: number;
+  readonly maxStreams: number;
+  readonly maxQueuedEventsPerHandoff: number;
+  readonly pushTtlSeconds: number;
+  readonly pushTimeoutMs: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
 }

@@ -32,6 +32,8 @@ export const ENV_OVERRIDES = {
   PULSEGATE_TLS_KEY_FILE: { path: ['tls', 'keyFile'], type: 'string' },
   PULSEGATE_TLS_CA_FILE: { path: ['tls', 'caFile'], type: 'string' },
   PULSEGATE_HTTP_ALLOW_ANONYMOUS: { path: ['http', 'allowAnonymous'], type: 'bool' },
+  PULSEGATE_PUSH_PROXY_PORT: { path: ['pushProxy', 'port'], type: 'int' },
+  PULSEGATE_PUSH_PROXY_GATEWAY_URL: { path: ['pushProxy', 'gatewayUrl'], type: 'string' },
 } as const satisfies Record<string, { path: readonly string[]; type: 'int' | 'string' | 'bool' }>;
 
 export interface LoadConfigOptions {
@@ -98,6 +100,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     const file = config.tls[k];
     if (file !== null) config.tls[k] = absolute(base, file);
   }
+  config.pushProxy.dataDir = config.pushProxy.dataDir === null ? resolve(config.dataDir, 'push-proxy') : absolute(base, config.pushProxy.dataDir);
+  config.pushProxy.vapidKeyFile = config.pushProxy.vapidKeyFile === null ? resolve(config.pushProxy.dataDir, 'vapid.json') : absolute(base, config.pushProxy.vapidKeyFile);
   // Needs the schema's shape, so it runs second: unreadable, non-PEM or mismatched files, and
   // TLS listeners without a certificate, are configuration errors too, all listed.
   const tlsProblems = readTlsMaterial(config).problems;

@@ -476,5 +476,45 @@ export const configSchema = {
     },
     /** Sensor kinds besides the built-in ones (kinds/builtin.yaml), by name; see README "Real sensors". */
     kinds: { type: 'object', default: {}, additionalProperties: kindDefinitionSchema },
+    /** The push proxy process (`pulsegate push-proxy`), see README "Push proxy". The gateway itself ignores this section. */
+    pushProxy: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** Its SQLite store of hand-offs and pushes; defaults to <dataDir>/push-proxy. */
+        dataDir: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { ...port, default: 8090 },
+        /** Base URL of the gateway whose SSE streams the proxy holds. */
+        gatewayUrl: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$', default: 'http://127.0.0.1:8080' },
+        /** Sent as `Authorization: Bearer <token>` to the gateway's streams; null = anonymous. */
+        gatewayToken: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        /** JSON file of the VAPID key pair (`pulsegate push-proxy generate-vapid-keys --out FILE`); defaults to <pushProxy.dataDir>/vapid.json. */
+        vapidKeyFile: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], default: null },
+        /** VAPID subject (RFC 8292 section 2.1): a mailto: address of the operator; required by `pulsegate push-proxy`. */
+        vapidSubject: { anyOf: [{ type: 'string', pattern: '^mailto:[^@\\s]+@[^@\\s]+$' }, { type: 'null' }], default: null },
+        /** A hand-off ends this long after it was made. */
+        handoffTtlMs: { ...positiveMs, default: 12 * 3_600_000 },
+        /** node-cron expression of the sweep of expired hand-offs. */
+        sweepSchedule: { type: 'string', minLength: 9, default: '* * * * *' },
+        /** Ended hand-offs stay readable (GET /v1/handoffs/:id) this long, then the sweep deletes them. */
+        endedRetentionMs: { ...positiveMs, default: 3_600_000 },
+        /** Hand-offs held at once; one more is refused with 503 (policy: reject newest). */
+        maxHandoffs: { type: 'integer', minimum: 1, default: 100_000 },
+        /** Distinct stream + filter connections to the gateway at once; a hand-off needing one more is refused with 503. */
+        maxStreams: { type: 'integer', minimum: 1, default: 1000 },
+        /** Events waiting to be pushed per hand-off; while one is full its stream stops reading (backpressure). */
+        maxQueuedEventsPerHandoff: { type: 'integer', minimum: 1, default: 256 },
+        /** Web Push TTL header (RFC 8030 section 5.2): how long the push service keeps an undelivered push. */
+        pushTtlSeconds: { type: 'integer', minimum: 0, maximum: 2_419_200, default: 3600 },
+        /** Longest wait for the push service's answer. */
+        pushTimeoutMs: { ...positiveMs, default: 10_000 },
+        /** First retry delay after a 429, 5xx or network error without Retry-After (doubles, jittered)... */
+        retryInitialMs: { ...positiveMs, default: 1000 },
+        /** ...up to this; also the reconnect delays of the gateway streams. */
+        retryMaxMs: { ...positiveMs, default: 60_000 },
+      },
+    },
   },
 } as const;
