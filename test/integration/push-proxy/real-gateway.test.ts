@@ -48,12 +48,14 @@ describe('push proxy with the real gateway', () => {
     await windowOf(1, 80);
     const seen = await waitForValue(alertsLogged, (a) => a.length >= 1, { what: 'the first FIRING' });
     const lastSeen = seen[0]!.offset;
+    // Before the page hands over, the episode resolves (window 1 closes): the proxy must push it too.
+    await windowOf(2, 215);
+    await waitForValue(alertsLogged, (a) => a.length >= 2, { what: 'the first RESOLVED' });
 
     const sub = push.subscribe('phone');
     const handoff = await proxy.post({ subscription: sub.json, lastEventId: String(lastSeen), stream: 'alerts', filter: {} });
     expect(handoff.status).toBe(201);
-    // While it sleeps: the RESOLVED of the first episode (window 1 closes), a second episode's FIRING and RESOLVED.
-    await windowOf(2, 215);
+    // While it sleeps: a second episode's FIRING and RESOLVED.
     await windowOf(3, 80);
     await windowOf(4, 80);
     const logged = await waitForValue(alertsLogged, (a) => a.length >= 4, { what: 'four transitions' });
