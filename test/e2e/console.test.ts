@@ -47,7 +47,7 @@ const chartPoints = (p: Page): Promise<Record<string, number>> =>
 
 beforeAll(async () => {
   buildConsole();
-  gw = await startTestGateway({ sinks: { flushIntervalMs: 200 } });
+  gw = await startTestGateway({ sinks: { flushIntervalMs: 200 }, http: { allowAnonymous: true } });
   base = `http://127.0.0.1:${gw.ports.http}`;
   const url = `mqtt://127.0.0.1:${gw.ports.mqtt}`;
   sims = [

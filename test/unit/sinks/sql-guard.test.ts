@@ -116,12 +116,16 @@ describe('the query connection (openQueryConnection + prepareReadOnly), without 
     handle.close();
     const check = new Database(path, { readonly: true });
     expect(check.prepare('SELECT device, ts, vals FROM readings').all()).toEqual([{ device: 'd1', ts: 1000, vals: '{"bpm":70}' }]);
-    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => (r as { name: string }).name)).toEqual(['health', 'readings', 'windows']);
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => (r as { name: string }).name)).toEqual(['alerts', 'health', 'readings', 'windows']);
     expect(check.pragma('journal_mode', { simple: true })).toBe('wal');
     check.close();
   });
 
   it('has an alerts view once the store has an alerts table', () => {
+    // A store written before alerts were stored has no alerts table.
+    const old = new Database(path);
+    old.exec('DROP TABLE alerts');
+    old.close();
     const handle = openQueryConnection(path);
     expect(ensureAlertsView(handle)).toBe(false);
     const writer = new Database(path);
