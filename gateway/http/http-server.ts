@@ -47,7 +47,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const loggerInstance = options.logger.child({ tier: 'http' }, { level: 'warn' }) as FastifyBaseLogger;
   const tls = options.tls ?? null;
   // The API and SSE streams serve no client certificates: only the server's certificate is used.
-  const app = (tls === null ? Fastify({ loggerInstance }) : Fastify({ loggerInstance, https: secureContextOptions(tls.material, false) })) as unknown as FastifyInstance;
+  // At shutdown every connection is closed, not waited for: a client that never finishes its
+  // request (a hung socket, a long-poll, a stream) must not hold the process up.
+  const app = (tls === null ? Fastify({ loggerInstance, forceCloseConnections: true }) : Fastify({ loggerInstance, forceCloseConnections: true, https: secureContextOptions(tls.material, false) })) as unknown as FastifyInstance;
   if (tls !== null) {
     app.server.on('tlsClientError', (err: Error) => {
       tls.metrics.handshakeFailed('https');
