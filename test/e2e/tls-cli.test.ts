@@ -4,7 +4,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli, startChildGateway } from '../helpers/child-gateway.js';
 import { hasOpenssl, makeTestPki, type TestPki } from '../helpers/tls-certs.js';
-import { waitForValue } from '../helpers/wait.js';
+import { waitFor, waitForValue } from '../helpers/wait.js';
 
 if (!hasOpenssl()) throw new Error('these tests need the openssl CLI (Debian: apt install openssl)');
 
@@ -60,7 +60,8 @@ describe('pulsegate CLI with TLS', () => {
       gw.child.kill('SIGHUP');
       const now = await waitForValue(() => servedFingerprint(port, ca), (fp) => fp !== first, { timeoutMs: 10_000, what: 'the renewed certificate to be served' });
       expect(now).not.toBe(first);
-      expect(gw.output.join('\n')).toContain('TLS certificate, key and CA reloaded');
+      // The log line reaches the pipe a little after the new certificate is in use.
+      await waitFor(() => gw.output.some((l) => l.includes('TLS certificate, key and CA reloaded')), { what: 'the reload log line' });
       expect(gw.child.exitCode).toBeNull();
     } finally {
       gw.child.kill('SIGKILL');
