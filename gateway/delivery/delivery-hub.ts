@@ -66,6 +66,8 @@ export interface DeliveryHub {
   close(): Promise<void>;
   /** True while fewer than delivery.maxClients streams and polls are open. */
   hasRoom(): boolean;
+  /** True once close() was called (the gateway is shutting down). */
+  readonly closed: boolean;
   /** Takes over a hijacked response: writes the headers and serves the stream until either side ends it. */
   subscribe(res: ServerResponse, options: SubscribeOptions): void;
   poll(options: PollOptions): Promise<PollResult>;
@@ -518,6 +520,9 @@ export function createDeliveryHub(options: DeliveryHubOptions): DeliveryHub {
     },
     hasRoom() {
       return !closed && clients.size + polls < config.maxClients;
+    },
+    get closed() {
+      return closed;
     },
     subscribe(res, o) {
       const now = clock.now();

@@ -96,6 +96,14 @@ export function deliveryRoutes(options: DeliveryRoutesOptions): FastifyPluginAsy
         const specs = [asked, ...(fixed === null ? [] : [fixed.spec])];
         checkWithinClaims(claims, { stream: name, kinds: specs.flatMap((s) => s.kinds), devices: specs.flatMap((s) => s.devices) });
         const filter = compileFilters([...specs, claimsSpec(claims)], source);
+        // Shutting down: the connection is dropped, not answered. An EventSource reconnects after a
+        // network error (to the restarted gateway, with its Last-Event-ID) but gives up for good on
+        // any non-200 answer, a 503 included.
+        if (hub.closed) {
+          reply.hijack();
+          reply.raw.destroy();
+          return reply;
+        }
         if (!hub.hasRoom()) throw new GatewayError('GW_ERR_TOO_MANY_CLIENTS', `${config.maxClients} streams and long-polls are open (delivery.maxClients)`);
         reply.hijack();
         hub.subscribe(reply.raw, { stream: name, source, filter, lastEventId, expiresAt: claims.expiresAt });

@@ -48,8 +48,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const tls = options.tls ?? null;
   // The API and SSE streams serve no client certificates: only the server's certificate is used.
   // At shutdown every connection is closed, not waited for: a client that never finishes its
-  // request (a hung socket, a long-poll, a stream) must not hold the process up.
-  const app = (tls === null ? Fastify({ loggerInstance, forceCloseConnections: true }) : Fastify({ loggerInstance, forceCloseConnections: true, https: secureContextOptions(tls.material, false) })) as unknown as FastifyInstance;
+  // request (a hung socket, a long-poll, a stream) must not hold the process up. Requests that
+  // arrive while closing are routed as usual (no blanket 503): the SSE routes drop them, so an
+  // EventSource reconnects to the restarted gateway instead of giving up on a 503.
+  const app = (tls === null ? Fastify({ loggerInstance, forceCloseConnections: true, return503OnClosing: false }) : Fastify({ loggerInstance, forceCloseConnections: true, return503OnClosing: false, https: secureContextOptions(tls.material, false) })) as unknown as FastifyInstance;
   if (tls !== null) {
     app.server.on('tlsClientError', (err: Error) => {
       tls.metrics.handshakeFailed('https');
