@@ -35,7 +35,7 @@ import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
-import { createSenderLog } from './log/sender-log.js';
+import { createAlertSenderLog, createWindowSenderLog } from './log/sender-log.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
@@ -55,8 +55,8 @@ import { createSqlRunner } from './sinks/sql/sql-runner.js';
 import { createTlsMetrics, loadTlsMaterial, logTlsWarnings, readTlsMaterial } from './tls.js';
 import { createWindowEngine, idleTickIntervalMs } from './window/window-engine.js';
 import { registerWindowMetrics } from './window/window-metrics.js';
-import { alertTopic, decodeAlertTransition, encodeAlertTransition, type AlertTransition } from './wire/alert.js';
-import { decodeWindowTransition, encodeWindowTransition, toWindowTransition, windowIdentity, type WindowTransition } from './wire/window.js';
+import { alertTopic, type AlertTransition } from './wire/alert.js';
+import { toWindowTransition } from './wire/window.js';
 import { createDeliveryHub } from './delivery/delivery-hub.js';
 import { deliveryRoutes } from './delivery/delivery-routes.js';
 import { createSubscriberAuth } from './delivery/subscriber-auth.js';
@@ -160,33 +160,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 
   // sender-based records: windows and alert transitions go to the log before anyone is told;
   // those already there from before a crash (after the checkpoint) are recognised, not appended again
-  const windowLog = createSenderLog<WindowTransition>({
-    log,
-    type: RECORD_TYPES.window,
-    what: 'window',
-    encode: encodeWindowTransition,
-    // The values are part of the key: a half-filled window emitted at shutdown and the complete
-    // one emitted after the restart (same identity and revision) are both told.
-    keyOf: (w) => `${windowIdentity(w)}#${w.revision}#${JSON.stringify(w.values)}`,
-    keyOfRecord: (r) => {
-      const w = decodeWindowTransition(r.payload);
-      return `${windowIdentity(w)}#${w.revision}#${JSON.stringify(w.values)}`;
-    },
-    logger,
-  });
-  const alertLog = createSenderLog<AlertTransition>({
-    log,
-    type: RECORD_TYPES.alert,
-    what: 'alert transition',
-    encode: encodeAlertTransition,
-    keyOf: (t) => `${t.id}:${t.state}`,
-    keyOfRecord: (r) => {
-      const t = decodeAlertTransition(r.payload);
-      return `${t.id}:${t.state}`;
-    },
-    decode: (r) => decodeAlertTransition(r.payload),
-    logger,
-  });
+  const windowLog = createWindowSenderLog(log, logger);
+  const alertLog = createAlertSenderLog(log, logger);
   const alerts = createAlerts(config, kinds, clock, registry, (t) => alertLog.append(t), logger);
   // Set at shutdown: the half-filled windows emitted then are not first emissions of complete
   // windows, so the rules do not judge them (after a restart the windows continue and are judged).

@@ -94,15 +94,8 @@ export function createPayloadDecoder(
 
     if (first === OPEN_BRACE || first === OPEN_BRACKET) {
       const out: DecodeResult = { readings: [], rejected: [] };
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(payload.toString('utf8'));
-      } catch (err) {
-        out.rejected.push({ reason: 'decode_error', detail: `JSON: ${(err as Error).message}` });
-        return out;
-      }
-      const items = Array.isArray(parsed) ? parsed : [parsed];
-      if (items.length === 0) out.rejected.push({ reason: 'invalid', detail: 'empty batch' });
+      const items = jsonItems(payload, out);
+      if (items === null) return out;
       for (const item of items) {
         if (item === null || typeof item !== 'object' || Array.isArray(item)) {
           out.rejected.push({ reason: 'invalid', detail: 'reading is not a JSON object' });
@@ -146,6 +139,23 @@ export function createPayloadDecoder(
  * First significant byte. 0x0a (a protobuf batch tag) is returned as is: a batch's length byte may
  * well be '{' or '[', so a JSON payload must not start with a newline (spaces, tabs and CR are fine).
  */
+/**
+ * The readings of a JSON payload: one object, or an array of them (a batch). An unparsable
+ * payload is rejected as decode_error (null), an empty batch counted as invalid (no items).
+ */
+export function jsonItems(payload: Buffer, out: DecodeResult): readonly unknown[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    out.rejected.push({ reason: 'decode_error', detail: `JSON: ${(err as Error).message}` });
+    return null;
+  }
+  const items = Array.isArray(parsed) ? parsed : [parsed];
+  if (items.length === 0) out.rejected.push({ reason: 'invalid', detail: 'empty batch' });
+  return items;
+}
+
 function firstNonSpace(buf: Buffer): number {
   // No cap on the leading run: the payload is bounded by mqtt.maxPayloadBytes, and a protobuf
   // reading or batch never starts with these bytes (field 1 comes first, see the framing rule).

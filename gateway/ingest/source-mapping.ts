@@ -7,7 +7,7 @@ import type { IngestConfig, SourceDefinition } from '../config/config.js';
 import { DEVICE_SEGMENT, parsePath, parseTopicPattern, type PatternSegment } from '../config/sources.js';
 import type { KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { DecodeResult } from './decode-result.js';
-import { checkFieldValue, describeValue } from './payload-decoder.js';
+import { checkFieldValue, describeValue, jsonItems } from './payload-decoder.js';
 import { isValidDeviceId } from './topic.js';
 
 /**
@@ -121,15 +121,8 @@ export function compileSource(def: SourceDefinition, kind: KindDescriptor, limit
     match,
     decode(_kind, deviceId, payload, receivedAt) {
       const out: DecodeResult = { readings: [], rejected: [] };
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(payload.toString('utf8'));
-      } catch (err) {
-        out.rejected.push({ reason: 'decode_error', detail: `JSON: ${(err as Error).message}` });
-        return out;
-      }
-      const items = Array.isArray(parsed) ? parsed : [parsed];
-      if (items.length === 0) out.rejected.push({ reason: 'invalid', detail: 'empty batch' });
+      const items = jsonItems(payload, out);
+      if (items === null) return out;
       for (const item of items) decodeOne(item, deviceId, receivedAt, out);
       return out;
     },

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
-import type { LogRecord, MessageLog, RecordType } from './types.js';
+import { decodeAlertTransition, encodeAlertTransition, type AlertTransition } from '../wire/alert.js';
+import { decodeWindowTransition, encodeWindowTransition, windowIdentity, type WindowTransition } from '../wire/window.js';
+import { RECORD_TYPES, type LogRecord, type MessageLog, type RecordType } from './types.js';
 
 /**
  * Sender-based logging of what the gateway tells the outside (alert transitions, window results):
@@ -41,10 +43,8 @@ export interface SenderLogOptions<T> {
   readonly type: RecordType;
   readonly encode: (item: T) => Uint8Array;
   readonly keyOf: (item: T) => string;
-  /** The key of a record's payload; throws for a payload that is not one (it is passed over). */
-  readonly keyOfRecord: (record: LogRecord) => string;
-  /** The item of a record (for unmatched()); without it, primed records keep only their offset. */
-  readonly decode?: (record: LogRecord) => T;
+  /** The item of a record (its key is keyOf of it); throws for a payload that is not one (it is passed over). */
+  readonly decode: (record: LogRecord) => T;
   readonly maxPrimed?: number;
   readonly logger?: Logger;
   /** Names the items in messages ("alert transition", "window"). */
@@ -52,7 +52,7 @@ export interface SenderLogOptions<T> {
 }
 
 export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
-  const primed = new Map<string, { readonly offset: number; readonly item: T | undefined }>();
+  const primed = new Map<string, { readonly offset: number; readonly item: T }>();
   const maxPrimed = options.maxPrimed ?? 1_000_000;
   let skipped = 0;
   return {
@@ -63,14 +63,13 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
       let overflow = 0;
       for await (const record of options.log.read(from)) {
         if (record.type !== options.type) continue;
-        let key: string;
-        let item: T | undefined;
+        let item: T;
         try {
-          key = options.keyOfRecord(record);
-          item = options.decode?.(record);
+          item = options.decode(record);
         } catch {
           continue;
         }
+        const key = options.keyOf(item);
         if (primed.size >= maxPrimed) overflow++;
         else primed.set(key, { offset: record.offset, item });
       }
@@ -79,7 +78,7 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
     },
     unmatched() {
       const out: { item: T; offset: number }[] = [];
-      for (const p of primed.values()) if (p.item !== undefined) out.push({ item: p.item, offset: p.offset });
+      for (const p of primed.values()) out.push({ item: p.item, offset: p.offset });
       return out.sort((a, b) => a.offset - b.offset);
     },
     append(item) {
@@ -89,7 +88,7 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
         if (at !== undefined) {
           primed.delete(key);
           skipped++;
-          return { offset: at.offset, logged: true, item: at.item ?? item };
+          return { offset: at.offset, logged: true, item: at.item };
         }
       }
       const offset = options.log.append(options.type, options.encode(item), (err) => {
@@ -98,4 +97,34 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
       return { offset, logged: false, item };
     },
   };
+}
+
+/** The sender log of alert transitions (record type alert), keyed by (id, state). */
+export function createAlertSenderLog(log: SenderLogOptions<AlertTransition>['log'], logger?: Logger): SenderLog<AlertTransition> {
+  return createSenderLog<AlertTransition>({
+    log,
+    type: RECORD_TYPES.alert,
+    what: 'alert transition',
+    encode: encodeAlertTransition,
+    keyOf: (t) => `${t.id}:${t.state}`,
+    decode: (r) => decodeAlertTransition(r.payload),
+    ...(logger === undefined ? {} : { logger }),
+  });
+}
+
+/**
+ * The sender log of window results (record type window). The values are part of the key: a
+ * half-filled window emitted at shutdown and the complete one emitted after the restart (same
+ * identity and revision) are both told.
+ */
+export function createWindowSenderLog(log: SenderLogOptions<WindowTransition>['log'], logger?: Logger): SenderLog<WindowTransition> {
+  return createSenderLog<WindowTransition>({
+    log,
+    type: RECORD_TYPES.window,
+    what: 'window',
+    encode: encodeWindowTransition,
+    keyOf: (w) => `${windowIdentity(w)}#${w.revision}#${JSON.stringify(w.values)}`,
+    decode: (r) => decodeWindowTransition(r.payload),
+    ...(logger === undefined ? {} : { logger }),
+  });
 }

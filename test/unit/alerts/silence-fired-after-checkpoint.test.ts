@@ -3,9 +3,9 @@ import { AlertEngine } from '../../../gateway/alerts/alert-engine.js';
 import { ManualClock } from '../../../gateway/clock.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import type { FileMessageLog } from '../../../gateway/log/message-log.js';
-import { createSenderLog } from '../../../gateway/log/sender-log.js';
+import { createAlertSenderLog } from '../../../gateway/log/sender-log.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
-import { decodeAlertTransition, encodeAlertTransition, type AlertTransition } from '../../../gateway/wire/alert.js';
+import { decodeAlertTransition } from '../../../gateway/wire/alert.js';
 import { openLog, readAll, tempDir } from '../log/log-test-helpers.js';
 import { rules } from './alert-engine-helpers.js';
 
@@ -23,18 +23,7 @@ afterEach(async () => {
 
 /** The alert log and engine as the gateway wires them (gateway/main.ts). */
 function gatewayAlerts(log: FileMessageLog, clock: ManualClock) {
-  const alertLog = createSenderLog<AlertTransition>({
-    log,
-    type: RECORD_TYPES.alert,
-    what: 'alert transition',
-    encode: encodeAlertTransition,
-    keyOf: (t) => `${t.id}:${t.state}`,
-    keyOfRecord: (r) => {
-      const t = decodeAlertTransition(r.payload);
-      return `${t.id}:${t.state}`;
-    },
-    decode: (r) => decodeAlertTransition(r.payload),
-  });
+  const alertLog = createAlertSenderLog(log);
   const engine = new AlertEngine({ rules: SILENT, maxKeys: 100, clock, record: (t) => alertLog.append(t) });
   return { alertLog, engine };
 }
