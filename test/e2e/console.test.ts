@@ -83,7 +83,8 @@ describe('console', () => {
     const server = (await (await fetch(`${base}/v1/devices`)).json()) as { devices: Array<{ kind: string; duplicates: number }> };
     expect(dup).toBeLessThanOrEqual(server.devices.filter((d) => d.kind === 'heart-rate').reduce((n, d) => n + d.duplicates, 0));
     expect(await page.locator('#devices-table tr[data-device="bridge-1"] td').nth(1).innerText()).toBe('bridge');
-    expect(await page.locator('#h-rate').innerText()).toMatch(/\/s$/);
+    // The rate needs two scrapes of /metrics; a loaded machine may not have made the second yet.
+    await expect.poll(() => page.locator('#h-rate').innerText(), { timeout: 15_000 }).toMatch(/\/s$/);
     await screenshot(page, 'console-devices');
   });
 
