@@ -97,6 +97,14 @@ describe('alerts through kill -9', () => {
     const arrivals: Arrival[] = [];
     const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 2000, clientId: 'alerts-watcher' });
     sub.on('error', () => undefined);
+    // The broker's sessions are in memory (README, "Alerts over MQTT"): a transition published
+    // while the watcher is away (the backlog of a crash, right after the restart, before it has
+    // reconnected) is not queued for it. Its offline spans, from a kill to its reconnect.
+    const offline: Array<{ from: number; to: number }> = [];
+    sub.on('connect', () => {
+      const last = offline.at(-1);
+      if (last !== undefined && last.to === Infinity) last.to = Date.now();
+    });
     sub.on('message', (_topic, payload, packet) => {
       if (payload.length > 0) arrivals.push({ event: JSON.parse(payload.toString('utf8')) as AlertEvent, retain: packet.retain });
     });
@@ -129,6 +137,7 @@ describe('alerts through kill -9', () => {
       const seen = unique();
       // Mid-episode: some transitions since the last restart, and one alert firing now.
       await waitFor(() => unique() >= seen + 3 && firingNow(), { timeoutMs: 60_000, what: `an alert firing (kill ${k + 1})` });
+      offline.push({ from: Date.now(), to: Infinity });
       gw.child.kill('SIGKILL');
       await gw.exited;
       gw = await startChildGatewayWithConfig(dataDir, config);
@@ -139,10 +148,18 @@ describe('alerts through kill -9', () => {
     expect(summary.totals.readingsFailed).toBeLessThan(summary.totals.readingsSent * 0.05);
 
     // Everything logged is published (lag 0); a bounded window for QoS 1 deliveries in flight.
-    await eventually(() => scrape(httpPort), (t) => sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'mqtt-alerts' }) === 0 && sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'webhook-crash' }) === 0, 20_000);
+    // The gateway may still log a transition after the load (a window closed by the clock, a
+    // silence). What must have been delivered: what was logged before the consumers first showed
+    // lag 0 (lagZeroFrom), once they show lag 0 again a second later (those records are durable by then).
+    const lagZero = (t: string): boolean => sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'mqtt-alerts' }) === 0 && sampleOr0(t, 'pulsegate_log_consumer_lag_records', { consumer: 'webhook-crash' }) === 0;
+    await eventually(() => scrape(httpPort), lagZero, 20_000);
+    const lagZeroFrom = Date.now();
+    await observe(1000);
+    await eventually(() => scrape(httpPort), lagZero, 20_000);
     await observe(500);
+    const apiFrom = Date.now();
     const firingApi = ((await (await fetch(`http://127.0.0.1:${httpPort}/v1/alerts`)).json()) as { alerts: AlertEvent[] }).alerts;
-    const stoppedAt = Date.now();
+    const apiTo = Date.now();
     sub.end(true);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
@@ -171,8 +188,12 @@ describe('alerts through kill -9', () => {
     const byTopic = new Map<string, number[]>();
     for (const [offset, e] of firstByOffset) byTopic.set(alertTopic(e), [...(byTopic.get(alertTopic(e)) ?? []), offset]);
     for (const [topic, offsets] of byTopic) expect(offsets, topic).toEqual([...offsets].sort((a, b) => a - b));
-    const missed = logged.filter((l) => l.at < stoppedAt && !firstByOffset.has(l.event.offset)).map((l) => `${l.event.rule}/${l.event.deviceId} ${l.event.state} @${l.event.offset}`);
+    // Logged shortly before a kill (its publish may have died with the process, and the consumer
+    // publishes it again after the restart) up to the reconnect: may be missed; nothing else.
+    const mayMiss = (at: number): boolean => offline.some((o) => at >= o.from - 2000 && at <= o.to);
+    const missed = logged.filter((l) => l.at < lagZeroFrom && !mayMiss(l.at) && !firstByOffset.has(l.event.offset)).map((l) => `${l.event.rule}/${l.event.deviceId} ${l.event.state} @${l.event.offset}`);
     expect(missed).toEqual([]);
+    process.stderr.write(`alerts-crash: ${logged.filter((l) => mayMiss(l.at) && !firstByOffset.has(l.event.offset)).length} transitions logged around a kill not seen on MQTT (allowed)\n`);
     // Webhooks: signed; each key always with the same body; every transition logged before the stop POSTed.
     expect(posts.every((p) => p.valid)).toBe(true);
     const bodyByKey = new Map<string, string>();
@@ -183,15 +204,17 @@ describe('alerts through kill -9', () => {
       expect(e).toEqual(logByOffset.get(e.offset));
       expect(p.key).toBe(`${e.id}:${e.state}`);
     }
-    expect(logged.filter((l) => l.at < stoppedAt && !bodyByKey.has(`${l.event.id}:${l.event.state}`)).map((l) => l.event.offset)).toEqual([]);
+    expect(logged.filter((l) => l.at < lagZeroFrom && !bodyByKey.has(`${l.event.id}:${l.event.state}`)).map((l) => l.event.offset)).toEqual([]);
     process.stderr.write(`alerts-crash: ${posts.length} webhook POSTs of ${bodyByKey.size} transitions\n`);
     const redelivered = arrivals.length - firstByOffset.size;
     process.stderr.write(`alerts-crash: ${logged.length} transitions logged, ${arrivals.length} MQTT arrivals (${redelivered} redelivered or retained), ${summary.anomalies.length} anomalies injected\n`);
 
     // /v1/alerts: what fires now is exactly the FIRINGs of the log without a RESOLVED (before the stop).
-    const resolvedBeforeStop = new Set(logged.filter((l) => l.at < stoppedAt && l.event.state === 'RESOLVED').map((l) => l.event.id));
-    const openEpisodes = logged.filter((l) => l.at < stoppedAt && l.event.state === 'FIRING' && !resolvedBeforeStop.has(l.event.id)).map((l) => l.event.id);
-    expect(firingApi.map((a) => a.id).sort()).toEqual(openEpisodes.sort());
+    // An episode with a transition logged while the request ran may be seen either way.
+    const during = new Set(logged.filter((l) => l.at >= apiFrom && l.at <= apiTo).map((l) => l.event.id));
+    const resolvedBefore = new Set(logged.filter((l) => l.at < apiFrom && l.event.state === 'RESOLVED').map((l) => l.event.id));
+    const openEpisodes = logged.filter((l) => l.at < apiFrom && l.event.state === 'FIRING' && !resolvedBefore.has(l.event.id)).map((l) => l.event.id);
+    expect(firingApi.map((a) => a.id).filter((id) => !during.has(id)).sort()).toEqual(openEpisodes.filter((id) => !during.has(id)).sort());
 
     // The anomalies: every window whose acknowledged readings hold a spike (flatline) lies in an
     // episode of heart-rate-spike (-flatline) of its device; every such episode starts at a window
