@@ -6,9 +6,9 @@ import type { LogRecord, RecordType } from './types.js';
  * of the log read them from here instead of from disk. It holds copies of the bytes of durable
  * group commits (records in the segment format, already CRC-free of doubt: the log wrote them), one
  * entry per fdatasync'd chunk, oldest first; together they cover the offsets
- * [firstOffset, endOffset) without a hole. Bound: `maxBytes` of record bytes (plus the entry being
- * read by a reader that was suspended while it was evicted). Overflow policy: evict the oldest
- * entries; readers of evicted offsets fall back to the disk.
+ * [firstOffset, endOffset) without a hole. Bound: `maxBytes` of record bytes plus ENTRY_OVERHEAD_BYTES
+ * per entry (plus entries still read by a reader suspended while they were evicted). Overflow
+ * policy: evict the oldest entries; readers of evicted offsets fall back to the disk.
  */
 export interface TailCache {
   /** First offset held; equals endOffset when empty. */
@@ -16,7 +16,7 @@ export interface TailCache {
   /** Offset after the newest one held. */
   readonly endOffset: number;
   readonly bytes: number;
-  /** Adds the records [first, end) encoded in `chunk` (copied). Must start at endOffset, or the cache restarts there. */
+  /** Adds the records [first, end) encoded in chunk[start, stop) (copied). Must start at endOffset, or the cache restarts there. */
   push(first: number, end: number, chunk: Buffer, start: number, stop: number): void;
   /**
    * The records [from, min(to, entry end)) of the entry holding `from`, those of the `wanted` types
@@ -32,6 +32,9 @@ interface Entry {
   readonly bytes: Buffer;
 }
 
+/** What an entry costs beyond its bytes (object, ArrayBuffer): counted so that tiny groups stay bounded too. */
+const ENTRY_OVERHEAD_BYTES = 160;
+
 export function createTailCache(maxBytes: number): TailCache {
   let entries: Entry[] = [];
   let head = 0;
@@ -44,7 +47,7 @@ export function createTailCache(maxBytes: number): TailCache {
 
   function evict(): void {
     while (head < entries.length && bytes > maxBytes) {
-      bytes -= entries[head]!.bytes.length;
+      bytes -= entries[head]!.bytes.length + ENTRY_OVERHEAD_BYTES;
       head++;
     }
     // Compacts the evicted prefix now and then, so the array does not only grow.
@@ -86,7 +89,7 @@ export function createTailCache(maxBytes: number): TailCache {
       }
       endOffset = end;
       const size = stop - start;
-      if (size > maxBytes) {
+      if (size + ENTRY_OVERHEAD_BYTES > maxBytes) {
         // Larger than the whole cache: not kept, and what is held no longer ends where the log does.
         entries = [];
         head = 0;
@@ -96,7 +99,7 @@ export function createTailCache(maxBytes: number): TailCache {
       const copy = Buffer.allocUnsafeSlow(size);
       chunk.copy(copy, 0, start, stop);
       entries.push({ first, end, bytes: copy });
-      bytes += size;
+      bytes += size + ENTRY_OVERHEAD_BYTES;
       evict();
     },
     read(from, to, wanted) {
