@@ -184,7 +184,13 @@ export function createLogConsumer(options: LogConsumerOptions): LogConsumer {
     let failures = 0;
     while (!closing) {
       try {
-        for await (const item of tailLog(log, position, { signal: stops.idle })) {
+        // Records of other types are passed over inside the log (never made); the cursor still moves past them.
+        const passed = (next: number): void => {
+          if (next <= position) return;
+          position = next;
+          void cursor.persist();
+        };
+        for await (const item of tailLog(log, position, { signal: stops.idle, types: options.types, onPassed: passed })) {
           if (item.kind !== 'record') {
             skip(item);
           } else {

@@ -19,6 +19,7 @@ import {
   segmentFileName,
 } from './record-format.js';
 import { createLogMetrics } from './log-metrics.js';
+import { createTailCache } from './tail-cache.js';
 import { fsyncDir } from './checkpoint-store.js';
 import type { DurableCallback, LogRecord, MessageLog, RecordType } from './types.js';
 
@@ -49,6 +50,11 @@ export interface MessageLogOptions {
   readonly maxPendingBytes?: number;
   /** Skip mid-log corruption at start (reported) instead of refusing to start. */
   readonly skipCorrupt?: boolean;
+  /**
+   * Bytes of the newest durable records kept in memory (the tail cache), from which followers near
+   * the head of the log read instead of from disk. 0 = none. Default TAIL_CACHE_DEFAULT_BYTES.
+   */
+  readonly tailCacheMaxBytes?: number;
   /** One sparse index entry per this many bytes of segment. Default 64 KiB. */
   readonly indexIntervalBytes?: number;
   readonly clock?: Clock;
@@ -78,6 +84,16 @@ export interface MessageLogOptions {
    * tests that inject write and fdatasync faults into real file handles.
    */
   readonly openFile?: (path: string, flags: string) => Promise<FileHandle>;
+}
+
+/**
+ * Consecutive offsets [from, to) of the log, every one present; `records` holds those of the types
+ * asked for, in order. Payloads are views of a read buffer or of the tail cache: copy one to keep it.
+ */
+export interface ReadSpan {
+  readonly from: number;
+  readonly to: number;
+  readonly records: LogRecord[];
 }
 
 /** What start() found and repaired. */
@@ -125,6 +141,8 @@ export interface LogStats {
   readonly pendingBytes: number;
   readonly fsyncs: number;
   readonly recoveryTruncatedBytes: number;
+  /** Bytes of records held in the tail cache (bounded by tailCacheMaxBytes). */
+  readonly tailCacheBytes: number;
 }
 
 /** The MessageLog contract plus what retention, metrics and tooling need from this implementation. */
@@ -154,6 +172,13 @@ export interface FileMessageLog extends MessageLog {
    * Payloads are views of the chunk read from disk: copy one to keep it long.
    */
   readBatches(from: number, to?: number): AsyncIterable<LogRecord[]>;
+  /**
+   * What followers read (tailLog): the durable records [from, to) as spans, only those of `types`
+   * (all when null or missing: records of other types are passed over unread). Offsets missing
+   * between spans, or before the first, are gone (retention or damage skipped at startup). Served
+   * from the tail cache (see tailCacheMaxBytes) while it holds the offsets, else from disk.
+   */
+  readSpans(from: number, to?: number, types?: readonly RecordType[] | null): AsyncIterable<ReadSpan>;
   segments(): SegmentInfo[];
   /**
    * Deletes whole segments from the head whose every record is below `offset`; the active segment
@@ -189,6 +214,12 @@ interface Cut {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024;
+/**
+ * Default bound of the tail cache: a few seconds of records at a high ingest rate, so followers
+ * that keep up (log consumers, the SSE hub) never read the disk. Not in the config schema: a
+ * follower that falls further behind reads the disk as before, only slower.
+ */
+export const TAIL_CACHE_DEFAULT_BYTES = 4 * 1024 * 1024;
 /** A write failure this soon after a repair is the same episode (see fail()). */
 const RELAPSE_MS = 30_000;
 
@@ -232,6 +263,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
   // The repair probe: short enough that a crash mid-probe leaves what recovery calls a torn tail.
   const probeBytes = Math.min(groupMaxBytes, 64 * 1024);
   const metrics = options.registry === undefined ? null : createLogMetrics(options.registry);
+  const cache = createTailCache(Math.max(0, options.tailCacheMaxBytes ?? TAIL_CACHE_DEFAULT_BYTES));
   const onFsync =
     metrics === null
       ? options.onFsync
@@ -539,6 +571,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
           fsyncs++;
           onFsync?.(seconds, written);
           seg.durableSize += written;
+          cache.push(durableNext, stopOffset, wbuf, start, stop);
           durableNext = stopOffset;
           while (cbi < wcbs.length && wcbOffsets[cbi]! < stopOffset) {
             try {
@@ -814,7 +847,11 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     return best === -1 ? 0 : seg.idxPositions[best]!;
   }
 
-  async function* readSegment(seg: Segment, from: number, to: number): AsyncGenerator<LogRecord[], void, undefined> {
+  /**
+   * Reads the records [from, to) of one segment from disk, as spans (see ReadSpan). A torn or
+   * damaged record on disk (other than a hole skipped at startup) is thrown as GW_ERR_LOG_CORRUPT.
+   */
+  async function* readSegment(seg: Segment, from: number, to: number, wanted: ReadonlySet<number> | null): AsyncGenerator<ReadSpan, void, undefined> {
     let fh: FileHandle;
     try {
       fh = await openFile(seg.path, 'r');
@@ -838,7 +875,8 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         }
         if (have === 0) return;
         let p = 0;
-        let batch: LogRecord[] = [];
+        const spans: ReadSpan[] = [];
+        let span: { from: number; to: number; records: LogRecord[] } | null = null;
         let done = false;
         let jumpTo = -1;
         while (p + HEADER_BYTES <= have) {
@@ -859,14 +897,20 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
           }
           lastSeen = offset;
           if (offset >= from) {
-            batch.push({ offset, type: readType(chunk, p) as RecordType, timestamp: readTimestamp(chunk, p), payload: chunk.subarray(p + HEADER_BYTES, p + size) });
+            // A span holds consecutive offsets only: a jump (a hole skipped) starts a new one.
+            if (span === null || span.to !== offset) {
+              span = { from: offset, to: offset, records: [] };
+              spans.push(span);
+            }
+            span.to = offset + 1;
+            const type = readType(chunk, p);
+            if (wanted === null || wanted.has(type)) {
+              span.records.push({ offset, type: type as RecordType, timestamp: readTimestamp(chunk, p), payload: chunk.subarray(p + HEADER_BYTES, p + size) });
+            }
           }
           p += size;
         }
-        if (batch.length > 0) {
-          yield batch;
-          batch = [];
-        }
+        for (const sp of spans) yield sp;
         if (done) return;
         if (jumpTo >= 0) {
           filePos = jumpTo;
@@ -891,18 +935,62 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     }
   }
 
-  async function* readBatches(from: number, to?: number): AsyncGenerator<LogRecord[], void, undefined> {
-    if (!started) throw closedError();
-    const end = to === undefined ? nextOffset : Math.min(to, nextOffset);
+  /**
+   * Reads [from, end) from disk, segment by segment, as spans; stops early (returns true) once the
+   * tail cache holds the next offset, so the caller goes on from memory.
+   */
+  async function* readDisk(from: number, end: number, wanted: ReadonlySet<number> | null): AsyncGenerator<ReadSpan, boolean, undefined> {
     const segs = segments.slice();
-    let next = Math.max(from, segs[0]!.base);
-    if (next >= end) return;
-    await whenDurable(end - 1);
+    let next = from;
     for (let i = segmentIndexFor(next, segs); i < segs.length && next < end; i++) {
       const seg = segs[i]!;
       if (seg.lastOffset < next) continue;
-      yield* readSegment(seg, next, end);
+      for await (const span of readSegment(seg, next, end, wanted)) {
+        yield span;
+        next = span.to;
+        if (next < end && cache.firstOffset <= next && next < cache.endOffset) return true;
+      }
       next = Math.max(next, Math.min(seg.lastOffset + 1, end));
+    }
+    return false;
+  }
+
+  async function* readSpans(from: number, to?: number, types?: readonly RecordType[] | null): AsyncGenerator<ReadSpan, void, undefined> {
+    if (!started) throw closedError();
+    const wanted = types === undefined || types === null ? null : new Set<number>(types);
+    const end = to === undefined ? nextOffset : Math.min(to, nextOffset);
+    let next = Math.max(from, segments[0]!.base);
+    if (next >= end) return;
+    await whenDurable(end - 1);
+    while (next < end) {
+      const hit = cache.read(next, end, wanted);
+      if (hit !== null) {
+        const span: ReadSpan = { from: next, to: hit.next, records: hit.records };
+        next = hit.next;
+        yield span;
+        // Retention deleted what follows while the reader was away: on from the log's new first offset.
+        next = Math.max(next, segments[0]!.base);
+        continue;
+      }
+      const disk = readDisk(next, end, wanted);
+      let r: IteratorResult<ReadSpan, boolean> = { done: false, value: undefined as unknown as ReadSpan };
+      try {
+        for (r = await disk.next(); r.done !== true; r = await disk.next()) {
+          next = r.value.to;
+          yield r.value;
+        }
+      } finally {
+        // A reader that stops early closes the segment file of the disk read.
+        if (r.done !== true) await disk.return(false);
+      }
+      // Read to the end on disk (what was not found there is gone): done.
+      if (!r.value) return;
+    }
+  }
+
+  async function* readBatches(from: number, to?: number): AsyncGenerator<LogRecord[], void, undefined> {
+    for await (const span of readSpans(from, to, null)) {
+      if (span.records.length > 0) yield span.records;
     }
   }
 
@@ -950,6 +1038,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     },
     read,
     readBatches,
+    readSpans,
     whenDurable,
     whenDurableBeyond,
     segments() {
@@ -987,6 +1076,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         pendingBytes: len,
         fsyncs,
         recoveryTruncatedBytes: recovery?.truncatedBytes ?? 0,
+        tailCacheBytes: cache.bytes,
       };
     },
     close() {

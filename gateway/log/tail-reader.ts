@@ -6,20 +6,27 @@ export type { TailItem } from './types.js';
 export interface TailOptions {
   /** Aborting it ends the iteration cleanly (also while it waits for new records). */
   readonly signal?: AbortSignal;
-  /** Only records of these types are handed out; the others are read and passed over. Default: all. */
+  /** Only records of these types are handed out; the others are passed over. Default: all. */
   readonly types?: readonly RecordType[];
+  /**
+   * Told, after the items before it were taken, that every offset below `next` was looked at: what
+   * a follower of some types needs to move its cursor over records of other types it never sees.
+   */
+  readonly onPassed?: (next: number) => void;
 }
 
-export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 'readBatches' | 'whenDurableBeyond'>;
+/** A log without `readSpans` is read through readBatches (and records of other types are made and dropped). */
+export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 'readBatches' | 'whenDurableBeyond'> & Partial<Pick<FileMessageLog, 'readSpans'>>;
 
 /**
  * Follows the log: hands out the durable records from `from` on, then waits for new ones to become
  * durable (woken by the group commit, no polling) and hands those out too, for as long as the
  * caller iterates. Ends cleanly when `options.signal` aborts or the log closes; a read error of
- * the log (a damaged record) is thrown. Memory: one read chunk of the log at a time (a few hundred
- * KiB, or one record if larger); the reader reads only as fast as the caller takes items — the
- * log on disk is the queue (overflow policy: pause reading). An offset `from` past the log's end
- * waits for that offset.
+ * the log (a damaged record) is thrown. Records near the head of the log come from the log's tail
+ * cache, older ones from disk. Memory: one read chunk of the log at a time (a few hundred KiB, or
+ * one record if larger); the reader reads only as fast as the caller takes items — the log on
+ * disk is the queue (overflow policy: pause reading). An offset `from` past the log's end waits
+ * for that offset.
  */
 export async function* tailLog(log: TailLog, from: number, options: TailOptions = {}): AsyncGenerator<TailItem, void, undefined> {
   const { signal } = options;
@@ -34,6 +41,22 @@ export async function* tailLog(log: TailLog, from: number, options: TailOptions 
   const gapAt = (at: number, to: number): TailItem => ({ kind: 'gap', from: at, to, reason: log.firstOffset > at ? 'retention' : 'damaged' });
   while (!aborted()) {
     const end = log.durableOffset;
+    if (next < end && log.readSpans !== undefined) {
+      let expected = next;
+      for await (const span of log.readSpans(next, end, options.types ?? null)) {
+        if (span.from > expected) yield gapAt(expected, span.from);
+        for (const r of span.records) {
+          yield { kind: 'record', record: r };
+          if (aborted()) return;
+        }
+        expected = span.to;
+        options.onPassed?.(expected);
+        if (aborted()) return;
+      }
+      if (expected < end) yield gapAt(expected, end);
+      next = end;
+      continue;
+    }
     if (next < end) {
       let expected = next;
       for await (const batch of log.readBatches(next, end)) {

@@ -53,10 +53,11 @@ export interface MessageLog {
   /** First offset still present on disk (after retention). */
   readonly firstOffset: number;
   /**
-   * Reads records [from, to) in order from disk; `to` defaults to the end at call time. Only
-   * durable records are handed out (the read waits for the group commit covering `to - 1`), so an
-   * offset seen by a reader is never taken back by a crash. Payloads are views of a read buffer:
-   * copy one to keep it beyond the iteration.
+   * Reads records [from, to) in order (the newest from memory, older ones from disk); `to`
+   * defaults to the end at call time. Only durable records are handed out (the read waits for the
+   * group commit covering `to - 1`), so an offset seen by a reader is never taken back by a crash.
+   * Payloads are views of a read buffer shared with other readers: copy one to keep it beyond the
+   * iteration, and never write to it.
    */
   read(from: number, to?: number): AsyncIterable<LogRecord>;
   /** True while the disk high-water mark is exceeded: ingest must withhold acks. */
