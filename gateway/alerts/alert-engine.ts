@@ -45,11 +45,16 @@ interface Entry {
   readonly kind: string;
   readonly deviceId: string;
   readonly group: Readonly<Record<string, string>>;
+  /** keyOf(deviceId, group): the entry's key within its rule and kind. */
+  readonly key: string;
   state: EpisodeState;
   /** The FIRING transition of the episode firing now, with its offset (null otherwise). */
   firing: AlertEvent | null;
   /** Loss rules: the bucket being counted. */
   bucket: { start: number; received: number; missing: number } | null;
+  /** Neighbours in least recently used order (LruList). */
+  prev: Entry | null;
+  next: Entry | null;
 }
 
 interface Seen {
@@ -59,7 +64,18 @@ interface Seen {
   lastSeen: number;
   /** The same, moved later by gateway downtime (which is not device silence). */
   silentFrom: number;
+  /** Neighbours in order of last arrival (LruList). */
+  prev: Seen | null;
+  next: Seen | null;
 }
+
+/**
+ * The entries of one rule: kind -> key within the rule (keyOf) -> entry. Looked up level by level,
+ * so a reading's kind and device id are hashed as they come, not joined into a new string. A
+ * device is a kind and an id (topics are sensors/<kind>/<deviceId>): the same id in two kinds is
+ * two devices.
+ */
+type RuleTable = Map<string, Map<string, Entry>>;
 
 interface Snapshot {
   readonly v: 1;
@@ -72,11 +88,17 @@ type SerializedState = [phase: EpisodeState['phase'], since: number, firedAt: nu
 
 export class AlertEngine implements StatefulStage, FiringAlerts {
   readonly name = 'alerts';
-  private readonly entries = new Map<string, Entry>();
-  private readonly seen = new Map<string, Seen>();
-  private readonly thresholdByKind = new Map<string, ThresholdRule[]>();
+  /** (rule, key) entries by rule; their least recently used order is `entryOrder`. */
+  private readonly tables = new Map<string, RuleTable>();
+  private readonly entryOrder = new LruList<Entry>();
+  /** Last arrival by kind and device id; in order of last arrival in `seenOrder`. */
+  private readonly seen = new Map<string, Map<string, Seen>>();
+  private readonly seenOrder = new LruList<Seen>();
+  private readonly thresholdByKind = new Map<string, { readonly rule: ThresholdRule; readonly table: RuleTable; readonly keyFields: readonly string[] }[]>();
   private readonly silenceRules: SilenceRule[] = [];
+  private readonly silenceTables: RuleTable[] = [];
   private readonly lossRules: LossRule[] = [];
+  private readonly lossTables: RuleTable[] = [];
   private readonly listeners: TransitionListener[] = [];
   private lastArrival = 0;
   private restoredTakenAt = 0;
@@ -89,12 +111,20 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
 
   constructor(private readonly options: AlertEngineOptions) {
     for (const rule of options.rules) {
+      const table: RuleTable = this.tables.get(rule.id) ?? new Map();
+      this.tables.set(rule.id, table);
       if (rule.kind === 'threshold') {
         const list = this.thresholdByKind.get(rule.sensorKind) ?? [];
-        list.push(rule);
+        // keyOf sorts the names of the group's fields: sorted once here, so a window's key is made without picking its group first.
+        list.push({ rule, table, keyFields: [...new Set(rule.keyGroupFields)].sort() });
         this.thresholdByKind.set(rule.sensorKind, list);
-      } else if (rule.kind === 'silence') this.silenceRules.push(rule);
-      else this.lossRules.push(rule);
+      } else if (rule.kind === 'silence') {
+        this.silenceRules.push(rule);
+        this.silenceTables.push(table);
+      } else {
+        this.lossRules.push(rule);
+        this.lossTables.push(table);
+      }
     }
     const registers = options.registry === undefined ? [] : [options.registry];
     if (options.registry !== undefined) {
@@ -109,7 +139,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
           for (const [rule, severity] of severityOf) this.set({ rule, severity }, firing.get(rule) ?? 0);
         },
       });
-      const entries = this.entries;
+      const entries = this.entryOrder;
       new Gauge({ name: 'pulsegate_alert_keys', help: 'Tracked (rule, key) entries of the alert engine (bounded by alerts.maxKeys)', registers, collect() { this.set(entries.size); } });
       collectedCounter(options.registry, 'pulsegate_alert_keys_evicted_total', 'Alert keys in state ok forgotten to make room (alerts.maxKeys)', () => this.stats.evicted);
       collectedCounter(options.registry, 'pulsegate_alert_keys_refused_total', 'New alert keys refused because alerts.maxKeys were all pending or firing', () => this.stats.refused);
@@ -133,15 +163,16 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     const rules = this.thresholdByKind.get(w.kind);
     if (rules === undefined) return;
     const t0 = this.evaluation === null ? 0 : performance.now();
-    for (const rule of rules) {
+    for (const { rule, table, keyFields } of rules) {
       if (w.sizeMs !== rule.windowMs || w.slideMs !== w.sizeMs) continue;
       const value = w.values[rule.aggregate];
       if (value === undefined || !rule.matchesDevice(w.deviceId) || !groupMatches(w.group, rule.where)) continue;
-      const group = pick(w.group, rule.keyGroupFields);
+      const key = keyOfFields(w.deviceId, w.group, keyFields);
+      const found = table.get(w.kind)?.get(key);
       // A correction for a key not tracked (state ok, left out of the checkpoint or forgotten to
       // make room): its first emission was evaluated, so it changes nothing.
-      if (w.revision > 0 && !this.entries.has(entryKey(rule.id, w.kind, w.deviceId, group))) continue;
-      const entry = this.entry(rule.id, w.kind, w.deviceId, group);
+      if (found === undefined && w.revision > 0) continue;
+      const entry = found !== undefined ? this.touched(found) : this.entry(rule.id, table, w.kind, w.deviceId, pick(w.group, rule.keyGroupFields), key);
       if (entry === null) continue;
       if (!isNewer(entry.state, w)) {
         // A correction (or a duplicate) of a window already evaluated: transitions are decided on
@@ -164,9 +195,10 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
 
   /** A device said it is gone (offline: silence fires at once) or back (online: silence resolves). */
   onDeviceStatus(kind: string, deviceId: string, status: 'offline' | 'online', reason: string, at: number, replay = false): void {
-    for (const rule of this.silenceRules) {
+    for (let i = 0; i < this.silenceRules.length; i++) {
+      const rule = this.silenceRules[i]!;
       if ((rule.sensorKind !== null && rule.sensorKind !== kind) || !rule.matchesDevice(deviceId)) continue;
-      const entry = this.entry(rule.id, kind, deviceId, {});
+      const entry = this.entry(rule.id, this.silenceTables[i]!, kind, deviceId, {}, deviceId);
       if (entry === null) continue;
       if (status === 'offline' && entry.state.phase !== 'firing') {
         entry.state = { ...INITIAL_EPISODE_STATE, phase: 'firing', since: at, firedAt: at };
@@ -181,11 +213,12 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   checkSilence(now = this.options.clock.now()): void {
     if (this.silenceRules.length === 0) return;
     const t0 = performance.now();
-    for (const s of this.seen.values()) {
+    for (let s = this.seenOrder.head; s !== null; s = s.next) {
       const silentMs = now - s.silentFrom;
-      for (const rule of this.silenceRules) {
+      for (let i = 0; i < this.silenceRules.length; i++) {
+        const rule = this.silenceRules[i]!;
         if (silentMs < rule.afterMs || (rule.sensorKind !== null && rule.sensorKind !== s.kind) || !rule.matchesDevice(s.deviceId)) continue;
-        const entry = this.entry(rule.id, s.kind, s.deviceId, {});
+        const entry = this.entry(rule.id, this.silenceTables[i]!, s.kind, s.deviceId, {}, s.deviceId);
         if (entry === null || entry.state.phase === 'firing') continue;
         entry.state = { ...INITIAL_EPISODE_STATE, phase: 'firing', since: s.lastSeen, firedAt: now };
         const seconds = Math.round(silentMs / 1000);
@@ -205,7 +238,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     const down = Math.max(this.restoredTakenAt, this.lastArrival);
     const shift = down > 0 ? now - down : 0;
     if (shift <= 0) return;
-    for (const s of this.seen.values()) s.silentFrom += shift;
+    for (let s = this.seenOrder.head; s !== null; s = s.next) s.silentFrom += shift;
   }
 
   /**
@@ -220,7 +253,7 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     for (const { item: t, offset } of logged) {
       const rule = rules.get(t.rule);
       if (rule === undefined || rule.kind !== t.ruleKind) continue;
-      const entry = this.entry(rule.id, t.kind, t.deviceId, t.group);
+      const entry = this.entry(rule.id, this.tables.get(rule.id)!, t.kind, t.deviceId, t.group, keyOf(t.deviceId, t.group));
       if (entry === null) continue;
       const firingBefore = entry.firing !== null;
       if (t.state === 'FIRING' && entry.state.phase !== 'firing') {
@@ -237,13 +270,13 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
 
   firing(): readonly AlertEvent[] {
     const out: AlertEvent[] = [];
-    for (const e of this.entries.values()) if (e.firing !== null) out.push(e.firing);
+    for (let e = this.entryOrder.head; e !== null; e = e.next) if (e.firing !== null) out.push(e.firing);
     return out.sort((a, b) => a.firedAt - b.firedAt || a.offset - b.offset);
   }
 
   snapshot(): unknown {
     const entries: Snapshot['entries'][number][] = [];
-    for (const e of this.entries.values()) {
+    for (let e = this.entryOrder.head; e !== null; e = e.next) {
       const s = e.state;
       // A key in state ok without a loss bucket holds nothing a restart needs (only which window
       // it saw last, and a correction of that is ignored for an unknown key): left out, so the
@@ -252,14 +285,16 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
       entries.push({ r: e.ruleId, k: e.kind, d: e.deviceId, g: { ...e.group }, s: [s.phase, s.since, s.firedAt, s.clearSince, finite(s.lastStart), finite(s.lastEnd)], f: e.firing, b: e.bucket === null ? null : { ...e.bucket } });
     }
     const seen: Snapshot['seen'][number][] = [];
-    for (const s of this.seen.values()) seen.push([s.kind, s.deviceId, s.lastSeen, s.silentFrom]);
+    for (let s = this.seenOrder.head; s !== null; s = s.next) seen.push([s.kind, s.deviceId, s.lastSeen, s.silentFrom]);
     const snap: Snapshot = { v: 1, takenAt: this.options.clock.now(), entries, seen, lastArrival: this.lastArrival };
     return snap;
   }
 
   restore(state: unknown): void {
-    this.entries.clear();
+    for (const table of this.tables.values()) table.clear();
+    this.entryOrder.clear();
     this.seen.clear();
+    this.seenOrder.clear();
     this.firingByRule.clear();
     if (state === undefined || state === null) return;
     // Checked whole before anything is taken: a state that is not one is refused, as the other
@@ -278,11 +313,23 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
         continue;
       }
       const [phase, since, firedAt, clearSince, lastStart, lastEnd] = e.s;
-      const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b };
-      this.entries.set(entryKey(e.r, e.k, e.d, e.g), entry);
+      const entry: Entry = { ruleId: e.r, kind: e.k, deviceId: e.d, group: e.g, key: keyOf(e.d, e.g), state: { phase, since, firedAt, clearSince, lastStart: lastStart ?? -Infinity, lastEnd: lastEnd ?? -Infinity }, firing: e.f, bucket: e.b, prev: null, next: null };
+      // A key twice takes the place of the first (as a Map's set would), in the first one's order.
+      const byKey = getOrAdd(this.tables.get(e.r)!, e.k);
+      const twice = byKey.get(entry.key);
+      byKey.set(entry.key, entry);
+      if (twice === undefined) this.entryOrder.push(entry);
+      else this.entryOrder.replace(twice, entry);
       if (entry.firing !== null) this.firingByRule.set(e.r, (this.firingByRule.get(e.r) ?? 0) + 1);
     }
-    for (const [kind, deviceId, lastSeen, silentFrom] of snap.seen) this.seen.set(kind + '\u0000' + deviceId, { kind, deviceId, lastSeen, silentFrom });
+    for (const [kind, deviceId, lastSeen, silentFrom] of snap.seen) {
+      const s: Seen = { kind, deviceId, lastSeen, silentFrom, prev: null, next: null };
+      const byId = getOrAdd(this.seen, kind);
+      const twice = byId.get(deviceId);
+      byId.set(deviceId, s);
+      if (twice === undefined) this.seenOrder.push(s);
+      else this.seenOrder.replace(twice, s);
+    }
     this.lastArrival = snap.lastArrival ?? 0;
     this.restoredTakenAt = snap.takenAt ?? 0;
   }
@@ -370,26 +417,26 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 
   private arrived(kind: string, deviceId: string, receivedAt: number, replay: boolean): void {
-    const key = kind + '\u0000' + deviceId;
-    let s = this.seen.get(key);
+    let s = this.seen.get(kind)?.get(deviceId);
     if (s === undefined) {
-      if (this.seen.size >= this.options.maxKeys) {
-        const oldest = this.seen.keys().next();
-        if (!oldest.done) {
-          this.seen.delete(oldest.value);
-          this.stats.devicesForgotten++;
-        }
+      const oldest = this.seenOrder.head;
+      if (this.seenOrder.size >= this.options.maxKeys && oldest !== null) {
+        this.seenOrder.remove(oldest);
+        removeFrom(this.seen, oldest.kind, oldest.deviceId);
+        this.stats.devicesForgotten++;
       }
-      s = { kind, deviceId, lastSeen: receivedAt, silentFrom: receivedAt };
+      s = { kind, deviceId, lastSeen: receivedAt, silentFrom: receivedAt, prev: null, next: null };
+      getOrAdd(this.seen, kind).set(deviceId, s);
+      this.seenOrder.push(s);
     } else {
-      this.seen.delete(key);
+      this.seenOrder.touch(s);
       if (receivedAt > s.lastSeen) s.lastSeen = receivedAt;
       if (receivedAt > s.silentFrom) s.silentFrom = receivedAt;
     }
-    this.seen.set(key, s);
-    for (const rule of this.silenceRules) {
-      const entry = this.entries.get(entryKey(rule.id, kind, deviceId, {}));
+    for (let i = 0; i < this.silenceRules.length; i++) {
+      const entry = this.silenceTables[i]!.get(kind)?.get(deviceId);
       if (entry === undefined || entry.kind !== kind || entry.state.phase !== 'firing') continue;
+      const rule = this.silenceRules[i]!;
       const silentS = Math.round((receivedAt - entry.state.since) / 1000);
       this.resolveSilence(rule, entry, receivedAt, `${label(rule)} resolved: ${deviceId} sent a reading after ${silentS} s`, replay);
     }
@@ -402,9 +449,13 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 
   private countLoss(first: Reading, received: number, netMissing: number, replay: boolean): void {
-    for (const rule of this.lossRules) {
-      if ((rule.sensorKind !== null && rule.sensorKind !== first.kind) || !rule.matchesDevice(first.deviceId)) continue;
-      const entry = this.entry(rule.id, first.kind, first.deviceId, {});
+    const { kind, deviceId } = first;
+    for (let i = 0; i < this.lossRules.length; i++) {
+      const rule = this.lossRules[i]!;
+      if ((rule.sensorKind !== null && rule.sensorKind !== kind) || !rule.matchesDevice(deviceId)) continue;
+      const table = this.lossTables[i]!;
+      const found = table.get(kind)?.get(deviceId);
+      const entry = found !== undefined ? this.touched(found) : this.entry(rule.id, table, kind, deviceId, {}, deviceId);
       if (entry === null) continue;
       const start = Math.floor(first.ts / rule.windowMs) * rule.windowMs;
       const b = entry.bucket;
@@ -424,30 +475,36 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
     }
   }
 
-  /** The entry of (rule, device, group), created if room is left (see MAX_KEYS_POLICY); null when refused. */
-  private entry(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): Entry | null {
-    const key = entryKey(ruleId, kind, deviceId, group);
-    const found = this.entries.get(key);
-    if (found !== undefined) {
-      // Least recently used first: moved to the end on use.
-      this.entries.delete(key);
-      this.entries.set(key, found);
-      return found;
-    }
-    if (this.entries.size >= this.options.maxKeys && !this.evictOne()) {
+  /**
+   * The entry of (rule, device, group) in the rule's table, created if room is left (see
+   * MAX_KEYS_POLICY); null when refused. `key` is keyOf(deviceId, group).
+   */
+  private entry(ruleId: string, table: RuleTable, kind: string, deviceId: string, group: Readonly<Record<string, string>>, key: string): Entry | null {
+    const found = table.get(kind)?.get(key);
+    if (found !== undefined) return this.touched(found);
+    if (this.entryOrder.size >= this.options.maxKeys && !this.evictOne()) {
       this.stats.refused++;
       return null;
     }
-    const entry: Entry = { ruleId, kind, deviceId, group, state: INITIAL_EPISODE_STATE, firing: null, bucket: null };
-    this.entries.set(key, entry);
+    const entry: Entry = { ruleId, kind, deviceId, group, key, state: INITIAL_EPISODE_STATE, firing: null, bucket: null, prev: null, next: null };
+    // After evictOne(), which may have dropped the kind's map when it emptied it.
+    getOrAdd(table, kind).set(key, entry);
+    this.entryOrder.push(entry);
+    return entry;
+  }
+
+  /** Least recently used first: an entry used moves to the end. */
+  private touched(entry: Entry): Entry {
+    this.entryOrder.touch(entry);
     return entry;
   }
 
   private evictOne(): boolean {
     let n = 0;
-    for (const [key, e] of this.entries) {
+    for (let e = this.entryOrder.head; e !== null; e = e.next) {
       if (e.state.phase === 'ok' && e.firing === null) {
-        this.entries.delete(key);
+        this.entryOrder.remove(e);
+        removeFrom(this.tables.get(e.ruleId)!, e.kind, e.key);
         this.stats.evicted++;
         return true;
       }
@@ -457,9 +514,75 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 }
 
-/** A device is a kind and an id (topics are sensors/<kind>/<deviceId>): the same id in two kinds is two devices. */
-function entryKey(ruleId: string, kind: string, deviceId: string, group: Readonly<Record<string, string>>): string {
-  return ruleId + '\u0000' + kind + '\u0000' + keyOf(deviceId, group);
+/**
+ * A doubly linked list through its items, least recently used first: moving an item to the end
+ * is a few pointer writes, where a Map's delete and set hash the key twice and leave a hole.
+ */
+class LruList<T extends { prev: T | null; next: T | null }> {
+  head: T | null = null;
+  tail: T | null = null;
+  size = 0;
+
+  push(item: T): void {
+    item.prev = this.tail;
+    item.next = null;
+    if (this.tail === null) this.head = item;
+    else this.tail.next = item;
+    this.tail = item;
+    this.size++;
+  }
+
+  remove(item: T): void {
+    if (item.prev === null) this.head = item.next;
+    else item.prev.next = item.next;
+    if (item.next === null) this.tail = item.prev;
+    else item.next.prev = item.prev;
+    item.prev = null;
+    item.next = null;
+    this.size--;
+  }
+
+  /** Moves `item` to the end (most recently used). */
+  touch(item: T): void {
+    if (item === this.tail) return;
+    this.remove(item);
+    this.push(item);
+  }
+
+  /** Puts `item` where `old` is, and takes `old` out. */
+  replace(old: T, item: T): void {
+    item.prev = old.prev;
+    item.next = old.next;
+    if (old.prev === null) this.head = item;
+    else old.prev.next = item;
+    if (old.next === null) this.tail = item;
+    else old.next.prev = item;
+    old.prev = null;
+    old.next = null;
+  }
+
+  clear(): void {
+    this.head = null;
+    this.tail = null;
+    this.size = 0;
+  }
+}
+
+function getOrAdd<T>(outer: Map<string, Map<string, T>>, k: string): Map<string, T> {
+  let inner = outer.get(k);
+  if (inner === undefined) {
+    inner = new Map();
+    outer.set(k, inner);
+  }
+  return inner;
+}
+
+/** Deletes outer[k][key], and the inner map once empty (kinds come and go with the devices). */
+function removeFrom<T>(outer: Map<string, Map<string, T>>, k: string, key: string): void {
+  const inner = outer.get(k);
+  if (inner === undefined) return;
+  inner.delete(key);
+  if (inner.size === 0) outer.delete(k);
 }
 
 /**
@@ -475,6 +598,19 @@ export function keyOf(deviceId: string, group: Readonly<Record<string, string>>)
   const names = Object.keys(group);
   if (names.length === 0) return deviceId;
   return deviceId + '/' + names.sort().map((k) => `${k}=${group[k]}`).join(',');
+}
+
+/** keyOf(deviceId, pick(group, fields)), for `fields` sorted and without repeats. */
+function keyOfFields(deviceId: string, group: Readonly<Record<string, string>>, fields: readonly string[]): string {
+  let key = deviceId;
+  let sep = '/';
+  for (const f of fields) {
+    const v = group[f];
+    if (v === undefined) continue;
+    key += `${sep}${f}=${v}`;
+    sep = ',';
+  }
+  return key;
 }
 
 function groupMatches(group: Readonly<Record<string, string>>, where: Readonly<Record<string, string>>): boolean {
