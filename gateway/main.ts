@@ -35,7 +35,7 @@ import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
-import { createAlertSenderLog, createWindowSenderLog } from './log/sender-log.js';
+import { createAlertSenderLog, createWindowSenderLog, primeSenderLogs } from './log/sender-log.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
@@ -182,11 +182,11 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   subscribeSinkBatcher(events, batcher, { writeRawReadings: config.sinks.writeRawReadings });
   deadLetterLateReadings(events, log, clock);
 
-  // recovery: latest checkpoint, then replay every ingest record after it
+  // recovery: latest checkpoint, then replay every ingest record after it; the window and alert
+  // records already logged after the checkpoint are read first, in one pass for both
   readiness.phase = 'replaying';
   const primeFrom = Math.max(checkpoint?.offset ?? 0, log.firstOffset);
-  await windowLog.prime(primeFrom);
-  await alertLog.prime(primeFrom);
+  await primeSenderLogs(log, primeFrom, [windowLog, alertLog]);
   await recover({
     log,
     checkpoint,

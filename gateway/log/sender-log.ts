@@ -19,8 +19,15 @@ import { RECORD_TYPES, type LogRecord, type MessageLog, type RecordType } from '
  * later item then may be logged twice, and the count is logged).
  */
 export interface SenderLog<T> {
+  /** The record type it logs. */
+  readonly type: RecordType;
   /** Reads the records of the type at offsets >= `from` and remembers their keys; returns how many. */
   prime(from: number): Promise<number>;
+  /**
+   * prime() on records read by someone else (primeSenderLogs: one read for several sender logs):
+   * take() each record of the type, then done() once, which returns how many are remembered.
+   */
+  primer(): { take(record: LogRecord): void; done(): number };
   /**
    * Appends `item` unless it is in the log already (then `logged`, with the offset it has there,
    * and `item` is the one in the log — with `decode`, as it was told then, e.g. a silence FIRING
@@ -55,26 +62,38 @@ export function createSenderLog<T>(options: SenderLogOptions<T>): SenderLog<T> {
   const primed = new Map<string, { readonly offset: number; readonly item: T }>();
   const maxPrimed = options.maxPrimed ?? 1_000_000;
   let skipped = 0;
-  return {
-    get skipped() {
-      return skipped;
-    },
-    async prime(from) {
-      let overflow = 0;
-      for await (const record of options.log.read(from)) {
-        if (record.type !== options.type) continue;
+  function primer(): { take(record: LogRecord): void; done(): number } {
+    let overflow = 0;
+    return {
+      take(record) {
+        if (record.type !== options.type) return;
         let item: T;
         try {
           item = options.decode(record);
         } catch {
-          continue;
+          // Not an item of this type (a damaged or foreign payload): nothing to recognise.
+          return;
         }
         const key = options.keyOf(item);
         if (primed.size >= maxPrimed) overflow++;
         else primed.set(key, { offset: record.offset, item });
-      }
-      if (overflow > 0) options.logger?.error({ overflow, maxPrimed }, `more ${options.what} records after the checkpoint than can be remembered: some may be logged twice`);
-      return primed.size;
+      },
+      done() {
+        if (overflow > 0) options.logger?.error({ overflow, maxPrimed }, `more ${options.what} records after the checkpoint than can be remembered: some may be logged twice`);
+        return primed.size;
+      },
+    };
+  }
+  return {
+    get skipped() {
+      return skipped;
+    },
+    type: options.type,
+    primer,
+    async prime(from) {
+      const p = primer();
+      for await (const record of options.log.read(from)) p.take(record);
+      return p.done();
     },
     unmatched() {
       const out: { item: T; offset: number }[] = [];
@@ -127,4 +146,25 @@ export function createWindowSenderLog(log: SenderLogOptions<WindowTransition>['l
     decode: (r) => decodeWindowTransition(r.payload),
     ...(logger === undefined ? {} : { logger }),
   });
+}
+
+/**
+ * Primes several sender logs (each of its own record type) from one read of the log at offsets
+ * >= `from`, instead of one read each: startup reads the tail after the checkpoint once for all of
+ * them. Returns how many items each remembers, in the order given.
+ */
+export async function primeSenderLogs(log: Pick<MessageLog, 'read'>, from: number, logs: readonly Pick<SenderLog<unknown>, 'type' | 'primer'>[]): Promise<number[]> {
+  const primers = logs.map((l) => l.primer());
+  const byType = new Map<number, { take(record: LogRecord): void }[]>();
+  for (let i = 0; i < logs.length; i++) {
+    const list = byType.get(logs[i]!.type) ?? [];
+    list.push(primers[i]!);
+    byType.set(logs[i]!.type, list);
+  }
+  for await (const record of log.read(from)) {
+    const wanted = byType.get(record.type);
+    if (wanted === undefined) continue;
+    for (const p of wanted) p.take(record);
+  }
+  return primers.map((p) => p.done());
 }
