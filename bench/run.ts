@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--seed N] [--reps N] [--profile]`
+ * `npm run bench [-- --quick] [--seed N] [--reps N] [--profile] [--cores N]`
  *
  * For every scenario (QoS 0 single readings, QoS 1 single readings, QoS 1 batches of 100) and
  * every system under test (the publisher's ceiling against a byte-discarding sink, bare aedes,
@@ -22,7 +22,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args } from './lib/args.js';
 import { buildForBench } from './lib/build.js';
-import { BENCH_DIR, cpuSeconds, getRuntime, peakRssMb, rssMb, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
+import { BENCH_DIR, cpuSeconds, getRuntime, peakRssMb, rssMb, setCpuAffinity, setRuntime, sleep, spawnTs, spawnBinary, type Child } from './lib/procs.js';
 import { selfCheck } from './lib/selfcheck.js';
 import { median, monoMs, summarizeCensored, type CensoredSummary, type LatencySummary } from './lib/stats.js';
 import { findMosquitto, startAedes, startMosquitto, startPulsegate, startSink, type Sample, type Sut, type SutName } from './lib/suts.js';
@@ -50,9 +50,29 @@ const settings = {
   replayRecords: args.num('replay-records', quick ? 200_000 : 300_000),
   probePeriodMs: 5,
   probeWindowMs: 50,
+  /**
+   * --cores N: the systems under test run on CPUs 0..N-1 and the load generators on the others
+   * (taskset); null = not pinned. Run once per N for the scaling figure (same machine, same day).
+   */
+  cores: args.has('cores') ? args.num('cores', 0) : null,
   /** The gateway's log.groupCommitIntervalMs; null keeps the gateway's default. */
   groupCommitMs: args.has('group-commit-ms') ? args.num('group-commit-ms', 2) : null,
 };
+if (settings.cores !== null) {
+  const total = cpus().length;
+  if (!Number.isInteger(settings.cores) || settings.cores < 1 || settings.cores > total) {
+    process.stderr.write(`--cores ${String(settings.cores)}: must be a whole number from 1 to ${total} (this machine's CPUs)\n`);
+    process.exit(2);
+  }
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write('--cores needs taskset (util-linux), which is not installed\n');
+    process.exit(2);
+  }
+  const n = settings.cores;
+  setCpuAffinity({ sut: n === 1 ? '0' : `0-${n - 1}`, load: n >= total ? null : n === total - 1 ? String(n) : `${n}-${total - 1}` });
+}
 const onlySuts = args.str('sut', '').split(',').filter((s) => s !== '');
 const onlyScenarios = args.str('scenario', '').split(',').filter((s) => s !== '');
 
@@ -736,7 +756,7 @@ async function main(): Promise<void> {
   if (onlySuts.length > 0) suts = suts.filter((s) => onlySuts.includes(s));
   log(
     `pulsegate bench (${settings.mode}): ${settings.reps} rep(s) x ${SCENARIOS.length} scenarios x ${suts.length} systems, ` +
-      `${settings.warmupS} s warm-up + ${settings.durationS} s measured each; seed ${settings.seed}; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      `${settings.warmupS} s warm-up + ${settings.durationS} s measured each; seed ${settings.seed}; ${cpus().length} cores${settings.cores === null ? '' : ` (--cores ${settings.cores}: systems under test on CPUs ${settings.cores === 1 ? '0' : `0-${settings.cores - 1}`}, load generators ${settings.cores >= cpus().length ? 'not pinned' : 'on the others'})`}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
   );
 
   const cells: CellResult[] = [];

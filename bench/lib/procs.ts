@@ -50,16 +50,40 @@ export function getRuntime(): 'tsx' | 'build' {
   return runtime;
 }
 
+/**
+ * CPU affinity of the systems under test and of the load generators (run.ts --cores N): a CPU
+ * list for `taskset -c` each, or null (not pinned). Children are started under taskset, so every
+ * thread they make inherits the mask. Benches that start their own children are not pinned.
+ */
+export interface CpuAffinity {
+  readonly sut: string | null;
+  readonly load: string | null;
+}
+const SUT_CHILDREN = new Set(['sink', 'aedes', 'mosquitto', 'pulsegate']);
+const LOAD_CHILDREN = new Set(['publisher', 'probe', 'subscriber']);
+let affinity: CpuAffinity = { sut: null, load: null };
+export function setCpuAffinity(a: CpuAffinity): void {
+  affinity = a;
+}
+
+/** `file args` as spawned for the child `name`: under `taskset -c <list>` when its role is pinned. */
+function pinned(name: string, file: string, args: readonly string[]): [string, string[]] {
+  const list = SUT_CHILDREN.has(name) ? affinity.sut : LOAD_CHILDREN.has(name) ? affinity.load : null;
+  return list === null ? [file, [...args]] : ['taskset', ['-c', list, file, ...args]];
+}
+
 /** Runs bench/<script> (TypeScript, or its transpiled copy) in its own node process. */
 export function spawnTs(name: string, script: string, args: readonly string[], options: SpawnOptions = {}): Child {
   const entry =
     runtime === 'build' ? [join(BENCH_DIR, '.build', 'bench', script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(BENCH_DIR, script)];
   const argv = [...(options.execArgv ?? []), ...entry, ...args];
-  return wrap(name, spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? (['ipc'] as const) : [])], env: options.env ?? process.env }));
+  const [file, fileArgs] = pinned(name, process.execPath, argv);
+  return wrap(name, spawn(file, fileArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? (['ipc'] as const) : [])], env: options.env ?? process.env }));
 }
 
 export function spawnBinary(name: string, file: string, args: readonly string[]): Child {
-  return wrap(name, spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const [command, commandArgs] = pinned(name, file, args);
+  return wrap(name, spawn(command, commandArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 function wrap(name: string, proc: ChildProcess): Child {
