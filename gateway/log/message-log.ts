@@ -141,7 +141,7 @@ export interface LogStats {
   readonly pendingBytes: number;
   readonly fsyncs: number;
   readonly recoveryTruncatedBytes: number;
-  /** Bytes of records held in the tail cache (bounded by tailCacheMaxBytes). */
+  /** What the tail cache holds: bytes of records plus a fixed overhead per group commit (bounded by tailCacheMaxBytes). */
   readonly tailCacheBytes: number;
 }
 
@@ -963,13 +963,16 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     if (next >= end) return;
     await whenDurable(end - 1);
     while (next < end) {
+      // Retention deleted what follows while the reader was away (after a span from memory or
+      // from disk): on from the log's new first offset, as a read from disk would (a gap), even
+      // where the cache still holds the deleted records.
+      next = Math.max(next, segments[0]!.base);
+      if (next >= end) return;
       const hit = cache.read(next, end, wanted);
       if (hit !== null) {
         const span: ReadSpan = { from: next, to: hit.next, records: hit.records };
         next = hit.next;
         yield span;
-        // Retention deleted what follows while the reader was away: on from the log's new first offset.
-        next = Math.max(next, segments[0]!.base);
         continue;
       }
       const disk = readDisk(next, end, wanted);

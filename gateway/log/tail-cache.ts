@@ -7,7 +7,7 @@ import type { LogRecord, RecordType } from './types.js';
  * group commits (records in the segment format, already CRC-free of doubt: the log wrote them), one
  * entry per fdatasync'd chunk, oldest first; together they cover the offsets
  * [firstOffset, endOffset) without a hole. Bound: `maxBytes` of record bytes plus ENTRY_OVERHEAD_BYTES
- * per entry (plus entries still read by a reader suspended while they were evicted). Overflow
+ * per entry (plus the records a suspended reader still holds). Overflow
  * policy: evict the oldest entries; readers of evicted offsets fall back to the disk.
  */
 export interface TailCache {
@@ -36,7 +36,8 @@ interface Entry {
 const ENTRY_OVERHEAD_BYTES = 160;
 
 export function createTailCache(maxBytes: number): TailCache {
-  let entries: Entry[] = [];
+  // Slots before `head` are evicted and cleared (null), so their copies are freed at once.
+  let entries: Array<Entry | null> = [];
   let head = 0;
   let bytes = 0;
   let endOffset = 0;
@@ -48,6 +49,7 @@ export function createTailCache(maxBytes: number): TailCache {
   function evict(): void {
     while (head < entries.length && bytes > maxBytes) {
       bytes -= entries[head]!.bytes.length + ENTRY_OVERHEAD_BYTES;
+      entries[head] = null;
       head++;
     }
     // Compacts the evicted prefix now and then, so the array does not only grow.

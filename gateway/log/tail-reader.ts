@@ -68,6 +68,8 @@ export async function* tailLog(log: TailLog, from: number, options: TailOptions 
             if (aborted()) return;
           }
         }
+        // Records of other types were passed over: the caller's position moves past them too.
+        options.onPassed?.(expected);
         if (aborted()) return;
       }
       // The read ended short of `end`: the rest was deleted under it (the active segment never is).
