@@ -146,7 +146,13 @@ describe('console with the live streams', () => {
     // Two more windows after the restart, then: every 10 s window of athlete-1 the store has in the plotted range is plotted once.
     await waitForValue(async () => (await storedStarts('athlete-1')).filter((s) => s > resumedAt).length, (n) => n >= 1, { what: 'windows after the restart', timeoutMs: 45_000 });
     const starts = await storedStarts('athlete-1');
-    const server = (await (await fetch(`${base}/v1/windows?kind=heart-rate&device=athlete-1&size=10s&from=${starts[0]}&to=${starts[starts.length - 1]! + 1}&limit=10000`)).json()) as { windows: Array<{ start: number }> };
+    // A window reaches the page over the stream (from the log) before the store has written it.
+    const last = starts[starts.length - 1]!;
+    const server = await waitForValue(
+      async () => (await (await fetch(`${base}/v1/windows?kind=heart-rate&device=athlete-1&size=10s&from=${starts[0]}&to=${last + 1}&limit=10000`)).json()) as { windows: Array<{ start: number }> },
+      (b) => b.windows.some((w) => w.start === last),
+      { what: 'the store to hold the last plotted window', timeoutMs: 15_000 },
+    );
     expect(starts).toEqual([...new Set(server.windows.map((w) => w.start))].sort((a, b) => a - b));
   });
 
