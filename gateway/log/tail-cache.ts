@@ -23,7 +23,6 @@ export interface TailCache {
    * only (all with null); null when `from` is not held. `next` is where the next read starts.
    */
   read(from: number, to: number, wanted: ReadonlySet<number> | null): { records: LogRecord[]; next: number } | null;
-  clear(): void;
 }
 
 interface Entry {
@@ -41,6 +40,12 @@ export function createTailCache(maxBytes: number): TailCache {
   let head = 0;
   let bytes = 0;
   let endOffset = 0;
+
+  function reset(): void {
+    entries = [];
+    head = 0;
+    bytes = 0;
+  }
 
   function firstOffset(): number {
     return head < entries.length ? entries[head]!.first : endOffset;
@@ -85,17 +90,13 @@ export function createTailCache(maxBytes: number): TailCache {
       if (end <= first) return;
       if (first !== endOffset) {
         // Not contiguous with what is held (cannot happen while the log appends in order): start over.
-        entries = [];
-        head = 0;
-        bytes = 0;
+        reset();
       }
       endOffset = end;
       const size = stop - start;
       if (size + ENTRY_OVERHEAD_BYTES > maxBytes) {
         // Larger than the whole cache: not kept, and what is held no longer ends where the log does.
-        entries = [];
-        head = 0;
-        bytes = 0;
+        reset();
         return;
       }
       const copy = Buffer.allocUnsafeSlow(size);
@@ -125,11 +126,6 @@ export function createTailCache(maxBytes: number): TailCache {
         offset++;
       }
       return { records, next: stopAt };
-    },
-    clear() {
-      entries = [];
-      head = 0;
-      bytes = 0;
     },
   };
 }

@@ -15,8 +15,7 @@ export interface TailOptions {
   readonly onPassed?: (next: number) => void;
 }
 
-/** A log without `readSpans` is read through readBatches (and records of other types are made and dropped). */
-export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 'readBatches' | 'whenDurableBeyond'> & Partial<Pick<FileMessageLog, 'readSpans'>>;
+export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 'readSpans' | 'whenDurableBeyond'>;
 
 /**
  * Follows the log: hands out the durable records from `from` on, then waits for new ones to become
@@ -31,7 +30,6 @@ export type TailLog = Pick<FileMessageLog, 'firstOffset' | 'durableOffset' | 're
 export async function* tailLog(log: TailLog, from: number, options: TailOptions = {}): AsyncGenerator<TailItem, void, undefined> {
   const { signal } = options;
   const aborted = (): boolean => signal?.aborted === true;
-  const wanted = options.types === undefined ? null : new Set<number>(options.types);
   let next = Math.max(0, from);
   const first = log.firstOffset;
   if (next < first) {
@@ -41,7 +39,7 @@ export async function* tailLog(log: TailLog, from: number, options: TailOptions 
   const gapAt = (at: number, to: number): TailItem => ({ kind: 'gap', from: at, to, reason: log.firstOffset > at ? 'retention' : 'damaged' });
   while (!aborted()) {
     const end = log.durableOffset;
-    if (next < end && log.readSpans !== undefined) {
+    if (next < end) {
       let expected = next;
       for await (const span of log.readSpans(next, end, options.types ?? null)) {
         if (span.from > expected) yield gapAt(expected, span.from);
@@ -50,25 +48,6 @@ export async function* tailLog(log: TailLog, from: number, options: TailOptions 
           if (aborted()) return;
         }
         expected = span.to;
-        options.onPassed?.(expected);
-        if (aborted()) return;
-      }
-      if (expected < end) yield gapAt(expected, end);
-      next = end;
-      continue;
-    }
-    if (next < end) {
-      let expected = next;
-      for await (const batch of log.readBatches(next, end)) {
-        for (const r of batch) {
-          if (r.offset > expected) yield gapAt(expected, r.offset);
-          expected = r.offset + 1;
-          if (wanted === null || wanted.has(r.type)) {
-            yield { kind: 'record', record: r };
-            if (aborted()) return;
-          }
-        }
-        // Records of other types were passed over: the caller's position moves past them too.
         options.onPassed?.(expected);
         if (aborted()) return;
       }

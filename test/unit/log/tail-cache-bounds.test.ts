@@ -4,12 +4,10 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogConsumer } from '../../../gateway/log/log-consumer.js';
 import { createMessageLog, type FileMessageLog } from '../../../gateway/log/message-log.js';
 import { HEADER_BYTES } from '../../../gateway/log/record-format.js';
 import { createTailCache } from '../../../gateway/log/tail-cache.js';
-import { tailLog, type TailItem, type TailLog } from '../../../gateway/log/tail-reader.js';
-import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { tailLog, type TailItem } from '../../../gateway/log/tail-reader.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -71,36 +69,5 @@ describe('tail cache bounds', () => {
     // The deleted segments after the one being read are a gap, as they would be from disk.
     expect(offsets.filter((o) => o >= segs[1]!.baseOffset && o < keepFrom)).toEqual([]);
     expect(items.filter((i) => i.kind === 'gap')).toEqual([{ kind: 'gap', from: segs[1]!.baseOffset, to: keepFrom, reason: 'retention' }]);
-  });
-
-  it('log consumer over a log without spans should still move past records of other types', async () => {
-    const log = await newLog({});
-    log.append(RECORD_TYPES.alert, payloadFor(0));
-    let last = 0;
-    for (let i = 1; i <= 50; i++) last = log.append(RECORD_TYPES.ingest, payloadFor(i));
-    await log.whenDurable(last);
-    // The TailLog of the type, without the optional readSpans: the reader's batch path.
-    const plain: TailLog & Pick<FileMessageLog, 'nextOffset'> = {
-      get firstOffset() {
-        return log.firstOffset;
-      },
-      get durableOffset() {
-        return log.durableOffset;
-      },
-      get nextOffset() {
-        return log.nextOffset;
-      },
-      readBatches: log.readBatches,
-      whenDurableBeyond: log.whenDurableBeyond,
-    };
-    const handled: number[] = [];
-    const consumer = createLogConsumer({ log: plain, name: 'plain', types: [RECORD_TYPES.alert], handle: async (r) => void handled.push(r.offset), retry: { initialMs: 1, maxMs: 1 } });
-    await consumer.start();
-    const deadline = Date.now() + 5000;
-    while (consumer.position < 51 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(handled).toEqual([0]);
-    expect(consumer.position).toBe(51);
-    expect(consumer.lagRecords).toBe(0);
-    await consumer.close();
   });
 });
