@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { decodeAlertTransition, encodeAlertTransition, type AlertTransition } from '../wire/alert.js';
 import { decodeWindowTransition, encodeWindowTransition, windowIdentity, type WindowTransition } from '../wire/window.js';
+import type { FileMessageLog } from './message-log.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog, type RecordType } from './types.js';
 
 /**
@@ -153,18 +154,17 @@ export function createWindowSenderLog(log: SenderLogOptions<WindowTransition>['l
  * >= `from`, instead of one read each: startup reads the tail after the checkpoint once for all of
  * them. Returns how many items each remembers, in the order given.
  */
-export async function primeSenderLogs(log: Pick<MessageLog, 'read'>, from: number, logs: readonly Pick<SenderLog<unknown>, 'type' | 'primer'>[]): Promise<number[]> {
+export async function primeSenderLogs(log: Pick<FileMessageLog, 'readSpans'>, from: number, logs: readonly Pick<SenderLog<unknown>, 'type' | 'primer'>[]): Promise<number[]> {
   const primers = logs.map((l) => l.primer());
-  const byType = new Map<number, { take(record: LogRecord): void }[]>();
+  const byType = new Map<RecordType, { take(record: LogRecord): void }[]>();
   for (let i = 0; i < logs.length; i++) {
     const list = byType.get(logs[i]!.type) ?? [];
     list.push(primers[i]!);
     byType.set(logs[i]!.type, list);
   }
-  for await (const record of log.read(from)) {
-    const wanted = byType.get(record.type);
-    if (wanted === undefined) continue;
-    for (const p of wanted) p.take(record);
+  // Records of other types (the ingest records, most of the tail) are passed over unread.
+  for await (const span of log.readSpans(from, undefined, [...byType.keys()])) {
+    for (const record of span.records) for (const p of byType.get(record.type)!) p.take(record);
   }
   return primers.map((p) => p.done());
 }

@@ -60,10 +60,10 @@ describe('primeSenderLogs', () => {
     const { dir, firstWindow, firing } = await loggedBeforeACrash();
     log = await openLog(dir);
     let reads = 0;
-    const counted = {
-      read: (from: number, to?: number) => {
+    const counted: Pick<FileMessageLog, 'readSpans'> = {
+      readSpans: (from, to, types) => {
         reads++;
-        return log!.read(from, to);
+        return log!.readSpans(from, to, types);
       },
     };
     const windows = createWindowSenderLog(log);
