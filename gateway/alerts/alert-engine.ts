@@ -7,6 +7,7 @@ import type { Reading } from '../kinds/kind-descriptor.js';
 import { collectedCounter } from '../metrics.js';
 import type { WindowResult } from '../window/types.js';
 import { GatewayError } from '../errors.js';
+import { LruList } from '../lru-list.js';
 import { ALERT_WIRE_VERSION, alertId, isAlertTransition, type AlertEvent, type AlertState, type AlertTransition } from '../wire/alert.js';
 import { INITIAL_EPISODE_STATE, isNewer, stepEpisode, type EpisodeRule, type EpisodeState } from './episode.js';
 import type { FiringAlerts } from './types.js';
@@ -514,60 +515,6 @@ export class AlertEngine implements StatefulStage, FiringAlerts {
   }
 }
 
-/**
- * A doubly linked list through its items, least recently used first: moving an item to the end
- * is a few pointer writes, where a Map's delete and set hash the key twice and leave a hole.
- */
-class LruList<T extends { prev: T | null; next: T | null }> {
-  head: T | null = null;
-  tail: T | null = null;
-  size = 0;
-
-  push(item: T): void {
-    item.prev = this.tail;
-    item.next = null;
-    if (this.tail === null) this.head = item;
-    else this.tail.next = item;
-    this.tail = item;
-    this.size++;
-  }
-
-  remove(item: T): void {
-    if (item.prev === null) this.head = item.next;
-    else item.prev.next = item.next;
-    if (item.next === null) this.tail = item.prev;
-    else item.next.prev = item.prev;
-    item.prev = null;
-    item.next = null;
-    this.size--;
-  }
-
-  /** Moves `item` to the end (most recently used). */
-  touch(item: T): void {
-    if (item === this.tail) return;
-    this.remove(item);
-    this.push(item);
-  }
-
-  /** Puts `item` where `old` is, and takes `old` out. */
-  replace(old: T, item: T): void {
-    item.prev = old.prev;
-    item.next = old.next;
-    if (old.prev === null) this.head = item;
-    else old.prev.next = item;
-    if (old.next === null) this.tail = item;
-    else old.next.prev = item;
-    old.prev = null;
-    old.next = null;
-  }
-
-  clear(): void {
-    this.head = null;
-    this.tail = null;
-    this.size = 0;
-  }
-}
-
 function getOrAdd<T>(outer: Map<string, Map<string, T>>, k: string): Map<string, T> {
   let inner = outer.get(k);
   if (inner === undefined) {
@@ -595,12 +542,10 @@ function idKeyOf(rule: CompiledRule, entry: Pick<Entry, 'kind' | 'deviceId' | 'g
 
 /** The key of an alert within its rule: the device, and the group values that are part of it. */
 export function keyOf(deviceId: string, group: Readonly<Record<string, string>>): string {
-  const names = Object.keys(group);
-  if (names.length === 0) return deviceId;
-  return deviceId + '/' + names.sort().map((k) => `${k}=${group[k]}`).join(',');
+  return keyOfFields(deviceId, group, Object.keys(group).sort());
 }
 
-/** keyOf(deviceId, pick(group, fields)), for `fields` sorted and without repeats. */
+/** keyOf(deviceId, pick(group, fields)), for `fields` sorted and without repeats: `device/f1=v1,f2=v2`. */
 function keyOfFields(deviceId: string, group: Readonly<Record<string, string>>, fields: readonly string[]): string {
   let key = deviceId;
   let sep = '/';

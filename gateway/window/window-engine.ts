@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { WindowConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
+import { LruList } from '../lru-list.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import type { WindowEngine, WindowResult } from './types.js';
@@ -321,30 +322,12 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   // Activity list: head = least recently active. Maintained on every add(), so the eviction
   // order depends only on the order of readings (replay gives the same evictions).
-  let head: DeviceState | null = null;
-  let tail: DeviceState | null = null;
-
-  function link(dev: DeviceState): void {
-    dev.prev = tail;
-    dev.next = null;
-    if (tail === null) head = dev;
-    else tail.next = dev;
-    tail = dev;
-  }
-
-  function unlink(dev: DeviceState): void {
-    if (dev.prev === null) head = dev.next;
-    else dev.prev.next = dev.next;
-    if (dev.next === null) tail = dev.prev;
-    else dev.next.prev = dev.prev;
-    dev.prev = null;
-    dev.next = null;
-  }
+  const activity = new LruList<DeviceState>();
 
   function newDevice(kind: KindState, deviceId: string, maxTs: number, lastArrival: number, finalBefore: number): DeviceState {
     const dev: DeviceState = { kind, deviceId, maxTs, lastArrival, finalBefore, groups: new Map(), windows: [], dirty: [], prev: null, next: null };
     kind.devices.set(deviceId, dev);
-    link(dev);
+    activity.push(dev);
     stats.devices++;
     return dev;
   }
@@ -385,7 +368,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   /** Drops every trace of a device but its horizon; its unemitted windows must have been taken out of `dirty` first. */
   function forget(dev: DeviceState): void {
     remember(dev.kind.name + KEY_SEPARATOR + dev.deviceId, horizonOf(dev));
-    unlink(dev);
+    activity.remove(dev);
     dev.kind.devices.delete(dev.deviceId);
     stats.devices--;
     stats.openWindows -= dev.windows.length;
@@ -395,7 +378,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   /** "emit-lru": the least recently active device is emitted (unemitted windows only) and forgotten. */
   function evictLeastRecent(): void {
-    const victim = head;
+    const victim = activity.head;
     if (victim === null) return;
     const due = victim.dirty;
     victim.dirty = [];
@@ -557,10 +540,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     } else {
       dev.lastArrival = now;
       if (bounded > dev.maxTs) dev.maxTs = bounded;
-      if (dev !== tail) {
-        unlink(dev);
-        link(dev);
-      }
+      activity.touch(dev);
     }
     const watermark = dev.maxTs - outOfOrderness;
     const closedThrough = watermark - lateness;
@@ -599,7 +579,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   function tick(): void {
     const now = clock.now();
     const due: Win[] = [];
-    for (let dev = head; dev !== null; ) {
+    for (let dev = activity.head; dev !== null; ) {
       const next = dev.next;
       const silence = now - dev.lastArrival;
       if (silence >= idleTimeout) {
@@ -634,7 +614,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
 
   function flush(): void {
     const due: Win[] = [];
-    for (let dev = head; dev !== null; dev = dev.next) {
+    for (let dev = activity.head; dev !== null; dev = dev.next) {
       if (dev.dirty.length === 0) continue;
       for (const w of dev.dirty) due.push(w);
       dev.dirty = [];
@@ -645,7 +625,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   function snapshot(): WindowSnapshot {
     const devices: DeviceSnapshot[] = [];
     // In activity order, least recent first: restore() rebuilds the same eviction order.
-    for (let dev = head; dev !== null; dev = dev.next) {
+    for (let dev = activity.head; dev !== null; dev = dev.next) {
       const kind = dev.kind;
       const groups: GroupSnapshot[] = [];
       for (const g of dev.groups.values()) {
@@ -709,8 +689,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
       throw new GatewayError('GW_ERR_CHECKPOINT', `window engine: not a ${SNAPSHOT_FORMAT} snapshot`);
     }
     for (const kind of kinds.values()) kind.devices.clear();
-    head = null;
-    tail = null;
+    activity.clear();
     forgotten.clear();
     stats.horizons = 0;
     const downtime = state.takenAt === undefined ? 0 : Math.max(0, clock.now() - state.takenAt);
