@@ -596,7 +596,9 @@ async function runProfiles(date: string, mosquitto: string | null, runtimeNote: 
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const out: Record<string, unknown>[] = [];
-  for (const id of ['qos0-single', 'qos1-batch100']) {
+  // By default the single-reading QoS 0 and the batched scenario; --scenario picks others.
+  const ids = onlyScenarios.length === 0 ? ['qos0-single', 'qos1-batch100'] : SCENARIOS.map((s) => s.id);
+  for (const id of ids) {
     const scenario = ALL_SCENARIOS.find((s) => s.id === id)!;
     const name = `${date}-gateway-${id}.cpuprofile`;
     const file = join(resultsDir, name);

@@ -23,6 +23,7 @@ import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
 import { ContentDedup } from './content-dedup.js';
 import { createTopicRouter, type TopicRouter } from './topic-router.js';
+import { installRouteGate } from './route-gate.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 import { closeServer, listen } from './listeners.js';
@@ -544,6 +545,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       for (const w of diskWaiters.splice(0)) w.resume();
     }, 50);
   }
+
+  // Sensor publishes nobody subscribed to skip aedes' topic matching (route-gate.ts); the
+  // broker has no `published` hook, which a skipped publish would not call.
+  installRouteGate(broker);
 
   broker.on('client', () => metrics.connectedClients.inc());
   broker.on('clientDisconnect', () => metrics.connectedClients.dec());
