@@ -1,5 +1,5 @@
 // First, before aedes loads mqtt-packet (see the module).
-import './quiet-packet-debug.js';
+import './mqtt-parser-tuning.js';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
