@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import { LruList } from '../lru-list.js';
 
 /** What the gateway knows of one device since it started (replayed records included). */
 export interface DeviceStat {
@@ -30,8 +31,17 @@ export interface DeviceStatsOptions {
  * by maxDevices (least recently seen evicted first, pulsegate_devices_evicted_total), not part of
  * the checkpoint: after a restart they count from the records replayed on.
  */
+/** A device's entry in the recency list (least recently seen first). */
+interface Entry {
+  readonly key: string;
+  readonly stat: DeviceStat;
+  prev: Entry | null;
+  next: Entry | null;
+}
+
 export class DeviceStats {
-  private readonly devices = new Map<string, DeviceStat>();
+  private readonly devices = new Map<string, Entry>();
+  private readonly recency = new LruList<Entry>();
   private readonly evicted: Counter;
   evictions = 0;
 
@@ -53,22 +63,25 @@ export class DeviceStats {
     newest: { readonly ts: number; readonly values: Readonly<Record<string, number | string>> } | null,
     at: number,
   ): void {
-    let d = this.devices.get(key);
-    if (d === undefined) {
+    let e = this.devices.get(key);
+    if (e === undefined) {
       if (this.devices.size >= this.options.maxDevices) {
-        const oldest = this.devices.keys().next().value;
-        if (oldest !== undefined) {
-          this.devices.delete(oldest);
+        const oldest = this.recency.head;
+        if (oldest !== null) {
+          this.recency.remove(oldest);
+          this.devices.delete(oldest.key);
           this.evictions++;
           this.evicted.inc();
         }
       }
-      d = { kind, deviceId, readings: 0, duplicates: 0, gaps: 0, gapFills: 0, firstSeenAt: at, lastSeenAt: at, lastTs: -Infinity, lastValues: {} };
+      e = { key, stat: { kind, deviceId, readings: 0, duplicates: 0, gaps: 0, gapFills: 0, firstSeenAt: at, lastSeenAt: at, lastTs: -Infinity, lastValues: {} }, prev: null, next: null };
+      this.devices.set(key, e);
+      this.recency.push(e);
     } else {
-      // Map order is recency order: the device moves to the end.
-      this.devices.delete(key);
+      // The device moves to the end of the recency list (a few pointer writes, no rehash).
+      this.recency.touch(e);
     }
-    this.devices.set(key, d);
+    const d = e.stat;
     d.readings += change.accepted;
     d.duplicates += change.duplicates;
     d.gaps += change.gaps;
@@ -85,7 +98,7 @@ export class DeviceStats {
   }
 
   list(): DeviceStat[] {
-    return [...this.devices.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.deviceId.localeCompare(b.deviceId));
+    return [...this.devices.values()].map((e) => e.stat).sort((a, b) => a.kind.localeCompare(b.kind) || a.deviceId.localeCompare(b.deviceId));
   }
 }
 
