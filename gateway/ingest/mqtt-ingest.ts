@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { MqttConfig } from '../config/config.js';
 import { GatewayError } from '../errors.js';
-import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from './ingest-metrics.js';
@@ -24,7 +24,7 @@ import { certificateClientIdRefusal, clientIdRefusal } from './session-binding.j
 import type { PayloadDecoder } from './payload-decoder.js';
 import type { RejectReason } from './reject-reasons.js';
 import { ContentDedup } from './content-dedup.js';
-import { createTopicRouter, type TopicRouter } from './topic-router.js';
+import { createTopicRouter, type PayloadMapping, type TopicRouter } from './topic-router.js';
 import { installRouteGate } from './route-gate.js';
 import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
@@ -239,40 +239,52 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
 
     inFlight++;
-    const n = result.readings.length;
-    inFlightReadings += n;
-    const append = (): void => {
-      // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
-      // past the in-flight bound it waits like QoS 1, which stops reading its connection.
-      const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
-      log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
-        settle();
-        inFlightReadings -= n;
-        if (err) {
-          appendFailureLog(err, topic);
-          // Closing the connection withholds the PUBACK; the client resends (QoS 1).
-          return waitForDurable ? done(new Error('log unavailable')) : undefined;
-        }
-        // Received = durable in the log: a publish refused at shutdown, or whose append failed
-        // (QoS 0 included, released before this), is not counted.
-        metrics.received(kind.name, n);
-        if (mapping !== null) metrics.mappedReceived(kind.name, n, mapping.arrivalTime, mapping.contentDedupHorizonMs !== null);
-        // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
-        // when done() runs: only now is the reading durable. The reading is in the log whatever
-        // processing does, so a processing failure is logged and counted, and the ack still goes.
-        try {
-          options.onDurable(result.readings, offset, receivedAt);
-        } catch (processErr) {
-          metrics.rejected('internal_error', 1);
-          logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
-        }
-        if (waitForDurable) done(null);
-      });
-      if (!waitForDurable) done(null);
-    };
-    if (log.backpressured) waitForDisk(append, settle);
-    else append();
+    inFlightReadings += result.readings.length;
+    // No closure per publish unless it has to wait for the disk.
+    if (log.backpressured) waitForDisk(() => appendPublish(packet, topic, payload, receivedAt, kind, mapping, result.readings, done), settle);
+    else appendPublish(packet, topic, payload, receivedAt, kind, mapping, result.readings, done);
     return undefined;
+  }
+
+  /** Appends an accepted publish's ingest record; processes and releases it once durable (QoS 0: at once, unless over the in-flight bound). */
+  function appendPublish(
+    packet: PublishPacket,
+    topic: string,
+    payload: Buffer,
+    receivedAt: number,
+    kind: KindDescriptor,
+    mapping: PayloadMapping | null,
+    readings: readonly Reading[],
+    done: (error?: Error | null) => void,
+  ): void {
+    const n = readings.length;
+    // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
+    // past the in-flight bound it waits like QoS 1, which stops reading its connection.
+    const waitForDurable = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
+    log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, payload), (err, offset) => {
+      settle();
+      inFlightReadings -= n;
+      if (err) {
+        appendFailureLog(err, topic);
+        // Closing the connection withholds the PUBACK; the client resends (QoS 1).
+        return waitForDurable ? done(new Error('log unavailable')) : undefined;
+      }
+      // Received = durable in the log: a publish refused at shutdown, or whose append failed
+      // (QoS 0 included, released before this), is not counted.
+      metrics.received(kind.name, n);
+      if (mapping !== null) metrics.mappedReceived(kind.name, n, mapping.arrivalTime, mapping.contentDedupHorizonMs !== null);
+      // Processing first, so that what is released is also counted; a QoS 1 PUBACK goes out
+      // when done() runs: only now is the reading durable. The reading is in the log whatever
+      // processing does, so a processing failure is logged and counted, and the ack still goes.
+      try {
+        options.onDurable(readings, offset, receivedAt);
+      } catch (processErr) {
+        metrics.rejected('internal_error', 1);
+        logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
+      }
+      if (waitForDurable) done(null);
+    });
+    if (!waitForDurable) done(null);
   }
 
   /** Whether `topic` (not a sensor topic) is routed as mqtt.passthrough; the gateway's own topics never are. */
