@@ -1,7 +1,7 @@
 /**
  * Where recovery replay spends its time (prints figures; not a pass/fail test).
  *
- *   npx tsx bench/replay-bench.ts [--records 300000] [--reps 3]
+ *   npx tsx bench/replay-bench.ts [--records 300000] [--reps 3] [--stages A,B,C,D] [--cpu-prof FILE]
  *
  * Fills a log with N single-reading heart-rate ingest records (100 devices, seq +1 each), then
  * replays it in cumulative stages, each the median of --reps passes over the same log (read from
@@ -12,8 +12,11 @@
  *   D. gateway    the gateway's own recovery (startGateway on a copy of the data directory):
  *                 C plus raw readings re-batched into the store's outbox (encode + log append)
  * Each stage's records/s and its cost per record over the stage before it name the limit.
+ * --stages runs only some of them; --cpu-prof writes a V8 CPU profile of the stages run (not of
+ * the fill), for bench/profile-summary.ts.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -41,6 +44,7 @@ const args = new Args(process.argv.slice(2));
 const records = args.num('records', 300_000);
 const reps = Math.max(1, Math.floor(args.num('reps', 3)));
 const DEVICES = 100;
+const only = new Set(args.str('stages', 'A,B,C,D').toUpperCase().split(','));
 
 const base = mkdtempSync(join(tmpdir(), 'pulsegate-replay-bench-'));
 const filled = join(base, 'filled');
@@ -137,14 +141,27 @@ try {
   await fill();
   const stages: { name: string; what: string; rate: number }[] = [];
   const run = async (name: string, what: string, f: (rep: number) => Promise<number>): Promise<void> => {
+    if (!only.has(name[0]!)) return;
     const rates: number[] = [];
     for (let rep = 0; rep < reps; rep++) rates.push(await f(rep));
     stages.push({ name, what, rate: median(rates)! });
   };
+  const profileTo = args.str('cpu-prof', '');
+  const session = profileTo === '' ? null : new Session();
+  if (session !== null) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   await run('A read', 'chunks, framing, CRC32 per record', () => pass('read'));
   await run('B + decode', 'ingest record, topic, protobuf, validation', () => pass('decode'));
   await run('C + process', 'dedup, windows', () => pass('process'));
   await run('D gateway', 'C + raw readings re-batched to the outbox', gatewayPass);
+  if (session !== null) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(profileTo, JSON.stringify(profile));
+    session.disconnect();
+  }
   process.stdout.write(`\nrecovery replay of ${fmt(records)} records, medians of ${reps}:\n`);
   process.stdout.write(`${'stage'.padEnd(13)}  ${'records/s'.padStart(10)}  ${'us/record'.padStart(9)}  ${'+us'.padStart(6)}  what\n`);
   let prev = 0;
