@@ -1,7 +1,7 @@
 /**
  * Where recovery replay spends its time (prints figures; not a pass/fail test).
  *
- *   npx tsx bench/replay-bench.ts [--records 300000] [--reps 3]
+ *   npx tsx bench/replay-bench.ts [--records 300000] [--reps 3] [--stages A,B,C,D] [--cpu-prof FILE]
  *
  * Fills a log with N single-reading heart-rate ingest records (100 devices, seq +1 each), then
  * replays it in cumulative stages, each the median of --reps passes over the same log (read from
@@ -11,9 +11,13 @@
  *   C. + process  dedup and windows (the pipeline without raw readings)
  *   D. gateway    the gateway's own recovery (startGateway on a copy of the data directory):
  *                 C plus raw readings re-batched into the store's outbox (encode + log append)
- * Each stage's records/s and its cost per record over the stage before it name the limit.
+ * Each stage's records/s and its cost per record over the stage before it name the limit; for D
+ * also the time of the whole start (the log's own check, the other passes over the tail).
+ * --stages runs only some of them; --cpu-prof writes a V8 CPU profile of the stages run (not of
+ * the fill), for bench/profile-summary.ts.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -41,6 +45,7 @@ const args = new Args(process.argv.slice(2));
 const records = args.num('records', 300_000);
 const reps = Math.max(1, Math.floor(args.num('reps', 3)));
 const DEVICES = 100;
+const only = new Set(args.str('stages', 'A,B,C,D').toUpperCase().split(','));
 
 const base = mkdtempSync(join(tmpdir(), 'pulsegate-replay-bench-'));
 const filled = join(base, 'filled');
@@ -104,6 +109,9 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
   return n / (ms / 1000);
 }
 
+/** Stage D's whole start (log start, priming, replay, outbox scan, listeners), ms per pass. */
+const startMs: number[] = [];
+
 /** Stage D: the gateway's own recovery on a fresh copy of the data directory. */
 async function gatewayPass(rep: number): Promise<number> {
   const dir = join(base, `gw-${rep}`);
@@ -120,7 +128,9 @@ async function gatewayPass(rep: number): Promise<number> {
     }),
   );
   const gwConfig = loadConfig({ env: {}, overrides: { dataDir: dir, logLevel: 'info', mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true }, http: { port: 0, host: '127.0.0.1' } } });
+  const t0 = performance.now();
   const gw = await startGateway(gwConfig, { logger });
+  startMs.push(performance.now() - t0);
   await gw.close();
   rmSync(dir, { recursive: true, force: true });
   const line = recovered as Record<string, unknown> | null;
@@ -137,14 +147,27 @@ try {
   await fill();
   const stages: { name: string; what: string; rate: number }[] = [];
   const run = async (name: string, what: string, f: (rep: number) => Promise<number>): Promise<void> => {
+    if (!only.has(name[0]!)) return;
     const rates: number[] = [];
     for (let rep = 0; rep < reps; rep++) rates.push(await f(rep));
     stages.push({ name, what, rate: median(rates)! });
   };
+  const profileTo = args.str('cpu-prof', '');
+  const session = profileTo === '' ? null : new Session();
+  if (session !== null) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   await run('A read', 'chunks, framing, CRC32 per record', () => pass('read'));
   await run('B + decode', 'ingest record, topic, protobuf, validation', () => pass('decode'));
   await run('C + process', 'dedup, windows', () => pass('process'));
   await run('D gateway', 'C + raw readings re-batched to the outbox', gatewayPass);
+  if (session !== null) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(profileTo, JSON.stringify(profile));
+    session.disconnect();
+  }
   process.stdout.write(`\nrecovery replay of ${fmt(records)} records, medians of ${reps}:\n`);
   process.stdout.write(`${'stage'.padEnd(13)}  ${'records/s'.padStart(10)}  ${'us/record'.padStart(9)}  ${'+us'.padStart(6)}  what\n`);
   let prev = 0;
@@ -154,6 +177,7 @@ try {
     prev = us;
   }
   process.stdout.write('1,000,000 records/s leaves 1.00 us per record for all of it.\n');
+  if (startMs.length > 0) process.stdout.write(`D: the whole startGateway took ${Math.round(median(startMs)!)} ms (median), replay included.\n`);
 } finally {
   rmSync(base, { recursive: true, force: true });
 }

@@ -2,12 +2,12 @@
  * Readings of an ingest record: its payload decoded and validated as the live path did. The
  * record's layout is the log's (gateway/log/ingest-record-format.ts).
  */
-import type { Reading } from '../kinds/kind-descriptor.js';
+import type { KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
-import { decodeIngestRecord, receivedAtOfIngestRecord } from '../log/ingest-record-format.js';
+import { decodeIngestRecord, INGEST_TOPIC_START, receivedAtOfIngestRecord, topicEndOfIngestRecord } from '../log/ingest-record-format.js';
 import type { PayloadDecoder } from './payload-decoder.js';
 import { decodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
-import { createTopicRouter, type TopicRouter } from './topic-router.js';
+import { createTopicRouter, type TopicRoute, type TopicRouter } from './topic-router.js';
 
 /**
  * The valid readings of one ingest record, decoded as the live path did (same receivedAt, same
@@ -24,10 +24,69 @@ export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, dec
   return result.readings;
 }
 
-/** How recovery reads ingest records: their readings as the live path decoded them, and their receivedAt. */
-export function createIngestRecordReader(kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter = createTopicRouter({ kinds })): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
+/** What a topic is, found once for all the records that carry it. */
+interface TopicEntry {
+  readonly bytes: Buffer;
+  readonly sparkplug: boolean;
+  readonly route: TopicRoute | null;
+  readonly kind: KindDescriptor | undefined;
+}
+
+/** Topics remembered by the replay reader; the memo is cleared when full. */
+export const TOPIC_MEMO_ENTRIES = 4096;
+
+/**
+ * A replay reads the same few topics again and again (a device publishes on one): their routes
+ * are kept by the topic's bytes, so a record's topic is neither decoded to a string nor parsed
+ * again. The key is a hash of the bytes, and the bytes themselves are compared on a hit: two
+ * topics of one hash take turns in the entry, each routed as itself.
+ */
+function createTopicMemo(kinds: KindRegistry, router: TopicRouter, maxEntries: number): (buf: Buffer, start: number, end: number) => TopicEntry {
+  const entries = new Map<number, TopicEntry>();
+  return (buf, start, end) => {
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    const hit = entries.get(h);
+    if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit;
+    const topic = buf.toString('utf8', start, end);
+    const sparkplug = isSparkplugTopic(topic);
+    const route = sparkplug ? null : router.route(topic);
+    const entry: TopicEntry = { bytes: Buffer.from(buf.subarray(start, end)), sparkplug, route, kind: route === null ? undefined : kinds.get(route.kind) };
+    if (entries.size >= maxEntries) entries.clear();
+    entries.set(h, entry);
+    return entry;
+  };
+}
+
+function sameBytes(a: Buffer, buf: Buffer, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[start + i]) return false;
+  return true;
+}
+
+/**
+ * How recovery reads ingest records: their readings as the live path decoded them (what
+ * readingsOfIngestRecord gives, with the topics' routes remembered), and their receivedAt.
+ */
+export function createIngestRecordReader(
+  kinds: KindRegistry,
+  decoder: PayloadDecoder,
+  router: TopicRouter = createTopicRouter({ kinds }),
+  maxTopics = TOPIC_MEMO_ENTRIES,
+): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
+  const topicOf = createTopicMemo(kinds, router, maxTopics);
   return {
-    readings: (payload) => readingsOfIngestRecord(payload, kinds, decoder, router),
+    readings(payload) {
+      const topicEnd = topicEndOfIngestRecord(payload);
+      const t = topicOf(payload, INGEST_TOPIC_START, topicEnd);
+      if (t.sparkplug) return decodeSparkplugRecord(payload.subarray(topicEnd));
+      const { route, kind } = t;
+      if (route === null || kind === undefined) return [];
+      const body = payload.subarray(topicEnd);
+      const receivedAt = payload.readDoubleLE(1);
+      const result = route.mapping === null ? decoder.decode(kind, route.deviceId, body, receivedAt) : route.mapping.decode(kind, route.deviceId, body, receivedAt);
+      return result.readings;
+    },
     receivedAt: receivedAtOfIngestRecord,
   };
 }

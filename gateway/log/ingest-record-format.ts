@@ -25,10 +25,20 @@ export function encodeIngestRecord(receivedAt: number, topic: string, payload: B
 }
 
 export function decodeIngestRecord(buf: Buffer): IngestRecord {
+  const topicEnd = topicEndOfIngestRecord(buf);
+  return { receivedAt: buf.readDoubleLE(1), topic: buf.toString('utf8', INGEST_TOPIC_START, topicEnd), payload: buf.subarray(topicEnd) };
+}
+
+/** Where the topic's bytes of an ingest record begin. */
+export const INGEST_TOPIC_START = 11;
+
+/**
+ * Where the topic's bytes of an ingest record end (and its payload begins), without decoding
+ * either: replay looks the topic up by its bytes.
+ */
+export function topicEndOfIngestRecord(buf: Buffer): number {
   if (buf[0] !== VERSION) throw new Error(`unknown ingest record version ${String(buf[0])}`);
-  const receivedAt = buf.readDoubleLE(1);
-  const topicLen = buf.readUInt16LE(9);
-  return { receivedAt, topic: buf.toString('utf8', 11, 11 + topicLen), payload: buf.subarray(11 + topicLen) };
+  return INGEST_TOPIC_START + buf.readUInt16LE(9);
 }
 
 /** The receivedAt of an ingest record, without decoding the rest (replay passes it to the pipeline). */

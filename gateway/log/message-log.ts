@@ -203,6 +203,12 @@ interface Segment {
   lastIndexedPos: number;
   /** Damage skipped at start (skipCorrupt): readers jump over it. */
   holes: { start: number; end: number }[];
+  /**
+   * The first this-many bytes are whole records whose CRC and offsets start() checked, one after
+   * the other from byte 0: a read there does not check each CRC again (damage to them from then
+   * on is found by the next start). 0 for a segment with holes and for one rolled to since start.
+   */
+  verifiedSize: number;
 }
 
 /** A point in the group buffer where the writer must fdatasync (chunk bound) and maybe roll. */
@@ -348,6 +354,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
       idxPositions: [],
       lastIndexedPos: -Infinity,
       holes: [],
+      verifiedSize: 0,
     };
   }
 
@@ -403,6 +410,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
       }
       seg.size = data.length;
       seg.durableSize = data.length;
+      seg.verifiedSize = scan.issues.length === 0 ? data.length : 0;
       seg.lastOffset = scan.lastOffset;
       seg.lastTimestamp = scan.records > 0 ? scan.lastTimestamp : Number.NaN;
       seg.idxOffsets = scan.idxOffsets;
@@ -862,6 +870,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     }
     try {
       const limit = seg.durableSize;
+      const verified = seg.verifiedSize;
       let filePos = seekPosition(seg, from);
       let chunk: Buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
       let have = 0;
@@ -883,7 +892,9 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
           const plen = chunk.readUInt32LE(p + 4);
           const size = HEADER_BYTES + plen;
           if (plen <= MAX_PAYLOAD_BYTES && p + size > have && filePos + p + size <= limit) break;
-          if (plen > MAX_PAYLOAD_BYTES || p + size > have || crc32Of(chunk, p + 4, p + size) !== chunk.readUInt32LE(p)) {
+          // Past what start() verified (records appended since, or a segment with holes), each
+          // record's CRC is checked here: a torn or damaged record there is still found.
+          if (plen > MAX_PAYLOAD_BYTES || p + size > have || (filePos + p + size > verified && crc32Of(chunk, p + 4, p + size) !== chunk.readUInt32LE(p))) {
             const at = filePos + p;
             const hole = seg.holes.find((h) => h.start === at);
             if (hole === undefined) throw corruptError(seg.name, lastSeen + 1, at, 'record failed its CRC on read');

@@ -6,6 +6,7 @@ import { encodeDeadLetter } from './dead-letter.js';
 import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } from '../backoff.js';
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
+import type { FileMessageLog } from './message-log.js';
 import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';
 
 /**
@@ -89,7 +90,8 @@ export interface SendContext {
 }
 
 export interface OutboxOptions {
-  readonly log: MessageLog;
+  /** readSpans: start() reads only the outgoing records and acks of the log's tail. */
+  readonly log: MessageLog & Pick<FileMessageLog, 'readSpans'>;
   /** 1..255 bytes; one outbox per destination. */
   readonly destination: string;
   /**
@@ -288,13 +290,15 @@ export function createOutbox(options: OutboxOptions): Outbox {
     // Records enqueued before this point are found by the scan; later ones are tracked after it.
     const end = log.nextOffset;
     early = [];
-    for await (const r of log.read(from, end)) {
-      if (r.type === RECORD_TYPES.outgoing) {
+    // The records of other types (the ingest records, most of the tail) are passed over unread.
+    for await (const span of log.readSpans(from, end, [RECORD_TYPES.outgoing, RECORD_TYPES.outgoingAck])) {
+      for (const r of span.records) {
         if (!isFor(dest, r.payload)) continue;
-        outgoing++;
-        track(r.offset, r.timestamp);
-      } else if (r.type === RECORD_TYPES.outgoingAck) {
-        if (!isFor(dest, r.payload)) continue;
+        if (r.type === RECORD_TYPES.outgoing) {
+          outgoing++;
+          track(r.offset, r.timestamp);
+          continue;
+        }
         const ack = decodeOutgoingAck(r.payload);
         if (ack.offset < from) continue;
         acks++;

@@ -4,7 +4,8 @@ import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { Checkpoint } from '../log/checkpoint-store.js';
 import { decodeDeviceStatus } from '../log/device-status-record.js';
-import { RECORD_TYPES, type LogRecord } from '../log/types.js';
+import type { FileMessageLog } from '../log/message-log.js';
+import { RECORD_TYPES } from '../log/types.js';
 import type { ReadingPipeline } from './reading-pipeline.js';
 
 /**
@@ -18,9 +19,10 @@ export interface IngestRecordReader {
   receivedAt(payload: Buffer): number;
 }
 
-export interface ReplaySource {
-  readBatches(from: number): AsyncIterable<readonly LogRecord[]>;
-}
+export type ReplaySource = Pick<FileMessageLog, 'readSpans'>;
+
+/** What replay reads; the other records of the tail (windows, batches, acks, alerts) are passed over unread. */
+const REPLAYED_TYPES = [RECORD_TYPES.ingest, RECORD_TYPES.deviceStatus];
 
 /**
  * Replays the ingest records from `from` on through the pipeline, and the deviceStatus records
@@ -34,8 +36,8 @@ export async function replayLog(
 ): Promise<{ records: number; readings: number }> {
   let records = 0;
   let readings = 0;
-  for await (const batch of log.readBatches(from)) {
-    for (const record of batch) {
+  for await (const span of log.readSpans(from, undefined, REPLAYED_TYPES)) {
+    for (const record of span.records) {
       if (record.type === RECORD_TYPES.deviceStatus && pipeline.deviceStatus !== undefined) {
         const status = decodeDeviceStatus(record.payload);
         if (status !== null) pipeline.deviceStatus(status, record.offset, true);

@@ -172,6 +172,32 @@ describe('message log', () => {
     await log.close();
   });
 
+  it('message log read should trust the records start() verified and check the CRC of every record appended since', async () => {
+    const opts = { segmentMaxBytes: 1024 * 1024, tailCacheMaxBytes: 0 };
+    let log = await openLog(dir, opts);
+    await appendMany(log, 300);
+    await log.close();
+    log = await openLog(dir, opts);
+    await appendMany(log, 100, 300);
+    const [only] = await segmentFiles(dir);
+    const positionOf = (offset: number): number => {
+      let pos = 0;
+      for (let i = 0; i < offset; i++) pos += HEADER_BYTES + payloadFor(i).length;
+      return pos;
+    };
+    // Damage after start: to record 10, checked by start(), and to record 350, appended since.
+    await flipByte(join(dir, only!), positionOf(10) + HEADER_BYTES + 2);
+    await flipByte(join(dir, only!), positionOf(350) + HEADER_BYTES + 2);
+    const verified = await readAll(log, 0, 300);
+    expect(verified.map((r) => r.offset)).toEqual([...Array(300).keys()]);
+    expect(verified[10]!.payload.equals(payloadFor(10))).toBe(false);
+    await expect(readAll(log, 300)).rejects.toMatchObject({ code: 'GW_ERR_LOG_CORRUPT', details: { offset: 350 } });
+    await log.close();
+    // The next start checks every record again, and finds record 10.
+    const err = await startError(opts);
+    expect(err.details).toMatchObject({ segment: only, offset: 10 });
+  });
+
   it('message log should replay the same records identically twice', async () => {
     const log = await openLog(dir);
     for (let i = 0; i < 1500; i++) log.append(((i % 4) + 1) as 1 | 2 | 3 | 4, payloadFor(i));
