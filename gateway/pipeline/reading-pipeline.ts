@@ -115,8 +115,10 @@ export class ReadingPipeline {
           continue;
         }
         accepted?.push(r);
-        windows.add(r, now, at);
       }
+      // Windows after dedup: the tracker's verdicts do not depend on them, and nothing is told
+      // on the bus between the two, so the events come in the same order as reading by reading.
+      windows.addMany(accepted ?? readings, now, at);
       if (duplicates > 0) metrics.duplicate(duplicates);
       const gaps = seqStats.gaps - gaps0;
       const gapFills = seqStats.gapFills - fills0;

@@ -92,6 +92,21 @@ export class SinkBatcher {
     if (this.pendingPoints >= this.options.maxPoints) void this.flush();
   }
 
+  /**
+   * The readings of one publish: as addReading() on each (a batch ends at the reading that
+   * fills it), pushed in stretches up to that reading instead of checking after each one.
+   */
+  addReadings(rs: readonly Reading[]): void {
+    const max = this.options.maxPoints;
+    let i = 0;
+    while (i < rs.length) {
+      const stop = Math.min(rs.length, i + Math.max(1, max - this.pendingPoints));
+      const readings = this.readings;
+      for (; i < stop; i++) readings.push(rs[i]!);
+      if (this.pendingPoints >= max) void this.flush();
+    }
+  }
+
   addWindow(w: WindowResult): void {
     this.windows.push(w);
     if (this.pendingPoints >= this.options.maxPoints) void this.flush();
@@ -237,9 +252,7 @@ export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, opt
   ];
   if (options.writeRawReadings) {
     off.push(
-      events.on('reading.durable', (e) => {
-        for (const r of e.readings) batcher.addReading(r);
-      }),
+      events.on('reading.durable', (e) => batcher.addReadings(e.readings)),
     );
   }
   return () => {

@@ -14,6 +14,12 @@ export interface WindowEngine extends StatefulStage {
    * record (so replay gives the same result); bounds the watermark. Defaults to `now`.
    */
   add(reading: Reading, now?: number, receivedAt?: number): void;
+  /**
+   * Adds accepted readings in order, exactly as add() on each would (same windows, emissions,
+   * late reports and stats), all with the same `now` and `receivedAt`: the readings of one
+   * publish. A run of readings from one device finds kind and device once.
+   */
+  addMany(readings: readonly Reading[], now?: number, receivedAt?: number): void;
   /** Lets idle windows close by the injected clock; called on a timer and after replay. */
   tick(): void;
   /** Emits every open window (shutdown); nothing half-filled is lost. */

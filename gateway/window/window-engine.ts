@@ -507,41 +507,63 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     for (const w of list.splice(0, k)) {
       detach(w);
       const g = w.group;
-      if (g.live === 0 && g.horizon.every((h) => h <= closedThrough)) dev.groups.delete(g.key);
+      if (g.live === 0 && horizonsClosed(g, closedThrough)) dev.groups.delete(g.key);
     }
   }
 
   // ---- public surface -------------------------------------------------------------------
 
-  function add(reading: Reading, now = clock.now(), receivedAt = now): void {
+  function kindOf(reading: Reading): KindState {
     const kind = kinds.get(reading.kind);
     if (kind === undefined) throw new GatewayError('GW_ERR_UNKNOWN_KIND', `window engine: unknown kind "${reading.kind}"`);
-    const ts = reading.ts;
-    let bounded = ts;
+    return kind;
+  }
+
+  /** The reading's event time as the watermark may count it (see "maxTs"). */
+  function boundedTs(ts: number, receivedAt: number): number {
     if (ts > receivedAt + skew) {
-      bounded = receivedAt + skew;
       stats.futureReadings++;
+      return receivedAt + skew;
     }
-    let dev = kind.devices.get(reading.deviceId);
-    if (dev === undefined) {
-      if (stats.devices >= maxDevices) evictLeastRecent();
-      let finalBefore = NEVER;
-      if (forgotten.size > 0) {
-        const key = kind.name + KEY_SEPARATOR + reading.deviceId;
-        const h = forgotten.get(key);
-        if (h !== undefined) {
-          // Back from being forgotten: the device carries its horizon again (and leaves it when forgotten anew).
-          finalBefore = h;
-          forgotten.delete(key);
-          stats.horizons = forgotten.size;
-        }
-      }
-      dev = newDevice(kind, reading.deviceId, bounded, now, finalBefore);
-    } else {
+    return ts;
+  }
+
+  /** The reading's device, found or created, with the reading's arrival and event time taken in. */
+  function deviceFor(kind: KindState, reading: Reading, now: number, receivedAt: number): DeviceState {
+    const bounded = boundedTs(reading.ts, receivedAt);
+    const dev = kind.devices.get(reading.deviceId);
+    if (dev !== undefined) {
       dev.lastArrival = now;
       if (bounded > dev.maxTs) dev.maxTs = bounded;
       activity.touch(dev);
+      return dev;
     }
+    if (stats.devices >= maxDevices) evictLeastRecent();
+    let finalBefore = NEVER;
+    if (forgotten.size > 0) {
+      const key = kind.name + KEY_SEPARATOR + reading.deviceId;
+      const h = forgotten.get(key);
+      if (h !== undefined) {
+        // Back from being forgotten: the device carries its horizon again (and leaves it when forgotten anew).
+        finalBefore = h;
+        forgotten.delete(key);
+        stats.horizons = forgotten.size;
+      }
+    }
+    return newDevice(kind, reading.deviceId, bounded, now, finalBefore);
+  }
+
+  /** Whether every eviction horizon of the group is at or before `closedThrough` (nothing final to remember). */
+  function horizonsClosed(g: GroupState, closedThrough: number): boolean {
+    const h = g.horizon;
+    for (let i = 0; i < h.length; i++) if (h[i]! > closedThrough) return false;
+    return true;
+  }
+
+  /** Applies a reading to the windows of its device, whose maxTs already counts it; fires and closes what it moved past. */
+  function apply(dev: DeviceState, reading: Reading): void {
+    const kind = dev.kind;
+    const ts = reading.ts;
     const watermark = dev.maxTs - outOfOrderness;
     const closedThrough = watermark - lateness;
     const g = groupOf(dev, reading);
@@ -570,9 +592,31 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
     if (firstDirty !== undefined && firstDirty.end <= watermark) fire(dev, watermark);
     const firstWin = dev.windows[0];
     if (firstWin !== undefined && firstWin.end <= closedThrough) close(dev, closedThrough);
-    if (g.live === 0 && dev.groups.get(g.key) === g && g.horizon.every((h) => h <= closedThrough)) {
+    if (g.live === 0 && dev.groups.get(g.key) === g && horizonsClosed(g, closedThrough)) {
       // A group whose only reading was late leaves nothing behind.
       dev.groups.delete(g.key);
+    }
+  }
+
+  function add(reading: Reading, now = clock.now(), receivedAt = now): void {
+    apply(deviceFor(kindOf(reading), reading, now, receivedAt), reading);
+  }
+
+  function addMany(readings: readonly Reading[], now = clock.now(), receivedAt = now): void {
+    let i = 0;
+    while (i < readings.length) {
+      const first = readings[i++]!;
+      const dev = deviceFor(kindOf(first), first, now, receivedAt);
+      apply(dev, first);
+      // The rest of a run from the same device skips the lookups: it was just given `now` and
+      // is the most recently active device (the activity list's tail) while nothing forgot it.
+      for (; i < readings.length; i++) {
+        const r = readings[i]!;
+        if (r.deviceId !== first.deviceId || r.kind !== first.kind || activity.tail !== dev) break;
+        const bounded = boundedTs(r.ts, receivedAt);
+        if (bounded > dev.maxTs) dev.maxTs = bounded;
+        apply(dev, r);
+      }
     }
   }
 
@@ -755,6 +799,7 @@ export function createWindowEngine(options: WindowEngineOptions): MeteredWindowE
   return {
     name: 'windows',
     add,
+    addMany,
     tick,
     flush,
     snapshot,

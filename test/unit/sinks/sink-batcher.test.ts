@@ -11,6 +11,8 @@ import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createFaultyFiles } from '../../helpers/faulty-file.js';
 import { observe } from '../../helpers/wait.js';
 import { readAll, tempDir } from '../log/log-test-helpers.js';
+import { mulberry32 } from '../../helpers/random.js';
+import type { WindowResult } from '../../../gateway/window/types.js';
 
 const reading = (seq: number): Reading => ({ kind: 'heart-rate', deviceId: 'b1', seq, ts: 1_763_800_000_000 + seq, values: { bpm: 60 + (seq % 50) } });
 
@@ -91,5 +93,39 @@ describe('sink batcher on the event bus', () => {
     batcher.addHealth({ ts: 1, values: { heap_mb: 1 } });
     await batcher.close();
     expect(batches[1]!.alerts).toBeUndefined();
+  });
+});
+
+describe('sink batcher addReadings', () => {
+  it('should split batches where addReading on each reading would, with windows and health samples in between', async () => {
+    const rnd = mulberry32(7);
+    const window = (n: number): WindowResult => ({ kind: 'heart-rate', deviceId: 'w', sizeMs: 10_000, slideMs: 10_000, start: n, end: n + 10_000, group: {}, values: { count: 1 }, revision: 0 });
+    // One script of calls, replayed against both ways of adding a publish's readings.
+    const script: (['readings', Reading[]] | ['window', WindowResult] | ['health', number])[] = [];
+    let seq = 0;
+    for (let k = 0; k < 300; k++) {
+      const x = rnd();
+      if (x < 0.6) script.push(['readings', Array.from({ length: Math.floor(rnd() * 12) }, () => reading(++seq))]);
+      else if (x < 0.8) script.push(['window', window(k)]);
+      else script.push(['health', k]);
+    }
+    const run = async (maxPoints: number, batched: boolean): Promise<string[]> => {
+      const batches: string[] = [];
+      const batcher = new SinkBatcher({ maxPoints, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(JSON.stringify(b)), logger: pino({ level: 'silent' }) });
+      for (const [what, arg] of script) {
+        if (what === 'readings') {
+          if (batched) batcher.addReadings(arg);
+          else for (const r of arg) batcher.addReading(r);
+        } else if (what === 'window') batcher.addWindow(arg);
+        else batcher.addHealth({ ts: arg, values: { heap_mb: 1 } });
+      }
+      await batcher.close();
+      return batches;
+    };
+    for (const maxPoints of [1, 2, 3, 7, 50]) {
+      const one = await run(maxPoints, false);
+      expect(await run(maxPoints, true), `maxPoints ${maxPoints}`).toEqual(one);
+      expect(one.length).toBeGreaterThan(maxPoints === 50 ? 10 : 50);
+    }
   });
 });
