@@ -9,6 +9,9 @@ import type { WindowEngine } from '../window/types.js';
 import type { DeviceStats } from './device-stats.js';
 import type { SequenceTracker } from './sequence-tracker.js';
 
+/** Devices whose dedup key is kept made (beyond, the keys are made again, as on first sight). */
+const KEY_CACHE_MAX = 100_000;
+
 /** Where duplicates are counted (the ingest metrics). */
 export interface DuplicateCounter {
   duplicate(n: number): void;
@@ -54,6 +57,13 @@ export class ReadingPipeline {
   private readonly late: Counter;
   private readonly windowsEmitted: Counter<'kind'>;
   private lastStats = { gaps: 0, gapFills: 0, resets: 0 };
+  /**
+   * A device's dedup key (kind NUL deviceId), made once: the same string every publish, so the
+   * sequence tracker's and the device table's maps find it by its cached hash instead of
+   * flattening and hashing a new concatenation each time. Cleared past KEY_CACHE_MAX devices.
+   */
+  private readonly keys = new Map<string, Map<string, string>>();
+  private keyCount = 0;
 
   constructor(private readonly options: ReadingPipelineOptions) {
     this.stages = [options.tracker, options.windows, ...(options.moreStages ?? [])];
@@ -104,7 +114,7 @@ export class ReadingPipeline {
       for (let i = 0; i < readings.length; i++) {
         const r = readings[i]!;
         if (keyOf === null || r.deviceId !== keyOf.deviceId || r.kind !== keyOf.kind || r.seqStream !== keyOf.seqStream) {
-          key = r.seqStream ?? r.kind + '\u0000' + r.deviceId;
+          key = r.seqStream ?? this.deviceKey(r.kind, r.deviceId);
           keyOf = r;
         }
         // seq 0: a device without sequence numbers (deduplicated by content at ingest), no gap accounting.
@@ -170,11 +180,30 @@ export class ReadingPipeline {
     this.offset = checkpoint.offset - 1;
   }
 
+  private deviceKey(kind: string, deviceId: string): string {
+    let byDevice = this.keys.get(kind);
+    if (byDevice === undefined) this.keys.set(kind, (byDevice = new Map()));
+    let key = byDevice.get(deviceId);
+    if (key === undefined) {
+      if (this.keyCount >= KEY_CACHE_MAX) {
+        for (const m of this.keys.values()) m.clear();
+        this.keyCount = 0;
+      }
+      key = kind + '\u0000' + deviceId;
+      byDevice.set(deviceId, key);
+      this.keyCount++;
+    }
+    return key;
+  }
+
   private syncSeqStats(): void {
     const s = this.options.tracker.stats;
-    if (s.gaps !== this.lastStats.gaps) this.gaps.inc(s.gaps - this.lastStats.gaps);
-    if (s.gapFills !== this.lastStats.gapFills) this.gapFills.inc(s.gapFills - this.lastStats.gapFills);
-    if (s.resets !== this.lastStats.resets) this.resets.inc(s.resets - this.lastStats.resets);
-    this.lastStats = { gaps: s.gaps, gapFills: s.gapFills, resets: s.resets };
+    const last = this.lastStats;
+    if (s.gaps !== last.gaps) this.gaps.inc(s.gaps - last.gaps);
+    if (s.gapFills !== last.gapFills) this.gapFills.inc(s.gapFills - last.gapFills);
+    if (s.resets !== last.resets) this.resets.inc(s.resets - last.resets);
+    last.gaps = s.gaps;
+    last.gapFills = s.gapFills;
+    last.resets = s.resets;
   }
 }
