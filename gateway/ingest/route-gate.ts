@@ -137,12 +137,20 @@ export function installRouteGate(broker: Aedes): RouteGate {
   const add = p.addSubscriptions.bind(p);
   const remove = p.removeSubscriptions.bind(p);
   const clean = p.cleanSubscriptions.bind(p);
-  // Counted before the store call: a publish racing the store's promise is routed (over-count), not skipped.
+  // Mirrored synchronously, as the in-memory store changes synchronously when called: a removal
+  // mirrored only after its promise would undo an add that came in between (an UNSUBSCRIBE and a
+  // SUBSCRIBE of the same filter in one socket read) and leave a stored subscription unmirrored.
   p.addSubscriptions = (client, subs) => {
     gate.storedAdd(client.id, subs.map((s) => s.topic));
     return add(client, subs);
   };
-  p.removeSubscriptions = (client, topics) => remove(client, topics).finally(() => gate.storedRemove(client.id, topics));
-  p.cleanSubscriptions = (client) => clean(client).finally(() => gate.storedClean(client.id));
+  p.removeSubscriptions = (client, topics) => {
+    gate.storedRemove(client.id, topics);
+    return remove(client, topics);
+  };
+  p.cleanSubscriptions = (client) => {
+    gate.storedClean(client.id);
+    return clean(client);
+  };
   return gate;
 }

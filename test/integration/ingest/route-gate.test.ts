@@ -1,6 +1,7 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { installRouteGate, RouteGate } from '../../../gateway/ingest/route-gate.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -107,6 +108,36 @@ describe('route gate on a real aedes broker', () => {
     await pub.publishAsync('sensors/hr/d1', 'nobody', { qos: 1 });
     await waitFor(() => gate.skipped >= 1, { what: 'skipped publishes' });
     expect(gate.skipped).toBe(1);
+  });
+
+  it('an UNSUBSCRIBE and a SUBSCRIBE of the same filter in one socket read leave it mirrored: the offline queue still fills', async () => {
+    const first = await connect({ clientId: 'c1', clean: false });
+    await first.subscribeAsync('alerts/#', { qos: 1 });
+    await first.endAsync();
+    const sock = netConnect(port, '127.0.0.1');
+    await new Promise((resolve) => sock.once('connect', resolve));
+    const gen = (p: object) => mqttPacket.generate(p as never);
+    let acks = 0;
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (pk: { cmd: string }) => {
+      if (pk.cmd === 'connack' || pk.cmd === 'unsuback' || pk.cmd === 'suback') acks++;
+    });
+    sock.on('data', (d: Buffer) => parser.parse(d));
+    sock.write(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'c1', keepalive: 30 }));
+    await waitFor(() => acks === 1, { what: 'CONNACK' });
+    sock.write(Buffer.concat([gen({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['alerts/#'] }), gen({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'alerts/#', qos: 1 }] })]));
+    await waitFor(() => acks === 3, { what: 'UNSUBACK and SUBACK' });
+    expect(gate.mayMatch('alerts/x')).toBe(true);
+    sock.end(gen({ cmd: 'disconnect' }));
+    await new Promise((resolve) => sock.once('close', resolve));
+    const pub = await connect();
+    await pub.publishAsync('alerts/offline', 'O', { qos: 1 });
+    const seen: string[] = [];
+    const back = mqtt.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, clientId: 'c1', clean: false });
+    clients.push(back);
+    back.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+    await waitFor(() => seen.length === 1, { what: 'the queued message' });
+    expect(seen).toEqual(['alerts/offline O']);
   });
 
   it('retained publishes and $ topics always take aedes’ path', async () => {
