@@ -16,20 +16,34 @@ import { createTopicRouter, type TopicRoute, type TopicRouter } from './topic-ro
  */
 export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter = createTopicRouter({ kinds })): readonly Reading[] {
   const rec = decodeIngestRecord(payload);
-  if (isSparkplugTopic(rec.topic)) return decodeSparkplugRecord(rec.payload);
-  const route = router.route(rec.topic);
-  const kind = route === null ? undefined : kinds.get(route.kind);
+  return readingsOfBody(topicInfo(rec.topic, kinds, router), rec.payload, rec.receivedAt, decoder);
+}
+
+/** What a record's topic says of its body: Sparkplug B, or a route and its kind (null / undefined: no known kind). */
+interface TopicInfo {
+  readonly sparkplug: boolean;
+  readonly route: TopicRoute | null;
+  readonly kind: KindDescriptor | undefined;
+}
+
+function topicInfo(topic: string, kinds: KindRegistry, router: TopicRouter): TopicInfo {
+  const sparkplug = isSparkplugTopic(topic);
+  const route = sparkplug ? null : router.route(topic);
+  return { sparkplug, route, kind: route === null ? undefined : kinds.get(route.kind) };
+}
+
+/** The readings of a record's body (the MQTT payload) once its topic is known. */
+function readingsOfBody(t: TopicInfo, body: Buffer, receivedAt: number, decoder: PayloadDecoder): readonly Reading[] {
+  if (t.sparkplug) return decodeSparkplugRecord(body);
+  const { route, kind } = t;
   if (route === null || kind === undefined) return [];
-  const result = route.mapping === null ? decoder.decode(kind, route.deviceId, rec.payload, rec.receivedAt) : route.mapping.decode(kind, route.deviceId, rec.payload, rec.receivedAt);
+  const result = route.mapping === null ? decoder.decode(kind, route.deviceId, body, receivedAt) : route.mapping.decode(kind, route.deviceId, body, receivedAt);
   return result.readings;
 }
 
 /** What a topic is, found once for all the records that carry it. */
-interface TopicEntry {
+interface TopicEntry extends TopicInfo {
   readonly bytes: Buffer;
-  readonly sparkplug: boolean;
-  readonly route: TopicRoute | null;
-  readonly kind: KindDescriptor | undefined;
 }
 
 /** Topics remembered by the replay reader; the memo is cleared when full. */
@@ -48,10 +62,7 @@ function createTopicMemo(kinds: KindRegistry, router: TopicRouter, maxEntries: n
     for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
     const hit = entries.get(h);
     if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit;
-    const topic = buf.toString('utf8', start, end);
-    const sparkplug = isSparkplugTopic(topic);
-    const route = sparkplug ? null : router.route(topic);
-    const entry: TopicEntry = { bytes: Buffer.from(buf.subarray(start, end)), sparkplug, route, kind: route === null ? undefined : kinds.get(route.kind) };
+    const entry: TopicEntry = { ...topicInfo(buf.toString('utf8', start, end), kinds, router), bytes: Buffer.from(buf.subarray(start, end)) };
     if (entries.size >= maxEntries) entries.clear();
     entries.set(h, entry);
     return entry;
@@ -78,14 +89,7 @@ export function createIngestRecordReader(
   return {
     readings(payload) {
       const topicEnd = topicEndOfIngestRecord(payload);
-      const t = topicOf(payload, INGEST_TOPIC_START, topicEnd);
-      if (t.sparkplug) return decodeSparkplugRecord(payload.subarray(topicEnd));
-      const { route, kind } = t;
-      if (route === null || kind === undefined) return [];
-      const body = payload.subarray(topicEnd);
-      const receivedAt = payload.readDoubleLE(1);
-      const result = route.mapping === null ? decoder.decode(kind, route.deviceId, body, receivedAt) : route.mapping.decode(kind, route.deviceId, body, receivedAt);
-      return result.readings;
+      return readingsOfBody(topicOf(payload, INGEST_TOPIC_START, topicEnd), payload.subarray(topicEnd), receivedAtOfIngestRecord(payload), decoder);
     },
     receivedAt: receivedAtOfIngestRecord,
   };
