@@ -35,7 +35,7 @@ import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
 import { createOutbox } from './log/outbox.js';
-import { createAlertSenderLog, createWindowSenderLog, primeSenderLogs } from './log/sender-log.js';
+import { createAlertSenderLog, createWindowSenderLog, primeSenderLogs, senderLogsPrimeFrom } from './log/sender-log.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
 import { createCheckpointer } from './pipeline/checkpointer.js';
@@ -185,8 +185,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   // recovery: latest checkpoint, then replay every ingest record after it; the window and alert
   // records already logged after the checkpoint are read first, in one pass for both
   readiness.phase = 'replaying';
-  const primeFrom = Math.max(checkpoint?.offset ?? 0, log.firstOffset);
-  await primeSenderLogs(log, primeFrom, [windowLog, alertLog]);
+  await primeSenderLogs(log, senderLogsPrimeFrom(checkpoint, log), [windowLog, alertLog]);
   await recover({
     log,
     checkpoint,

@@ -10,6 +10,20 @@ export interface Checkpoint<T = unknown> {
   readonly data: T;
   /** Wall-clock time of the write, ms. */
   readonly writtenAt: number;
+  /**
+   * The log's next offset when `data` was captured (absent in checkpoints written before it was
+   * kept): the records the stages appended themselves (alert transitions, windows) below it are
+   * in `data`, those at or above it came after the capture. It can be above `offset`: a stage
+   * appends after the ingest records still waiting for their fdatasync.
+   */
+  readonly capturedNext?: number;
+}
+
+/** What a checkpoint write takes. */
+export interface CheckpointState<T = unknown> {
+  readonly offset: number;
+  readonly data: T;
+  readonly capturedNext?: number;
 }
 
 export interface CheckpointStoreOptions {
@@ -23,7 +37,7 @@ export interface CheckpointStoreOptions {
 
 export interface CheckpointStore<T = unknown> {
   /** Writes atomically: temp file, fsync, rename, fsync of the directory. Writes are serialised. */
-  write(state: { offset: number; data: T }): Promise<void>;
+  write(state: CheckpointState<T>): Promise<void>;
   /**
    * The newest readable checkpoint, falling back to an older one when the newest is damaged;
    * null when there is none.
@@ -91,14 +105,20 @@ export function createCheckpointStore<T = unknown>(options: CheckpointStoreOptio
     if (nl < 0 || text[text.length - 1] !== 10) throw new Error(`${file}: truncated`);
     const crc = parseInt(text.toString('latin1', nl + 1, text.length - 1), 16);
     if (crc !== crc32Of(text, 0, nl)) throw new Error(`${file}: CRC mismatch`);
-    const body = JSON.parse(text.toString('utf8', 0, nl)) as { version: number; offset: number; writtenAt: number; data: T };
+    const body = JSON.parse(text.toString('utf8', 0, nl)) as { version: number; offset: number; writtenAt: number; data: T; capturedNext?: unknown };
     if (body.version !== FORMAT_VERSION || !Number.isSafeInteger(body.offset)) throw new Error(`${file}: unknown format`);
-    return { offset: body.offset, data: body.data, writtenAt: body.writtenAt };
+    const cp = { offset: body.offset, data: body.data, writtenAt: body.writtenAt };
+    const next = body.capturedNext;
+    // One below the offset is not one the checkpointer writes: taken as absent (the offset then serves).
+    return typeof next === 'number' && Number.isSafeInteger(next) && next >= body.offset ? { ...cp, capturedNext: next } : cp;
   }
 
-  async function doWrite(state: { offset: number; data: T }): Promise<void> {
+  async function doWrite(state: CheckpointState<T>): Promise<void> {
     if (!Number.isSafeInteger(state.offset) || state.offset < 0) {
       throw new GatewayError('GW_ERR_CHECKPOINT', `checkpoint offset must be a non-negative integer, got ${state.offset}`);
+    }
+    if (state.capturedNext !== undefined && (!Number.isSafeInteger(state.capturedNext) || state.capturedNext < state.offset)) {
+      throw new GatewayError('GW_ERR_CHECKPOINT', `checkpoint capturedNext must be an integer at or above its offset ${state.offset}, got ${state.capturedNext}`);
     }
     try {
       await mkdir(dir, { recursive: true });
@@ -106,7 +126,7 @@ export function createCheckpointStore<T = unknown>(options: CheckpointStoreOptio
       const seq = existing.length === 0 ? 1 : existing[existing.length - 1]!.seq + 1;
       const file = `${name}-${String(seq).padStart(20, '0')}.ckpt`;
       const tmp = join(dir, `.${file}.tmp`);
-      const json = Buffer.from(JSON.stringify({ version: FORMAT_VERSION, offset: state.offset, writtenAt: clock.now(), data: state.data }), 'utf8');
+      const json = Buffer.from(JSON.stringify({ version: FORMAT_VERSION, offset: state.offset, ...(state.capturedNext === undefined ? {} : { capturedNext: state.capturedNext }), writtenAt: clock.now(), data: state.data }), 'utf8');
       const tail = Buffer.from(`\n${crc32Of(json, 0, json.length).toString(16).padStart(8, '0')}\n`, 'latin1');
       const fh = await open(tmp, 'w');
       try {

@@ -168,3 +168,16 @@ export async function primeSenderLogs(log: Pick<FileMessageLog, 'readSpans'>, fr
   }
   return primers.map((p) => p.done());
 }
+
+/**
+ * Where startup primes the sender logs from: the log's next offset when the checkpoint's state
+ * was captured. A stage appends its items after every ingest record appended so far, so an item
+ * told just before the capture can sit above the checkpoint's offset while the state already
+ * holds it; primed, nothing in the replay would match it and it would be taken as told but not
+ * replayed (adoptLogged), firing again an episode the replay resolves. A checkpoint written
+ * before capturedNext was kept primes from its offset, as it did.
+ */
+export function senderLogsPrimeFrom(checkpoint: { readonly offset: number; readonly capturedNext?: number } | null, log: { readonly firstOffset: number }): number {
+  if (checkpoint === null) return log.firstOffset;
+  return Math.max(checkpoint.capturedNext ?? checkpoint.offset, checkpoint.offset, log.firstOffset);
+}

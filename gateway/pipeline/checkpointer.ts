@@ -43,7 +43,9 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     await afterCapture?.();
     await durable;
     if (last >= 0) await options.log!.whenDurable(last);
-    await store.write(state);
+    // The transitions and windows the stages appended before the capture are in the state, even
+    // those above its offset; a restart primes the sender logs from here (senderLogsPrimeFrom).
+    await store.write(options.log === undefined ? state : { ...state, capturedNext: last + 1 });
   }
   return {
     write,

@@ -74,4 +74,15 @@ describe('checkpoint store', () => {
     const store = await createCheckpointStore({ dir });
     await expect(store.write({ offset: -1, data: null })).rejects.toMatchObject({ code: 'GW_ERR_CHECKPOINT' });
   });
+
+  it('checkpoint store should keep capturedNext (the log offset at the capture), and read a checkpoint without it as without it', async () => {
+    const store = await createCheckpointStore({ dir });
+    await store.write({ offset: 7, data: 1, capturedNext: 9 });
+    expect(await createCheckpointStore({ dir }).read()).toMatchObject({ offset: 7, data: 1, capturedNext: 9 });
+    await store.write({ offset: 8, data: 2 });
+    const plain = await createCheckpointStore({ dir }).read();
+    expect(plain).toMatchObject({ offset: 8, data: 2 });
+    expect(plain).not.toHaveProperty('capturedNext');
+    await expect(store.write({ offset: 8, data: 3, capturedNext: 7 })).rejects.toMatchObject({ code: 'GW_ERR_CHECKPOINT' });
+  });
 });
