@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--seed N] [--reps N] [--profile] [--cores N]`
+ * `npm run bench [-- --quick] [--seed N] [--reps N] [--profile] [--cores N]` (`--help` lists every option)
  *
  * For every scenario (QoS 0 single readings, QoS 1 single readings, QoS 1 batches of 100) and
  * every system under test (the publisher's ceiling against a byte-discarding sink, bare aedes,
@@ -33,7 +33,43 @@ import { runSparkplugBench, sparkplugBenchSettings, type SparkplugBenchResult } 
 
 // ---- settings ------------------------------------------------------------------------------
 
+const USAGE = `Usage: npm run bench [-- options]
+
+Measures pulsegate against bare aedes, Mosquitto (when installed) and the publisher's ceiling,
+same run, then recovery replay, alert latency, Sparkplug, mapped ingest, SSE fan-out, the push
+proxy and the alert engine. Writes bench/results/<date>.json. See bench/README.md.
+
+  --quick                 one repetition, shorter runs (about 1 minute of load)
+  --reps N                repetitions per cell, medians reported (default 3, 1 with --quick)
+  --seed N                payload seed (default 1)
+  --duration S            measured seconds per cell (default 2, 1.5 with --quick)
+  --warmup S              warm-up seconds per cell (default 0.5, 0.4 with --quick)
+  --connections N         publisher connections (default 4)
+  --devices N             devices per connection (default 25)
+  --inflight N            QoS 1 publishes in flight per connection (default 128)
+  --sut a,b               only these systems: sink, aedes, mosquitto, pulsegate
+  --scenario a,b          only these: qos0-single, qos1-single, qos1-batch100
+  --cores N               systems under test on CPUs 0..N-1, load generators on the others (taskset)
+  --group-commit-ms N     the gateway's log.groupCommitIntervalMs
+  --replay-records N      records in the recovery replay's log (default 300000, 200000 with --quick)
+  --profile               CPU profiles of the gateway under load instead of the table
+  --clients               also the raw publisher against mqtt.js, both against the sink
+  --tsx                   children on TypeScript source through tsx instead of the JavaScript build
+  --no-replay --no-alerts --no-alert-latency --no-sparkplug --no-sse --no-mapped --no-push-proxy
+                          skip that part
+  --help                  this text
+`;
+const KNOWN_OPTIONS = ['quick', 'reps', 'seed', 'duration', 'warmup', 'connections', 'devices', 'inflight', 'sut', 'scenario', 'cores', 'group-commit-ms', 'replay-records', 'profile', 'clients', 'tsx', 'no-replay', 'no-alerts', 'no-alert-latency', 'no-sparkplug', 'no-sse', 'no-mapped', 'no-push-proxy', 'help'];
 const args = new Args(process.argv.slice(2));
+if (args.has('help')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const unknownOptions = args.unknown(KNOWN_OPTIONS);
+if (unknownOptions.length > 0) {
+  process.stderr.write(`unknown option${unknownOptions.length > 1 ? 's' : ''}: ${unknownOptions.map((o) => `--${o}`).join(', ')}\n\n${USAGE}`);
+  process.exit(2);
+}
 const quick = args.has('quick');
 const profileMode = args.has('profile');
 const settings = {
@@ -75,6 +111,15 @@ if (settings.cores !== null) {
 }
 const onlySuts = args.str('sut', '').split(',').filter((s) => s !== '');
 const onlyScenarios = args.str('scenario', '').split(',').filter((s) => s !== '');
+{
+  const badSuts = onlySuts.filter((s) => !['sink', 'aedes', 'mosquitto', 'pulsegate'].includes(s));
+  const badScenarios = onlyScenarios.filter((s) => !['qos0-single', 'qos1-single', 'qos1-batch100'].includes(s));
+  const problems = [...badSuts.map((s) => `--sut ${s}: not one of sink, aedes, mosquitto, pulsegate`), ...badScenarios.map((s) => `--scenario ${s}: not one of qos0-single, qos1-single, qos1-batch100`)];
+  if (problems.length > 0) {
+    process.stderr.write(problems.join('\n') + '\n');
+    process.exit(2);
+  }
+}
 
 interface Scenario {
   readonly id: string;

@@ -22,6 +22,12 @@ export class Args {
     }
   }
 
+  /** The options given that are not among `known` (names without the leading --). */
+  unknown(known: readonly string[]): string[] {
+    const k = new Set(known);
+    return [...this.flags, ...this.values.keys()].filter((n) => !k.has(n));
+  }
+
   has(name: string): boolean {
     return this.flags.has(name) || this.values.has(name);
   }
