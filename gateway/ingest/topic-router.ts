@@ -42,8 +42,8 @@ export function createTopicRouter(options: TopicRouterOptions): TopicRouter {
   return {
     expected: `expected sensors/<kind>/<deviceId>${patterns.length === 0 ? '' : ` or a topic of ingest.sources (${patterns.slice(0, 4).join(', ')}${patterns.length > 4 ? ', ...' : ''})`}`,
     route(topic) {
-      const sensor = sensors.parse(topic);
-      if (sensor !== null) return { kind: sensor.kind, deviceId: sensor.deviceId, mapping: null };
+      const sensor = sensors.route(topic);
+      if (sensor !== null) return sensor;
       for (const m of matchers) {
         const r = m.match(topic);
         if (r !== null) return r;

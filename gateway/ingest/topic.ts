@@ -21,13 +21,20 @@ export function parseSensorTopic(topic: string): SensorTopic | null {
   return { kind, deviceId };
 }
 
+/** A sensor topic as a topic route (gateway/ingest/source-mapping.ts): no payload mapping. */
+export interface SensorRoute extends SensorTopic {
+  readonly mapping: null;
+}
+
 /**
- * parseSensorTopic with a memo, since every device publishes on the same topic again and again.
- * Only topics `keep` accepts are memoized (the gateway keeps those of known kinds, so an entry
- * is at most a kind name and a 128-character device id); cleared when it holds `maxEntries`.
+ * parseSensorTopic with a memo, since every device publishes on the same topic again and again:
+ * the route it answers is the same object for the same topic each time, so routing a publish
+ * allocates nothing. Only topics `keep` accepts are memoized (the gateway keeps those of known
+ * kinds, so an entry is at most a kind name and a 128-character device id); cleared when it
+ * holds `maxEntries`.
  */
 export class SensorTopicCache {
-  private readonly parsed = new Map<string, SensorTopic>();
+  private readonly parsed = new Map<string, SensorRoute>();
 
   constructor(
     private readonly maxEntries: number,
@@ -38,14 +45,16 @@ export class SensorTopicCache {
     return this.parsed.size;
   }
 
-  parse(topic: string): SensorTopic | null {
+  route(topic: string): SensorRoute | null {
     const hit = this.parsed.get(topic);
     if (hit !== undefined) return hit;
     const t = parseSensorTopic(topic);
-    if (t === null || !this.keep(t)) return t;
+    if (t === null) return null;
+    const route: SensorRoute = { kind: t.kind, deviceId: t.deviceId, mapping: null };
+    if (!this.keep(t)) return route;
     if (this.parsed.size >= this.maxEntries) this.parsed.clear();
-    this.parsed.set(topic, t);
-    return t;
+    this.parsed.set(topic, route);
+    return route;
   }
 }
 
