@@ -33,6 +33,21 @@ import { runSparkplugBench, sparkplugBenchSettings, type SparkplugBenchResult } 
 
 // ---- settings ------------------------------------------------------------------------------
 
+interface Scenario {
+  readonly id: string;
+  readonly label: string;
+  readonly qos: 0 | 1;
+  readonly batch: number;
+}
+const ALL_SCENARIOS: readonly Scenario[] = [
+  { id: 'qos0-single', label: 'QoS 0, 1 reading/publish', qos: 0, batch: 1 },
+  { id: 'qos1-single', label: 'QoS 1, 1 reading/publish', qos: 1, batch: 1 },
+  { id: 'qos1-batch100', label: 'QoS 1, 100 readings/publish', qos: 1, batch: 100 },
+];
+const SUT_LABEL: Record<SutName, string> = { sink: 'publisher ceiling', aedes: 'bare aedes', mosquitto: 'mosquitto', pulsegate: 'pulsegate' };
+const SUT_NAMES = Object.keys(SUT_LABEL) as SutName[];
+const SCENARIO_IDS = ALL_SCENARIOS.map((s) => s.id);
+
 const USAGE = `Usage: npm run bench [-- options]
 
 Measures pulsegate against bare aedes, Mosquitto (when installed) and the publisher's ceiling,
@@ -47,8 +62,8 @@ proxy and the alert engine. Writes bench/results/<date>.json. See bench/README.m
   --connections N         publisher connections (default 4)
   --devices N             devices per connection (default 25)
   --inflight N            QoS 1 publishes in flight per connection (default 128)
-  --sut a,b               only these systems: sink, aedes, mosquitto, pulsegate
-  --scenario a,b          only these: qos0-single, qos1-single, qos1-batch100
+  --sut a,b               only these systems: ${SUT_NAMES.join(', ')}
+  --scenario a,b          only these: ${SCENARIO_IDS.join(', ')}
   --cores N               systems under test on CPUs 0..N-1, load generators on the others (taskset)
   --group-commit-ms N     the gateway's log.groupCommitIntervalMs
   --replay-records N      records in the recovery replay's log (default 300000, 200000 with --quick)
@@ -112,28 +127,16 @@ if (settings.cores !== null) {
 const onlySuts = args.str('sut', '').split(',').filter((s) => s !== '');
 const onlyScenarios = args.str('scenario', '').split(',').filter((s) => s !== '');
 {
-  const badSuts = onlySuts.filter((s) => !['sink', 'aedes', 'mosquitto', 'pulsegate'].includes(s));
-  const badScenarios = onlyScenarios.filter((s) => !['qos0-single', 'qos1-single', 'qos1-batch100'].includes(s));
-  const problems = [...badSuts.map((s) => `--sut ${s}: not one of sink, aedes, mosquitto, pulsegate`), ...badScenarios.map((s) => `--scenario ${s}: not one of qos0-single, qos1-single, qos1-batch100`)];
+  const problems = [
+    ...onlySuts.filter((s) => !(SUT_NAMES as string[]).includes(s)).map((s) => `--sut ${s}: not one of ${SUT_NAMES.join(', ')}`),
+    ...onlyScenarios.filter((s) => !SCENARIO_IDS.includes(s)).map((s) => `--scenario ${s}: not one of ${SCENARIO_IDS.join(', ')}`),
+  ];
   if (problems.length > 0) {
     process.stderr.write(problems.join('\n') + '\n');
     process.exit(2);
   }
 }
-
-interface Scenario {
-  readonly id: string;
-  readonly label: string;
-  readonly qos: 0 | 1;
-  readonly batch: number;
-}
-const ALL_SCENARIOS: readonly Scenario[] = [
-  { id: 'qos0-single', label: 'QoS 0, 1 reading/publish', qos: 0, batch: 1 },
-  { id: 'qos1-single', label: 'QoS 1, 1 reading/publish', qos: 1, batch: 1 },
-  { id: 'qos1-batch100', label: 'QoS 1, 100 readings/publish', qos: 1, batch: 100 },
-];
 const SCENARIOS = onlyScenarios.length === 0 ? ALL_SCENARIOS : ALL_SCENARIOS.filter((s) => onlyScenarios.includes(s.id));
-const SUT_LABEL: Record<SutName, string> = { sink: 'publisher ceiling', aedes: 'bare aedes', mosquitto: 'mosquitto', pulsegate: 'pulsegate' };
 
 const log = (s: string): void => void process.stderr.write(s + '\n');
 const fmtInt = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : Math.round(n).toLocaleString('en-US'));
