@@ -19,12 +19,8 @@ export interface Checkpoint<T = unknown> {
   readonly capturedNext?: number;
 }
 
-/** What a checkpoint write takes. */
-export interface CheckpointState<T = unknown> {
-  readonly offset: number;
-  readonly data: T;
-  readonly capturedNext?: number;
-}
+/** What a checkpoint write takes: a checkpoint without its write time. */
+export type CheckpointState<T = unknown> = Omit<Checkpoint<T>, 'writtenAt'>;
 
 export interface CheckpointStoreOptions {
   readonly dir: string;

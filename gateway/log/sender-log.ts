@@ -178,6 +178,6 @@ export async function primeSenderLogs(log: Pick<FileMessageLog, 'readSpans'>, fr
  * before capturedNext was kept primes from its offset, as it did.
  */
 export function senderLogsPrimeFrom(checkpoint: { readonly offset: number; readonly capturedNext?: number } | null, log: { readonly firstOffset: number }): number {
-  if (checkpoint === null) return log.firstOffset;
-  return Math.max(checkpoint.capturedNext ?? checkpoint.offset, checkpoint.offset, log.firstOffset);
+  // The checkpoint store reads a capturedNext only at or above its checkpoint's offset.
+  return Math.max(checkpoint === null ? 0 : (checkpoint.capturedNext ?? checkpoint.offset), log.firstOffset);
 }

@@ -1,13 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertEngine } from '../../../gateway/alerts/alert-engine.js';
 import { ManualClock } from '../../../gateway/clock.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import type { FileMessageLog } from '../../../gateway/log/message-log.js';
-import { createAlertSenderLog } from '../../../gateway/log/sender-log.js';
-import { RECORD_TYPES } from '../../../gateway/log/types.js';
-import { decodeAlertTransition } from '../../../gateway/wire/alert.js';
-import { openLog, readAll, tempDir } from '../log/log-test-helpers.js';
-import { rules } from './alert-engine-helpers.js';
+import { openLog, tempDir } from '../log/log-test-helpers.js';
+import { gatewayAlerts, loggedTransitions, rules } from './alert-engine-helpers.js';
 
 const SILENT = rules([{ id: 'quiet', kind: 'silence', severity: 'warning', devices: '*', after: '30s' }]);
 const reading = (ts: number, seq: number): Reading => ({ kind: 'heart-rate', deviceId: 'a', seq, ts, values: { bpm: 80 } }) as Reading;
@@ -21,13 +17,6 @@ afterEach(async () => {
   cleanup = null;
 });
 
-/** The alert log and engine as the gateway wires them (gateway/main.ts). */
-function gatewayAlerts(log: FileMessageLog, clock: ManualClock) {
-  const alertLog = createAlertSenderLog(log);
-  const engine = new AlertEngine({ rules: SILENT, maxKeys: 100, clock, record: (t) => alertLog.append(t) });
-  return { alertLog, engine };
-}
-
 describe('a silence FIRING logged after the last checkpoint, then a crash', () => {
   it('should be firing again after the restart and resolve once when the device sends, under the same id', async () => {
     const t = await tempDir('pulsegate-alerts-');
@@ -35,7 +24,7 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     const clock = new ManualClock(1_000_000);
     let log = await openLog(t.dir);
     open = log;
-    const before = gatewayAlerts(log, clock);
+    const before = gatewayAlerts(log, clock, SILENT);
     before.engine.onReadings([reading(1_000_000, 1)], clock.now(), 0, 0);
     // The checkpoint: the device is not silent yet.
     clock.advance(10_000);
@@ -43,7 +32,7 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     // The silence check fires; the FIRING reaches the log; the gateway is killed before the next checkpoint.
     clock.advance(25_000);
     before.engine.checkSilence(clock.now());
-    const fired = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.alert).map((r) => decodeAlertTransition(r.payload));
+    const fired = await loggedTransitions(log);
     expect(fired.map((f) => f.state)).toEqual(['FIRING']);
     await log.close();
 
@@ -51,7 +40,7 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     clock.advance(60_000);
     log = await openLog(t.dir);
     open = log;
-    const after = gatewayAlerts(log, clock);
+    const after = gatewayAlerts(log, clock, SILENT);
     await after.alertLog.prime(checkpoint.offset);
     after.engine.restore(checkpoint.state);
     after.engine.adoptLogged(after.alertLog.unmatched());
@@ -62,7 +51,7 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     // The device's queued readings arrive: the episode resolves, once, under its id.
     after.engine.onReadings([reading(1_100_000, 2)], clock.now() + 1000, 0, 0);
     after.engine.onReadings([reading(1_101_000, 3)], clock.now() + 2000, 0, 0);
-    const logged = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.alert).map((r) => decodeAlertTransition(r.payload));
+    const logged = await loggedTransitions(log);
     expect(logged.map((l) => [l.state, l.id])).toEqual([
       ['FIRING', fired[0]!.id],
       ['RESOLVED', fired[0]!.id],
@@ -76,7 +65,7 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     const clock = new ManualClock(1_000_000);
     let log = await openLog(t.dir);
     open = log;
-    const before = gatewayAlerts(log, clock);
+    const before = gatewayAlerts(log, clock, SILENT);
     before.engine.onReadings([reading(1_000_000, 1)], clock.now(), 0, 0);
     clock.advance(35_000);
     before.engine.checkSilence(clock.now());
@@ -88,14 +77,14 @@ describe('a silence FIRING logged after the last checkpoint, then a crash', () =
     clock.advance(60_000);
     log = await openLog(t.dir);
     open = log;
-    const after = gatewayAlerts(log, clock);
+    const after = gatewayAlerts(log, clock, SILENT);
     await after.alertLog.prime(checkpoint.offset);
     after.engine.restore(checkpoint.state);
     after.engine.adoptLogged(after.alertLog.unmatched());
     after.engine.afterReplay(clock.now());
     expect(after.engine.firing()).toEqual([]);
     after.engine.onReadings([reading(1_100_000, 2)], clock.now(), 0, 0);
-    const logged = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.alert).map((r) => decodeAlertTransition(r.payload));
+    const logged = await loggedTransitions(log);
     expect(logged.map((l) => l.state)).toEqual(['FIRING', 'RESOLVED']);
   });
 });

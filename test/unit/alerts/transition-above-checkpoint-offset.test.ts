@@ -1,17 +1,15 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertEngine } from '../../../gateway/alerts/alert-engine.js';
 import { restoreStages, snapshotStages, type StagesState } from '../../../gateway/checkpoint/stateful-stage.js';
 import { ManualClock } from '../../../gateway/clock.js';
 import { createCheckpointStore } from '../../../gateway/log/checkpoint-store.js';
 import type { FileMessageLog } from '../../../gateway/log/message-log.js';
-import { createAlertSenderLog, senderLogsPrimeFrom } from '../../../gateway/log/sender-log.js';
+import { senderLogsPrimeFrom } from '../../../gateway/log/sender-log.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
 import { createCheckpointer } from '../../../gateway/pipeline/checkpointer.js';
-import { decodeAlertTransition } from '../../../gateway/wire/alert.js';
-import { openLog, readAll, tempDir } from '../log/log-test-helpers.js';
-import { hrWindow, rules } from './alert-engine-helpers.js';
+import { openLog, tempDir } from '../log/log-test-helpers.js';
+import { gatewayAlerts, hrWindow, loggedTransitions, rules } from './alert-engine-helpers.js';
 
 const SPIKE = rules([{ id: 'spike', kind: 'threshold', severity: 'critical', sensorKind: 'heart-rate', devices: '*', window: '10s', aggregate: 'bpm_max', above: 200, clear: 190 }]);
 const quiet = pino({ level: 'silent' });
@@ -24,14 +22,6 @@ afterEach(async () => {
   await cleanup?.();
   cleanup = null;
 });
-
-function gatewayAlerts(log: FileMessageLog, clock: ManualClock) {
-  const alertLog = createAlertSenderLog(log);
-  const engine = new AlertEngine({ rules: SPIKE, maxKeys: 100, clock, record: (t) => alertLog.append(t) });
-  return { alertLog, engine };
-}
-
-const alertRecords = async (log: FileMessageLog) => (await readAll(log)).filter((r) => r.type === RECORD_TYPES.alert).map((r) => decodeAlertTransition(r.payload));
 
 /**
  * A transition is appended after every ingest record appended so far, so it lands above the
@@ -48,14 +38,13 @@ describe('a FIRING logged above the checkpoint offset, before the capture, then 
     let log = await openLog(t.dir);
     open = log;
     const store = createCheckpointStore({ dir: join(t.dir, 'checkpoints'), clock });
-    const before = gatewayAlerts(log, clock);
+    const before = gatewayAlerts(log, clock, SPIKE);
     // Ingest record 0 is processed (its window fires the spike); records 1 and 2 were appended
     // before its fdatasync and wait for theirs, so the FIRING lands at offset 3.
-    let processedUpTo = 0;
     for (let i = 0; i < 3; i++) log.append(RECORD_TYPES.ingest, Buffer.from([i]));
-    processedUpTo = 1;
+    let processedUpTo = 1;
     before.engine.onWindow(hrWindow('a', 0, 250, 0, 'bpm_max'));
-    const fired = await alertRecords(log);
+    const fired = await loggedTransitions(log);
     expect(fired.map((f) => f.state)).toEqual(['FIRING']);
     const checkpointer = createCheckpointer({
       pipeline: { checkpoint: () => ({ offset: processedUpTo, data: snapshotStages([before.engine]) }) },
@@ -76,7 +65,7 @@ describe('a FIRING logged above the checkpoint offset, before the capture, then 
     open = log;
     const checkpoint = (await createCheckpointStore<StagesState>({ dir: join(t.dir, 'checkpoints'), clock }).read())!;
     expect(checkpoint.offset).toBe(1);
-    const after = gatewayAlerts(log, clock);
+    const after = gatewayAlerts(log, clock, SPIKE);
     await after.alertLog.prime(senderLogsPrimeFrom(checkpoint, log));
     restoreStages([after.engine], checkpoint.data);
     after.engine.onWindow(hrWindow('a', 10_000, 150, 0, 'bpm_max'), true);
@@ -87,7 +76,7 @@ describe('a FIRING logged above the checkpoint offset, before the capture, then 
     // Live again: the next window is normal too, nothing to tell.
     after.engine.onWindow(hrWindow('a', 20_000, 150, 0, 'bpm_max'));
     await log.whenDurable(log.nextOffset - 1);
-    expect((await alertRecords(log)).map((l) => [l.state, l.id])).toEqual([
+    expect((await loggedTransitions(log)).map((l) => [l.state, l.id])).toEqual([
       ['FIRING', fired[0]!.id],
       ['RESOLVED', fired[0]!.id],
     ]);
