@@ -10,7 +10,10 @@
  *   B. + decode   ingest record, topic, protobuf decode and validation
  *   C. + process  dedup and windows (the pipeline without raw readings)
  *   D. gateway    the gateway's own recovery (startGateway on a copy of the data directory):
- *                 C plus raw readings re-batched into the store's outbox (encode + log append)
+ *                 C plus raw readings re-batched into the store's outbox (encode + log append).
+ *                 The filled log holds no store batches, so every raw reading is batched again:
+ *                 a crash before any batch was appended. After a gateway's own run (npm run
+ *                 bench's replay) the batches in the log cover most of them, which are passed over.
  * Each stage's records/s and its cost per record over the stage before it name the limit; for D
  * also the time of the whole start (the log's own check, the other passes over the tail).
  * --stages runs only some of them; --cpu-prof writes a V8 CPU profile of the stages run (not of

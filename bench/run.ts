@@ -342,6 +342,8 @@ interface ReplayRun {
   recordsPerSec: number | null;
   startMs: number | null;
   peakRssMb: number | null;
+  /** Replayed records whose raw readings were in the log's store batches already (not batched again). */
+  passedOverRecords: number;
   error?: string;
 }
 
@@ -412,7 +414,7 @@ async function runReplay(): Promise<ReplayResult> {
     for (let rep = 0; rep < settings.reps; rep++) {
       const dir = join(base, `run-${rep}`);
       cpSync(filled, dir, { recursive: true });
-      const run: ReplayRun = { replayedRecords: null, ms: null, recordsPerSec: null, startMs: null, peakRssMb: null };
+      const run: ReplayRun = { replayedRecords: null, ms: null, recordsPerSec: null, startMs: null, peakRssMb: null, passedOverRecords: 0 };
       let child: Sut | null = null;
       try {
         child = await startPulsegate({ dataDir: dir, logLevel: 'info', checkpointMs: 3_600_000, keepDataDir: true });
@@ -424,6 +426,8 @@ async function runReplay(): Promise<ReplayResult> {
         run.replayedRecords = Number(line['replayedRecords']);
         run.ms = Number(line['ms']);
         run.recordsPerSec = run.ms > 0 ? Math.round(run.replayedRecords / (run.ms / 1000)) : null;
+        const passed = child.child.lines.find((l) => typeof l['passedOverRecords'] === 'number');
+        run.passedOverRecords = passed === undefined ? 0 : Number(passed['passedOverRecords']);
       } catch (err) {
         run.error = (err as Error).message;
       } finally {
@@ -927,7 +931,7 @@ async function main(): Promise<void> {
     out.push('');
     if (replay.error !== undefined) out.push(`recovery replay: FAILED: ${replay.error}`);
     else {
-      const runs = replay.runs.map((r) => (r.error !== undefined ? `error: ${r.error}` : `${fmtInt(r.replayedRecords)} records in ${r.ms} ms`)).join('; ');
+      const runs = replay.runs.map((r) => (r.error !== undefined ? `error: ${r.error}` : `${fmtInt(r.replayedRecords)} records in ${r.ms} ms, ${fmtInt(r.passedOverRecords)} of them in logged store batches`)).join('; ');
       out.push(
         `recovery replay: ${fmtInt(replay.recordsPerSec)} records/s (median; 1 reading per record; ${fmtInt(replay.records)} published, log ${fix((replay.logBytes ?? 0) / 1_048_576, 1)} MB; ${runs})`,
       );

@@ -34,7 +34,7 @@ import { OpenedResources, Timers } from './lifecycle.js';
 import { createCheckpointStore } from './log/checkpoint-store.js';
 import { lockDirectories } from './log/data-dir-lock.js';
 import { createMessageLog, type MessageLogOptions } from './log/message-log.js';
-import { createOutbox } from './log/outbox.js';
+import { createOutbox, outgoingCoverage } from './log/outbox.js';
 import { createAlertSenderLog, createWindowSenderLog, primeSenderLogs, senderLogsPrimeFrom } from './log/sender-log.js';
 import { RECORD_TYPES } from './log/types.js';
 import { createRegistry } from './metrics.js';
@@ -42,9 +42,9 @@ import { createCheckpointer } from './pipeline/checkpointer.js';
 import { DeviceStats, deviceRoutes } from './pipeline/device-stats.js';
 import { deadLetterLateReadings } from './pipeline/late-readings.js';
 import { ReadingPipeline } from './pipeline/reading-pipeline.js';
-import { recover } from './pipeline/recovery.js';
+import { recover, replayStart } from './pipeline/recovery.js';
 import { SequenceTracker } from './pipeline/sequence-tracker.js';
-import { encodeBatch } from './sinks/batch-codec.js';
+import { coversOfBatch, encodeBatch } from './sinks/batch-codec.js';
 import { createHealthSampler } from './sinks/health-sampler.js';
 import { drainOutbox } from './sinks/outbox-drain.js';
 import { SinkBatcher, subscribeSinkBatcher } from './sinks/sink-batcher.js';
@@ -185,7 +185,10 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
   // recovery: latest checkpoint, then replay every ingest record after it; the window and alert
   // records already logged after the checkpoint are read first, in one pass for both
   readiness.phase = 'replaying';
-  await primeSenderLogs(log, senderLogsPrimeFrom(checkpoint, log), [windowLog, alertLog]);
+  // The store's batches after the checkpoint, chained: the replay does not batch their raw readings again.
+  const stored = outgoingCoverage(sink.name, replayStart(checkpoint, log), coversOfBatch);
+  await primeSenderLogs(log, senderLogsPrimeFrom(checkpoint, log), [windowLog, alertLog, stored]);
+  batcher.resume(stored.below);
   await recover({
     log,
     checkpoint,
@@ -197,6 +200,9 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
       windows.tick();
       alerts?.adoptLogged(alertLog.unmatched());
       alerts?.afterReplay(clock.now());
+      if (batcher.passedOverRecords > 0) {
+        logger.info({ passedOverRecords: batcher.passedOverRecords, storedBelow: stored.below }, 'replayed records whose raw readings the log holds in store batches already were not batched again');
+      }
     },
     logger,
   });

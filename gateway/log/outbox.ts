@@ -7,7 +7,7 @@ import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } fro
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import type { FileMessageLog } from './message-log.js';
-import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';
+import { RECORD_TYPES, type LogRecord, type MessageLog, type RecordType } from './types.js';
 
 /**
  * Payload layouts of the sender-based records:
@@ -78,6 +78,52 @@ export function decodeOutgoingAck(buf: Buffer): OutgoingAckRecord {
 
 function isFor(dest: Buffer, payload: Buffer): boolean {
   return payload[0] === VERSION && payload[1] === dest.length && payload.compare(dest, 0, dest.length, 2, 2 + dest.length) === 0;
+}
+
+/** A range of log offsets an outgoing payload says it covers (for the store's batches: SinkBatch.covers). */
+export interface CoveredRange {
+  readonly from: number;
+  readonly below: number;
+}
+
+/**
+ * Where the chain of the ranges the outgoing records of `destination` cover ends, starting at
+ * `from` (the replay's first offset). Fed by the startup pass over the log's tail
+ * (primeSenderLogs), in log order: a record whose range starts at or below the chain's end
+ * extends it to the range's end. The first record without a range (`coversOf` gives null: a
+ * payload of an earlier gateway, or one its sender could no longer vouch for) or with one that
+ * starts above the end stops the chain, whatever follows.
+ */
+export function outgoingCoverage(
+  destination: string,
+  from: number,
+  coversOf: (payload: Buffer) => CoveredRange | null,
+): { readonly type: RecordType; primer(): { take(record: LogRecord): void; done(): number }; readonly below: number } {
+  const dest = destinationBytes(destination);
+  let below = from;
+  let stopped = false;
+  let chained = 0;
+  return {
+    type: RECORD_TYPES.outgoing,
+    get below() {
+      return below;
+    },
+    primer() {
+      return {
+        take(record) {
+          if (stopped || !isFor(dest, record.payload)) return;
+          const range = coversOf(record.payload.subarray(2 + dest.length));
+          if (range === null || range.from > below) {
+            stopped = true;
+            return;
+          }
+          if (range.below > below) below = range.below;
+          chained++;
+        },
+        done: () => chained,
+      };
+    },
+  };
 }
 
 export interface SendContext {

@@ -152,7 +152,8 @@ export function createWindowSenderLog(log: SenderLogOptions<WindowTransition>['l
 /**
  * Primes several sender logs (each of its own record type) from one read of the log at offsets
  * >= `from`, instead of one read each: startup reads the tail after the checkpoint once for all of
- * them. Returns how many items each remembers, in the order given.
+ * them (and for other readers of the tail with a primer: outgoingCoverage). Returns how many items
+ * each remembers, in the order given.
  */
 export async function primeSenderLogs(log: Pick<FileMessageLog, 'readSpans'>, from: number, logs: readonly Pick<SenderLog<unknown>, 'type' | 'primer'>[]): Promise<number[]> {
   const primers = logs.map((l) => l.primer());

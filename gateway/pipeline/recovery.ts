@@ -73,15 +73,17 @@ export interface RecoveryResult {
   readonly ms: number;
 }
 
+/** Where the replay after `checkpoint` starts: its offset, or the log's first one when the log starts later (or there is none). */
+export function replayStart(checkpoint: { readonly offset: number } | null, log: { readonly firstOffset: number }): number {
+  return checkpoint === null ? log.firstOffset : Math.max(checkpoint.offset, log.firstOffset);
+}
+
 /** Restores the pipeline from the checkpoint and replays the log after it; logs 'recovered from the log'. */
 export async function recover(options: RecoveryOptions): Promise<RecoveryResult> {
   const { log, checkpoint, pipeline, logger } = options;
   checkCheckpointAgainstLog(checkpoint?.offset ?? null, options.unreadableCheckpoints, log, options.dir, logger);
-  let from = log.firstOffset;
-  if (checkpoint !== null) {
-    pipeline.restore(checkpoint);
-    from = Math.max(checkpoint.offset, log.firstOffset);
-  }
+  if (checkpoint !== null) pipeline.restore(checkpoint);
+  const from = replayStart(checkpoint, log);
   const start = Date.now();
   const { records } = await replayLog(log, from, pipeline, options.reader);
   options.afterReplay();

@@ -2,13 +2,14 @@ import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { decodeAlertTransition, type AlertEvent } from '../wire/alert.js';
-import type { HealthSample, SinkBatch } from './types.js';
+import type { BatchCovers, HealthSample, SinkBatch } from './types.js';
 
 /*
  * Binary form of a SinkBatch, stored in the message log as an outgoing record and decoded when
  * it is (re)sent. decode(encode(b)) deep-equals b, including key order, -0, NaN and Infinity.
  *
  *   "PGB" version(1)
+ *   covers:   (versions 3 and 4 only) num from, num below    -- see SinkBatch.covers
  *   strings:  varint n, n x (varint byteLength, utf8)       -- every kind, device, key and
  *                                                               string value, once
  *   readings: varint n, n x (str kind, str device, num seq, num ts, varint k, k x (str key, value))
@@ -24,8 +25,10 @@ import type { HealthSample, SinkBatch } from './types.js';
  *   value = num | 0x02 str
  *
  * Version 1 is a batch without `alerts` (as every batch was before alerts were stored); a batch
- * with `alerts` (even an empty list) is version 2. Both are decoded, so an outbox written by an
- * earlier gateway is still delivered.
+ * with `alerts` (even an empty list) is version 2. Versions 3 and 4 are 1 and 2 with `covers`
+ * (the gateway's batcher always sets it), placed first so that startup reads it without decoding
+ * the batch (coversOfBatch). Every version is decoded, so an outbox written by an earlier gateway
+ * is still delivered.
  *
  * A 5 Hz heart-rate reading takes about 12 bytes instead of about 90 as JSON: the log holds
  * an hour-long store outage in far fewer bytes.
@@ -33,6 +36,9 @@ import type { HealthSample, SinkBatch } from './types.js';
 const MAGIC = [0x50, 0x47, 0x42] as const; // "PGB"
 const VERSION_WITHOUT_ALERTS = 1;
 const VERSION_WITH_ALERTS = 2;
+/** Added to the version of a batch that carries `covers`: 3 and 4. */
+const VERSION_COVERS = 2;
+const MAX_VERSION = VERSION_WITH_ALERTS + VERSION_COVERS;
 const TAG_UINT = 0;
 const TAG_FLOAT = 1;
 const TAG_STRING = 2;
@@ -340,7 +346,7 @@ class Reader {
     }
   }
 
-  private skip(n: number): void {
+  skip(n: number): void {
     if (this.pos + n > this.buf.length) throw corrupt('truncated');
     this.pos += n;
   }
@@ -406,13 +412,21 @@ export function encodeBatch(batch: SinkBatch): Buffer {
   writer.reserve(VARINT_MAX_BYTES);
   writer.varint(strings.length);
   for (const s of strings) writer.utf8(s);
-  const tableBytes = writer.pos - bodyBytes;
+  const tableEnd = writer.pos;
+  const covers = batch.covers;
+  if (covers !== undefined) {
+    writer.reserve(2 * NUM_MAX_BYTES);
+    writer.num(covers.from);
+    writer.num(covers.below);
+  }
 
-  const out = Buffer.allocUnsafe(MAGIC.length + 1 + tableBytes + bodyBytes);
+  // "PGB" version, then covers, the string table and the body, in that order.
+  const out = Buffer.allocUnsafe(MAGIC.length + 1 + writer.pos);
   let pos = 0;
   for (const b of MAGIC) out[pos++] = b;
-  out[pos++] = alerts === undefined ? VERSION_WITHOUT_ALERTS : VERSION_WITH_ALERTS;
-  pos += writer.buf.copy(out, pos, bodyBytes, writer.pos);
+  out[pos++] = (alerts === undefined ? VERSION_WITHOUT_ALERTS : VERSION_WITH_ALERTS) + (covers === undefined ? 0 : VERSION_COVERS);
+  pos += writer.buf.copy(out, pos, tableEnd, writer.pos);
+  pos += writer.buf.copy(out, pos, bodyBytes, tableEnd);
   writer.buf.copy(out, pos, 0, bodyBytes);
   if (writer.buf.length <= KEEP_BUFFER_BYTES) encodeBuffer = writer.buf;
   return out;
@@ -424,7 +438,9 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     if (reader.byte() !== b) throw corrupt('bad magic');
   }
   const version = reader.byte();
-  if (version !== VERSION_WITHOUT_ALERTS && version !== VERSION_WITH_ALERTS) throw corrupt(`unsupported version ${version}`);
+  if (!Number.isInteger(version) || version < VERSION_WITHOUT_ALERTS || version > MAX_VERSION) throw corrupt(`unsupported version ${version}`);
+  const covers = version > VERSION_WITH_ALERTS ? { from: reader.num(), below: reader.num() } : undefined;
+  const withAlerts = version === VERSION_WITH_ALERTS || version === VERSION_WITH_ALERTS + VERSION_COVERS;
   reader.readStringTable();
 
   const readings: Reading[] = [];
@@ -487,9 +503,9 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     }
     health.push({ ts, values });
   }
-  if (version === VERSION_WITHOUT_ALERTS) {
+  if (!withAlerts) {
     if (!reader.done) throw corrupt('trailing bytes');
-    return { readings, windows, health };
+    return covers === undefined ? { readings, windows, health } : { readings, windows, health, covers };
   }
   const alerts: AlertEvent[] = [];
   const alertCount = reader.varint();
@@ -505,5 +521,26 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     alerts.push({ ...transition, offset });
   }
   if (!reader.done) throw corrupt('trailing bytes');
-  return { readings, windows, health, alerts };
+  return covers === undefined ? { readings, windows, health, alerts } : { readings, windows, health, alerts, covers };
+}
+
+/**
+ * The `covers` of an encoded batch, read from its first bytes without decoding the rest; null
+ * for a batch without (versions 1 and 2, an earlier gateway's) and for bytes that are no batch
+ * or whose covers is no range of log offsets.
+ */
+export function coversOfBatch(payload: Buffer): BatchCovers | null {
+  if (payload.length < MAGIC.length + 1) return null;
+  for (let i = 0; i < MAGIC.length; i++) if (payload[i] !== MAGIC[i]) return null;
+  const version = payload[MAGIC.length]!;
+  if (version <= VERSION_WITH_ALERTS || version > MAX_VERSION) return null;
+  try {
+    const reader = new Reader(payload);
+    reader.skip(MAGIC.length + 1);
+    const from = reader.num();
+    const below = reader.num();
+    return Number.isSafeInteger(from) && Number.isSafeInteger(below) && from >= 0 && from <= below ? { from, below } : null;
+  } catch {
+    return null;
+  }
 }

@@ -2,7 +2,7 @@ import { sleepUnlessAborted } from '../backoff.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import type { HealthSample, SinkBatch } from '../sinks/types.js';
+import type { BatchCovers, HealthSample, SinkBatch } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
@@ -18,6 +18,11 @@ import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
  * corrected window never lands before the version it corrects. While the log is down little
  * arrives (ingest withholds acks, so no new readings are processed): health samples and idle
  * windows, merged into the last waiting batch up to `maxPoints`.
+ *
+ * Each batch says which ingest records' raw readings it completes (`covers`, from the offsets
+ * given to addReadings). At startup the batches already in the log's tail are chained up from
+ * the checkpoint (outgoingCoverage in gateway/log/outbox.ts) and resume() is told where the chain ends: the replay passes
+ * over the raw readings of the records below it, which the store gets from those batches.
  */
 export interface SinkBatcherOptions {
   readonly maxPoints: number;
@@ -50,9 +55,15 @@ function pointsOf(b: SinkBatch): number {
   return b.readings.length + b.windows.length + b.health.length + (b.alerts?.length ?? 0);
 }
 
-/** The batch of these parts; `alerts` only when there are some (a batch without is codec version 1). */
-function batchOf(readings: Reading[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[]): SinkBatch {
-  return alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
+/** The batch of these parts; `alerts` only when there are some, `covers` only when it is known. */
+function batchOf(readings: Reading[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[], covers: BatchCovers | undefined): SinkBatch {
+  const batch: SinkBatch = alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
+  return covers === undefined ? batch : { ...batch, covers };
+}
+
+function withoutCovers(b: SinkBatch): SinkBatch {
+  const { covers: _, ...rest } = b;
+  return rest;
 }
 
 export class SinkBatcher {
@@ -70,6 +81,13 @@ export class SinkBatcher {
   private dropped: GatewayError | null = null;
   private lastFailureLog = -Infinity;
   private failedSince = 0;
+  /** Every raw reading of the ingest records below this offset is in a batch handed over or pending. */
+  private coveredBelow = 0;
+  /** coveredBelow when the pending batch began: its covers.from. */
+  private pendingFrom = 0;
+  /** Set by resume(): replayed records below it have their raw readings in the log's batches. */
+  private resumedBelow = 0;
+  private passedOver = 0;
 
   constructor(private readonly options: SinkBatcherOptions) {}
 
@@ -87,6 +105,22 @@ export class SinkBatcher {
     return this.waiting.length;
   }
 
+  /**
+   * Where the batches already in the log end (outgoingCoverage, at startup, before the replay):
+   * the batches from now on continue their chain, and a replayed record below it is passed over
+   * by addRecordReadings.
+   */
+  resume(storedBelow: number): void {
+    this.resumedBelow = storedBelow;
+    this.coveredBelow = Math.max(this.coveredBelow, storedBelow);
+    if (this.pendingPoints === 0) this.pendingFrom = this.coveredBelow;
+  }
+
+  /** Replayed records passed over since the start, their raw readings already in the log's batches. */
+  get passedOverRecords(): number {
+    return this.passedOver;
+  }
+
   addReading(r: Reading): void {
     this.readings.push(r);
     if (this.pendingPoints >= this.options.maxPoints) void this.flush();
@@ -95,16 +129,31 @@ export class SinkBatcher {
   /**
    * The readings of one publish: as addReading() on each (a batch ends at the reading that
    * fills it), pushed in stretches up to that reading instead of checking after each one.
+   * `offset`: the log offset of their ingest record (records come in the log's order); the
+   * batch that takes the last of them covers it.
    */
-  addReadings(rs: readonly Reading[]): void {
+  addReadings(rs: readonly Reading[], offset = -1): void {
     const max = this.options.maxPoints;
     let i = 0;
     while (i < rs.length) {
       const stop = Math.min(rs.length, i + Math.max(1, max - this.pendingPoints));
       const readings = this.readings;
       for (; i < stop; i++) readings.push(rs[i]!);
+      if (i === rs.length && offset >= this.coveredBelow) this.coveredBelow = offset + 1;
       if (this.pendingPoints >= max) void this.flush();
     }
+  }
+
+  /**
+   * The raw readings of one durable ingest record (reading.durable): batched, unless it is
+   * replayed from below resume()'s point, where the log's batches hold them already.
+   */
+  addRecordReadings(rs: readonly Reading[], offset: number, replay: boolean): void {
+    if (replay && offset < this.resumedBelow) {
+      this.passedOver++;
+      return;
+    }
+    this.addReadings(rs, offset);
   }
 
   addWindow(w: WindowResult): void {
@@ -129,7 +178,10 @@ export class SinkBatcher {
    */
   flush(): Promise<unknown> {
     if (this.pendingPoints > 0) {
-      const batch = batchOf(this.readings, this.windows, this.health, this.alerts);
+      // After a drop no batch says what it covers: a chain through the dropped one would be wrong.
+      const covers = this.dropped === null ? { from: this.pendingFrom, below: this.coveredBelow } : undefined;
+      const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers);
+      this.pendingFrom = this.coveredBelow;
       this.readings = [];
       this.windows = [];
       this.health = [];
@@ -172,6 +224,8 @@ export class SinkBatcher {
         last.batch.windows.concat(batch.windows),
         last.batch.health.concat(batch.health),
         (last.batch.alerts ?? []).concat(batch.alerts ?? []),
+        // Consecutive batches: the first's start, the second's end.
+        last.batch.covers === undefined || batch.covers === undefined ? undefined : { from: last.batch.covers.from, below: batch.covers.below },
       );
       return last.done;
     }
@@ -184,7 +238,10 @@ export class SinkBatcher {
     this.waiting.push({ batch, done, resolve, reject });
     const max = this.options.maxRetryBatches ?? 1000;
     if (this.waiting.length > max) {
-      const oldest = this.waiting.splice(this.retrying === null ? 0 : 1, 1)[0]!;
+      const at = this.retrying === null ? 0 : 1;
+      const oldest = this.waiting.splice(at, 1)[0]!;
+      // The batches behind it end the stored chain (SinkBatch.covers): the next start replays the dropped readings.
+      for (let i = at; i < this.waiting.length; i++) this.waiting[i]!.batch = withoutCovers(this.waiting[i]!.batch);
       this.dropped ??= new GatewayError('GW_ERR_LOG_IO', `more than ${max} store batches waited for the log; the oldest were dropped (their readings are replayed from the log at the next start)`);
       this.options.logger.error({ waiting: this.waiting.length }, this.dropped.message);
       oldest.reject(this.dropped);
@@ -241,7 +298,9 @@ export class SinkBatcher {
  * writes are idempotent), every alert transition (also one told again after a restart, `logged`:
  * it lands on the same row/point, identity (id, state), with the offset of its first record), and
  * with `writeRawReadings` every reading that passed dedup. A transition the log refused (offset
- * -1) is not stored: it reached no one else either. Returns the function that unsubscribes.
+ * -1) is not stored: it reached no one else either. A replayed record whose raw readings the
+ * log's batches hold already is passed over (SinkBatcher.resume). Returns the function that
+ * unsubscribes.
  */
 export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, options: { readonly writeRawReadings: boolean }): () => void {
   const off = [
@@ -252,7 +311,7 @@ export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, opt
   ];
   if (options.writeRawReadings) {
     off.push(
-      events.on('reading.durable', (e) => batcher.addReadings(e.readings)),
+      events.on('reading.durable', (e) => batcher.addRecordReadings(e.readings, e.offset, e.replay)),
     );
   }
   return () => {

@@ -19,6 +19,22 @@ export interface SinkBatch {
    * told again after a restart overwrites its row/point.
    */
   readonly alerts?: readonly AlertEvent[];
+  /**
+   * The ingest records whose raw readings this batch completes. Optional: batches logged before
+   * it was kept have none.
+   */
+  readonly covers?: BatchCovers;
+}
+
+/**
+ * Log offsets [from, below): every raw reading of the ingest records below `below` is in this
+ * batch or an earlier one, provided those below `from` are. The batches of the log's tail chain
+ * up from the checkpoint (outgoingCoverage in gateway/log/outbox.ts): a replay after a crash does not batch again the raw
+ * readings the chain reaches. A batch the log never took leaves a gap the chain stops at.
+ */
+export interface BatchCovers {
+  readonly from: number;
+  readonly below: number;
 }
 
 export interface WindowQuery {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
-import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
+import { coversOfBatch, decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { SinkBatch } from '../../../gateway/sinks/types.js';
 import { ALERT_WIRE_VERSION, alertId, type AlertEvent } from '../../../gateway/wire/alert.js';
 import { mulberry32 } from '../../helpers/random.js';
@@ -57,6 +57,37 @@ describe('batch codec', () => {
     // A batch without alerts keeps version 1, the form an outbox written before alerts holds.
     expect(encodeBatch(batch)[3]).toBe(1);
     expect(encodeBatch(withAlerts)[3]).toBe(2);
+  });
+
+  it('should round-trip what a batch covers (versions 3 and 4), readable from its first bytes alone', () => {
+    const covers = { from: 2 ** 40 + 7, below: 2 ** 40 + 9_000 };
+    const withCovers: SinkBatch = { ...batch, covers };
+    const withBoth: SinkBatch = { ...batch, alerts: [alert], covers };
+    expect(encodeBatch(withCovers)[3]).toBe(3);
+    expect(encodeBatch(withBoth)[3]).toBe(4);
+    expect(decodeBatch(encodeBatch(withCovers))).toStrictEqual(withCovers);
+    expect(decodeBatch(encodeBatch(withBoth))).toStrictEqual(withBoth);
+    expect(coversOfBatch(encodeBatch(withCovers))).toStrictEqual(covers);
+    expect(coversOfBatch(encodeBatch(withBoth))).toStrictEqual(covers);
+    // Only the header is read: the rest of the batch may be anything.
+    expect(coversOfBatch(encodeBatch(withCovers).subarray(0, 4 + 2 * 9))).toStrictEqual(covers);
+    expect(coversOfBatch(encodeBatch({ readings: [], windows: [], health: [], covers: { from: 0, below: 0 } }))).toStrictEqual({ from: 0, below: 0 });
+  });
+
+  it('should say a batch covers nothing when it has no range (versions 1 and 2) or its bytes are no batch or no range', () => {
+    expect(coversOfBatch(encodeBatch(batch))).toBeNull();
+    expect(coversOfBatch(encodeBatch({ ...batch, alerts: [alert] }))).toBeNull();
+    const good = encodeBatch({ ...batch, covers: { from: 5, below: 9 } });
+    expect(coversOfBatch(good.subarray(0, 5))).toBeNull();
+    expect(coversOfBatch(Buffer.from('{"readings":[]}'))).toBeNull();
+    expect(coversOfBatch(Buffer.alloc(0))).toBeNull();
+    const foreignVersion = Buffer.from(good);
+    foreignVersion[3] = 5;
+    expect(coversOfBatch(foreignVersion)).toBeNull();
+    expect(() => decodeBatch(foreignVersion)).toThrow(expect.objectContaining({ code: 'GW_ERR_LOG_CORRUPT' }));
+    for (const covers of [{ from: 9, below: 5 }, { from: -1, below: 5 }, { from: 0.5, below: 5 }, { from: 0, below: Number.NaN }]) {
+      expect(coversOfBatch(encodeBatch({ ...batch, covers })), JSON.stringify(covers)).toBeNull();
+    }
   });
 
   it('should refuse an alert entry that is not the wire format with GW_ERR_LOG_CORRUPT', () => {

@@ -9,7 +9,7 @@ import { ALERT_WIRE_VERSION, type AlertTransition } from '../../../gateway/wire/
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createFaultyFiles } from '../../helpers/faulty-file.js';
-import { observe } from '../../helpers/wait.js';
+import { observe, waitFor } from '../../helpers/wait.js';
 import { readAll, tempDir } from '../log/log-test-helpers.js';
 import { mulberry32 } from '../../helpers/random.js';
 import type { WindowResult } from '../../../gateway/window/types.js';
@@ -127,5 +127,99 @@ describe('sink batcher addReadings', () => {
       expect(await run(maxPoints, true), `maxPoints ${maxPoints}`).toEqual(one);
       expect(one.length).toBeGreaterThan(maxPoints === 50 ? 10 : 50);
     }
+  });
+});
+
+describe('sink batcher covers', () => {
+  const silent = pino({ level: 'silent' });
+
+  it('should say of each batch exactly which ingest records it completes, a publish spilling over batches included', async () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rnd = mulberry32(seed);
+      const maxPoints = 1 + Math.floor(rnd() * 8);
+      const batches: SinkBatch[] = [];
+      const batcher = new SinkBatcher({ maxPoints, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger: silent });
+      // Records at increasing offsets (other records between), 1..6 readings each; windows and
+      // flushes of the interval in between. A reading's seq names its record.
+      const recordOfSeq = new Map<number, number>();
+      const readingsOf = new Map<number, number>();
+      let offset = 0;
+      let seq = 0;
+      for (let k = 0; k < 80; k++) {
+        offset += 1 + Math.floor(rnd() * 3);
+        const n = 1 + Math.floor(rnd() * 6);
+        const rs = Array.from({ length: n }, () => reading(++seq));
+        for (const r of rs) recordOfSeq.set(r.seq, offset);
+        readingsOf.set(offset, n);
+        batcher.addRecordReadings(rs, offset, false);
+        const x = rnd();
+        if (x < 0.15) batcher.addWindow({ kind: 'heart-rate', deviceId: 'w', sizeMs: 10_000, slideMs: 10_000, start: k, end: k + 10_000, group: {}, values: { count: 1 }, revision: 0 });
+        else if (x < 0.3) void batcher.flush();
+      }
+      await batcher.close();
+      // Where each record's last reading went, and so what each batch completes.
+      const seen = new Map<number, number>();
+      let completedBelow = 0;
+      for (let b = 0; b < batches.length; b++) {
+        const covers = batches[b]!.covers!;
+        expect(covers.from, `seed ${seed}, batch ${b}: starts where the one before ended`).toBe(b === 0 ? 0 : batches[b - 1]!.covers!.below);
+        for (const r of batches[b]!.readings) {
+          const record = recordOfSeq.get(r.seq)!;
+          seen.set(record, (seen.get(record) ?? 0) + 1);
+          if (seen.get(record) === readingsOf.get(record)) completedBelow = Math.max(completedBelow, record + 1);
+        }
+        expect(covers.below, `seed ${seed}, batch ${b}`).toBe(completedBelow);
+      }
+      expect(completedBelow).toBe(offset + 1);
+    }
+  });
+
+  it('should pass over a replayed record below where the logged batches end, and batch the rest', async () => {
+    const batches: SinkBatch[] = [];
+    const batcher = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger: silent });
+    batcher.resume(50);
+    batcher.addRecordReadings([reading(1), reading(2)], 10, true);
+    batcher.addRecordReadings([reading(3)], 49, true);
+    batcher.addRecordReadings([reading(4)], 50, true);
+    batcher.addRecordReadings([reading(5)], 52, false);
+    await batcher.flush();
+    expect(batcher.passedOverRecords).toBe(2);
+    expect(batches.map((b) => ({ seqs: b.readings.map((r) => r.seq), covers: b.covers }))).toEqual([{ seqs: [4, 5], covers: { from: 50, below: 53 } }]);
+  });
+
+  it('should leave covers off every batch behind one dropped for good, so no chain of them passes over its readings', async () => {
+    let failing = true;
+    const appended: SinkBatch[] = [];
+    const batcher = new SinkBatcher({
+      maxPoints: 1,
+      maxRetryBatches: 2,
+      retryInitialMs: 5,
+      retryMaxMs: 5,
+      flushIntervalMs: 60_000,
+      enqueue: async (b) => {
+        if (failing) throw new Error('disk full');
+        appended.push(b);
+      },
+      logger: silent,
+    });
+    // One reading per batch (maxPoints 1): batch k holds record 10 + k.
+    for (let k = 0; k < 4; k++) batcher.addRecordReadings([reading(k + 1)], 10 + k, false);
+    await observe(20);
+    failing = false;
+    await waitFor(() => batcher.waitingBatches === 0);
+    // Flushed once the log takes batches again: still behind the dropped one.
+    batcher.addRecordReadings([reading(5)], 14, false);
+    await expect(batcher.close()).rejects.toThrow(/dropped/);
+    expect(appended.at(-1)!.readings[0]!.seq).toBe(5);
+    const seqs = appended.map((b) => b.readings[0]!.seq);
+    expect(seqs.length).toBeLessThan(5);
+    // A batch appended with every one before it keeps its range; one behind a dropped batch has none.
+    for (const b of appended) {
+      const s = b.readings[0]!.seq;
+      const noneMissing = Array.from({ length: s - 1 }, (_, i) => i + 1).every((x) => seqs.includes(x));
+      expect(b.covers, `the batch of reading ${s} (appended: ${seqs.join(', ')})`).toEqual(noneMissing ? { from: s === 1 ? 0 : 9 + s, below: 10 + s } : undefined);
+    }
+    expect(appended[0]!.covers).toEqual({ from: 0, below: 11 });
+    expect(appended.some((b) => b.covers === undefined)).toBe(true);
   });
 });
