@@ -252,11 +252,11 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
     );
     const writeBatch = handle.transaction((batch: SinkBatch): number => {
       let points = 0;
-      if (config.writeRawReadings) {
-        for (const r of batch.readings) {
-          insertReading.run(r.kind, r.deviceId, r.ts, r.seq, JSON.stringify(finiteValues(r.values)));
-          points++;
-        }
+      // Every raw reading the batch holds: sinks.writeRawReadings chose them when batching (a
+      // batch logged under another setting is stored as it was batched, see SinkBatch.covers).
+      for (const r of batch.readings) {
+        insertReading.run(r.kind, r.deviceId, r.ts, r.seq, JSON.stringify(finiteValues(r.values)));
+        points++;
       }
       for (const w of batch.windows) {
         insertWindow.run(w.kind, w.deviceId, w.sizeMs, w.start, groupKey(w.group), w.end, w.slideMs, JSON.stringify(finiteValues(w.values)), w.revision);

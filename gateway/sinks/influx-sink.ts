@@ -281,7 +281,8 @@ export function createInfluxSink(options: InfluxSinkOptions): Sink {
     const startedAt = performance.now();
     try {
       await ensureSchema();
-      const raw = config.writeRawReadings ? batch.readings.map((r) => mapping.readingPoint(r)) : [];
+      // Every raw reading the batch holds: sinks.writeRawReadings chose them when batching.
+      const raw = batch.readings.map((r) => mapping.readingPoint(r));
       const windowed: IPoint[] = batch.windows.map((w) => mapping.windowPoint(w));
       for (const sample of batch.health) {
         const point = mapping.healthPoint(sample);

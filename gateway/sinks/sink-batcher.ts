@@ -88,6 +88,8 @@ export class SinkBatcher {
   /** Set by resume(): replayed records below it have their raw readings in the log's batches. */
   private resumedBelow = 0;
   private passedOver = 0;
+  /** Set once a record came below what was covered already (see cover()). */
+  private unordered = false;
 
   constructor(private readonly options: SinkBatcherOptions) {}
 
@@ -111,9 +113,10 @@ export class SinkBatcher {
    * by addRecordReadings.
    */
   resume(storedBelow: number): void {
+    if (this.pendingPoints > 0 || this.coveredBelow > 0) throw new Error('SinkBatcher.resume() must come before anything is batched');
     this.resumedBelow = storedBelow;
-    this.coveredBelow = Math.max(this.coveredBelow, storedBelow);
-    if (this.pendingPoints === 0) this.pendingFrom = this.coveredBelow;
+    this.coveredBelow = storedBelow;
+    this.pendingFrom = storedBelow;
   }
 
   /** Replayed records passed over since the start, their raw readings already in the log's batches. */
@@ -139,8 +142,22 @@ export class SinkBatcher {
       const stop = Math.min(rs.length, i + Math.max(1, max - this.pendingPoints));
       const readings = this.readings;
       for (; i < stop; i++) readings.push(rs[i]!);
-      if (i === rs.length && offset >= this.coveredBelow) this.coveredBelow = offset + 1;
+      if (i === rs.length && offset >= 0) this.cover(offset);
       if (this.pendingPoints >= max) void this.flush();
+    }
+  }
+
+  /**
+   * The batch that takes a record's last reading covers it. Records come in the log's order (the
+   * log calls back in offset order); one below what is covered already would make the batches'
+   * ranges untrue, so from then on no batch says what it covers.
+   */
+  private cover(offset: number): void {
+    if (offset >= this.coveredBelow) {
+      this.coveredBelow = offset + 1;
+    } else if (!this.unordered) {
+      this.unordered = true;
+      this.options.logger.error({ offset, coveredBelow: this.coveredBelow }, 'raw readings came out of log order; store batches no longer say which records they cover (a replay batches them again)');
     }
   }
 
@@ -179,7 +196,7 @@ export class SinkBatcher {
   flush(): Promise<unknown> {
     if (this.pendingPoints > 0) {
       // After a drop no batch says what it covers: a chain through the dropped one would be wrong.
-      const covers = this.dropped === null ? { from: this.pendingFrom, below: this.coveredBelow } : undefined;
+      const covers = this.dropped === null && !this.unordered ? { from: this.pendingFrom, below: this.coveredBelow } : undefined;
       const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers);
       this.pendingFrom = this.coveredBelow;
       this.readings = [];

@@ -321,10 +321,12 @@ export function runSinkContract(harness: SinkContractHarness): void {
       expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual(rs);
     });
 
-    it('should leave raw readings out when writeRawReadings is off', async () => {
+    it('should store the raw readings a batch holds also with writeRawReadings off: the setting chose them when batching', async () => {
+      // A batch logged while raw readings were on is delivered after a restart with them off; a
+      // replay after a later crash passes over its readings (SinkBatch.covers), so dropping them here would lose them.
       const sink = await fresh({ writeRawReadings: false });
       await sink.write(batch({ readings: hrReadings, windows: [windows[0]!] }));
-      expect(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([]);
+      expect(sortedReadings(await sink.queryReadings({ kind: 'heart-rate', ...FOREVER, limit: 100 }))).toEqual(sortedReadings(hrReadings));
       expect(await sink.queryWindows({ kind: 'heart-rate', ...FOREVER, limit: 100 })).toEqual([windows[0]]);
     });
 

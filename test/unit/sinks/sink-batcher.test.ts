@@ -94,6 +94,19 @@ describe('sink batcher on the event bus', () => {
     await batcher.close();
     expect(batches[1]!.alerts).toBeUndefined();
   });
+  it('should batch the raw readings of reading.durable only with writeRawReadings (the store keeps whatever a batch holds)', async () => {
+    for (const writeRawReadings of [false, true]) {
+      const events = createEventBus();
+      const batches: SinkBatch[] = [];
+      const batcher = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger: pino({ level: 'silent' }) });
+      subscribeSinkBatcher(events, batcher, { writeRawReadings });
+      events.emit('reading.durable', { readings: [reading(1), reading(2)], offset: 4, receivedAt: 1, replay: false, gaps: 0, gapFills: 0 });
+      batcher.addHealth({ ts: 1, values: { heap_mb: 1 } });
+      await batcher.close();
+      expect(batches.map((b) => b.readings.map((r) => r.seq)), `writeRawReadings ${writeRawReadings}`).toEqual([writeRawReadings ? [1, 2] : []]);
+      expect(batches[0]!.covers).toEqual({ from: 0, below: writeRawReadings ? 5 : 0 });
+    }
+  });
 });
 
 describe('sink batcher addReadings', () => {
@@ -221,5 +234,28 @@ describe('sink batcher covers', () => {
     }
     expect(appended[0]!.covers).toEqual({ from: 0, below: 11 });
     expect(appended.some((b) => b.covers === undefined)).toBe(true);
+  });
+});
+
+describe('sink batcher covers, misuse', () => {
+  it('should stop saying what batches cover once a record comes below what is covered, and log it', async () => {
+    const batches: SinkBatch[] = [];
+    const errors: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+    const batcher = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger });
+    batcher.addRecordReadings([reading(1)], 10, false);
+    await batcher.flush();
+    batcher.addRecordReadings([reading(2)], 7, false);
+    await batcher.flush();
+    batcher.addRecordReadings([reading(3)], 12, false);
+    await batcher.close();
+    expect(batches.map((b) => b.covers)).toEqual([{ from: 0, below: 11 }, undefined, undefined]);
+    expect(errors.join('')).toContain('out of log order');
+  });
+
+  it('should refuse resume() once something is batched', () => {
+    const batcher = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async () => undefined, logger: pino({ level: 'silent' }) });
+    batcher.addRecordReadings([reading(1)], 3, false);
+    expect(() => batcher.resume(10)).toThrow(/before anything is batched/);
   });
 });
