@@ -14,8 +14,9 @@
  *                 The filled log holds no store batches, so every raw reading is batched again:
  *                 a crash before any batch was appended. After a gateway's own run (npm run
  *                 bench's replay) the batches in the log cover most of them, which are passed over.
- * Each stage's records/s and its cost per record over the stage before it name the limit; for D
- * also the time of the whole start (the log's own check, the other passes over the tail).
+ * Each stage's records/s and its cost per record over the stage before it name the limit, with
+ * the CPU time per record for A-C; for D also the time of the whole start (the log's own check,
+ * the other passes over the tail).
  * --stages runs only some of them; --cpu-prof writes a V8 CPU profile of the stages run (not of
  * the fill), for bench/profile-summary.ts.
  */
@@ -72,8 +73,8 @@ async function fill(): Promise<void> {
   await log.close();
 }
 
-/** One pass of stages A-C over the filled log; returns records/s. */
-async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
+/** One pass of stages A-C over the filled log: records/s, and the process's CPU µs per record (user + system). */
+async function pass(stage: 'read' | 'decode' | 'process'): Promise<{ rate: number; cpuUs: number }> {
   const log = await createMessageLog({ dir: config.log.dir });
   await log.start();
   const registry = new Registry();
@@ -92,6 +93,7 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
   let n = 0;
   let readings = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   if (stage === 'process') {
     // The gateway's own replay loop (gateway/pipeline/recovery.ts).
     ({ records: n, readings } = await replayLog(log, log.firstOffset, pipeline, reader));
@@ -107,16 +109,17 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<number> {
     }
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await log.close();
   if (n !== records || (stage !== 'read' && readings !== records)) throw new Error(`stage ${stage}: ${n} records, ${readings} readings, expected ${records}`);
-  return n / (ms / 1000);
+  return { rate: n / (ms / 1000), cpuUs: (cpu.user + cpu.system) / n };
 }
 
 /** Stage D's whole start (log start, priming, replay, outbox scan, listeners), ms per pass. */
 const startMs: number[] = [];
 
 /** Stage D: the gateway's own recovery on a fresh copy of the data directory. */
-async function gatewayPass(rep: number): Promise<number> {
+async function gatewayPass(rep: number): Promise<{ rate: number; cpuUs: null }> {
   const dir = join(base, `gw-${rep}`);
   cpSync(filled, dir, { recursive: true });
   let recovered: Record<string, unknown> | null = null;
@@ -138,7 +141,7 @@ async function gatewayPass(rep: number): Promise<number> {
   rmSync(dir, { recursive: true, force: true });
   const line = recovered as Record<string, unknown> | null;
   if (line === null) throw new Error("the gateway logged no 'recovered from the log' line");
-  return Number(line['replayedRecords']) / (Number(line['ms']) / 1000);
+  return { rate: Number(line['replayedRecords']) / (Number(line['ms']) / 1000), cpuUs: null };
 }
 
 function fmt(n: number): string {
@@ -148,12 +151,17 @@ function fmt(n: number): string {
 try {
   process.stdout.write(`filling a log with ${fmt(records)} single-reading records ...\n`);
   await fill();
-  const stages: { name: string; what: string; rate: number }[] = [];
-  const run = async (name: string, what: string, f: (rep: number) => Promise<number>): Promise<void> => {
+  const stages: { name: string; what: string; rate: number; cpuUs: number | null }[] = [];
+  const run = async (name: string, what: string, f: (rep: number) => Promise<{ rate: number; cpuUs: number | null }>): Promise<void> => {
     if (!only.has(name[0]!)) return;
     const rates: number[] = [];
-    for (let rep = 0; rep < reps; rep++) rates.push(await f(rep));
-    stages.push({ name, what, rate: median(rates)! });
+    const cpus: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const r = await f(rep);
+      rates.push(r.rate);
+      if (r.cpuUs !== null) cpus.push(r.cpuUs);
+    }
+    stages.push({ name, what, rate: median(rates)!, cpuUs: median(cpus) ?? null });
   };
   const profileTo = args.str('cpu-prof', '');
   const session = profileTo === '' ? null : new Session();
@@ -172,13 +180,15 @@ try {
     session.disconnect();
   }
   process.stdout.write(`\nrecovery replay of ${fmt(records)} records, medians of ${reps}:\n`);
-  process.stdout.write(`${'stage'.padEnd(13)}  ${'records/s'.padStart(10)}  ${'us/record'.padStart(9)}  ${'+us'.padStart(6)}  what\n`);
+  process.stdout.write(`${'stage'.padEnd(13)}  ${'records/s'.padStart(10)}  ${'us/record'.padStart(9)}  ${'+us'.padStart(6)}  ${'CPU us'.padStart(6)}  what\n`);
   let prev = 0;
   for (const s of stages) {
     const us = 1e6 / s.rate;
-    process.stdout.write(`${s.name.padEnd(13)}  ${fmt(s.rate).padStart(10)}  ${us.toFixed(2).padStart(9)}  ${(us - prev).toFixed(2).padStart(6)}  ${s.what}\n`);
+    const cpu = s.cpuUs === null ? '-' : s.cpuUs.toFixed(2);
+    process.stdout.write(`${s.name.padEnd(13)}  ${fmt(s.rate).padStart(10)}  ${us.toFixed(2).padStart(9)}  ${(us - prev).toFixed(2).padStart(6)}  ${cpu.padStart(6)}  ${s.what}\n`);
     prev = us;
   }
+  process.stdout.write('CPU us: the process\'s user + system CPU per record in the pass (A-C), all threads (file reads and GC helpers too).\n');
   process.stdout.write('1,000,000 records/s leaves 1.00 us per record for all of it.\n');
   if (startMs.length > 0) process.stdout.write(`D: the whole startGateway took ${Math.round(median(startMs)!)} ms (median), replay included.\n`);
 } finally {
