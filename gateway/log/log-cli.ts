@@ -5,6 +5,7 @@ import { decodeIngestRecord } from './ingest-record-format.js';
 import { decodeOutgoing, decodeOutgoingAck } from './outbox.js';
 import { classifyIssues, parseSegmentFileName, scanSegmentBuffer } from './record-format.js';
 import { RECORD_TYPES } from './types.js';
+import { coversOfBatch } from '../sinks/batch-codec.js';
 
 const USAGE = `usage:
   pulsegate log inspect DIR [--from N] [--limit N]   print records (default limit 100; 0 = all)
@@ -51,7 +52,9 @@ function preview(type: number, payload: Buffer): string {
       }
       case RECORD_TYPES.outgoing: {
         const o = decodeOutgoing(payload);
-        return `destination=${o.destination} ${rawPreview(o.payload)}`;
+        // A store batch says which ingest records' raw readings it completes (a replay passes over them).
+        const covers = coversOfBatch(o.payload);
+        return `destination=${o.destination} ${covers === null ? '' : `covers=[${covers.from},${covers.below}) `}${rawPreview(o.payload)}`;
       }
       case RECORD_TYPES.outgoingAck: {
         const a = decodeOutgoingAck(payload);

@@ -7,6 +7,7 @@ import { runLogCommand } from '../../../gateway/log/log-cli.js';
 import { encodeOutgoing } from '../../../gateway/log/outbox.js';
 import { HEADER_BYTES } from '../../../gateway/log/record-format.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import { appendMany, openLog, segmentFiles, tempDir } from './log-test-helpers.js';
 
 let dir: string;
@@ -32,6 +33,7 @@ describe('log cli', () => {
     await appendMany(log, 100);
     log.append(RECORD_TYPES.ingest, encodeIngestRecord(0, 'sensors/heart-rate/dev-1', Buffer.from('{"bpm":70}')));
     await log.appendDurable(RECORD_TYPES.outgoing, encodeOutgoing('influx', Buffer.from('batch')));
+    await log.appendDurable(RECORD_TYPES.outgoing, encodeOutgoing('embedded', encodeBatch({ readings: [], windows: [], health: [], covers: { from: 40, below: 101 } })));
     await log.close();
     const { code, text } = await run(['log', 'inspect', dir, '--from', '98', '--limit', '3']);
     expect(code).toBe(0);
@@ -41,6 +43,8 @@ describe('log cli', () => {
     expect(lines[2]).toContain('topic=sensors/heart-rate/dev-1');
     const tail = await run(['inspect', dir, '--from', '101']);
     expect(tail.text).toMatch(/^101\toutgoing\t.*destination=influx "batch"/);
+    // A store batch shows the ingest records it completes.
+    expect(tail.text).toMatch(/\n102\toutgoing\t.*destination=embedded covers=\[40,101\) /);
   });
 
   it('log cli should verify a clean log', async () => {
