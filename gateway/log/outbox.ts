@@ -7,7 +7,9 @@ import { backoffMs, createStopSignals, isLoggedAttempt, sleepUnlessAborted } fro
 import { createCursorKeeper, cursorFileName } from './consumer-cursor.js';
 import { logMetricsFor } from './log-metrics.js';
 import type { FileMessageLog } from './message-log.js';
-import { RECORD_TYPES, type LogRecord, type MessageLog, type RecordType } from './types.js';
+import type { SenderLog } from './sender-log.js';
+import { RECORD_TYPES, type LogRecord, type MessageLog } from './types.js';
+import type { BatchCovers } from '../sinks/types.js';
 
 /**
  * Payload layouts of the sender-based records:
@@ -80,12 +82,6 @@ function isFor(dest: Buffer, payload: Buffer): boolean {
   return payload[0] === VERSION && payload[1] === dest.length && payload.compare(dest, 0, dest.length, 2, 2 + dest.length) === 0;
 }
 
-/** A range of log offsets an outgoing payload says it covers (for the store's batches: SinkBatch.covers). */
-export interface CoveredRange {
-  readonly from: number;
-  readonly below: number;
-}
-
 /**
  * Where the chain of the ranges the outgoing records of `destination` cover ends, starting at
  * `from` (the replay's first offset). Fed by the startup pass over the log's tail
@@ -97,8 +93,8 @@ export interface CoveredRange {
 export function outgoingCoverage(
   destination: string,
   from: number,
-  coversOf: (payload: Buffer) => CoveredRange | null,
-): { readonly type: RecordType; primer(): { take(record: LogRecord): void; done(): number }; readonly below: number } {
+  coversOf: (payload: Buffer) => BatchCovers | null,
+): Pick<SenderLog<unknown>, 'type' | 'primer'> & { readonly below: number } {
   const dest = destinationBytes(destination);
   let below = from;
   let stopped = false;

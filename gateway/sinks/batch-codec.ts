@@ -438,7 +438,7 @@ export function decodeBatch(payload: Buffer): SinkBatch {
     if (reader.byte() !== b) throw corrupt('bad magic');
   }
   const version = reader.byte();
-  if (!Number.isInteger(version) || version < VERSION_WITHOUT_ALERTS || version > MAX_VERSION) throw corrupt(`unsupported version ${version}`);
+  if (version < VERSION_WITHOUT_ALERTS || version > MAX_VERSION) throw corrupt(`unsupported version ${version}`);
   const covers = version > VERSION_WITH_ALERTS ? { from: reader.num(), below: reader.num() } : undefined;
   const withAlerts = version === VERSION_WITH_ALERTS || version === VERSION_WITH_ALERTS + VERSION_COVERS;
   reader.readStringTable();

@@ -21,8 +21,9 @@ import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
  *
  * Each batch says which ingest records' raw readings it completes (`covers`, from the offsets
  * given to addReadings). At startup the batches already in the log's tail are chained up from
- * the checkpoint (outgoingCoverage in gateway/log/outbox.ts) and resume() is told where the chain ends: the replay passes
- * over the raw readings of the records below it, which the store gets from those batches.
+ * the checkpoint (outgoingCoverage in gateway/log/outbox.ts) and resume() is told where the
+ * chain ends: the replay passes over the raw readings of the records below it, which the store
+ * gets from those batches.
  */
 export interface SinkBatcherOptions {
   readonly maxPoints: number;
