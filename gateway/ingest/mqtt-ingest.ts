@@ -16,7 +16,7 @@ import type { IngestMetrics } from './ingest-metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
 import { guardConnection, type PacketGuardOptions } from './packet-guard.js';
 import { encodeDeadLetter } from '../log/dead-letter.js';
-import { encodeIngestRecord } from '../log/ingest-record-format.js';
+import { encodeIngestRecord, ingestRecordBody } from '../log/ingest-record-format.js';
 import { createLoginGuard, type AuthResult, type LoginGuard } from './login-guard.js';
 import { createPasswordHasher, type PasswordHasher } from './password-hasher.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limiter.js';
@@ -259,7 +259,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   ): void {
     // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
     // past the in-flight bound it waits like QoS 1, which stops reading its connection.
-    const record = encodeIngestRecord(receivedAt, topic, payload);
+    // Written by the log straight into its buffer: append copies it at once.
+    const record = ingestRecordBody(receivedAt, topic, payload);
     if (packet.qos > 0 || inFlightReadings > options.maxInFlightReadings) {
       log.append(RECORD_TYPES.ingest, record, (err, offset) => {
         // Closing the connection withholds the PUBACK; the client resends (QoS 1).

@@ -5,6 +5,8 @@
  *
  *   ingest:      u8 version=1 | f64 receivedAt | u16 topicLength | topic utf8 | payload
  */
+import type { RecordBody } from './types.js';
+
 const VERSION = 1;
 
 export interface IngestRecord {
@@ -31,17 +33,52 @@ function topicBytes(topic: string): Buffer {
   return bytes;
 }
 
+/** An ingest record written into a buffer by the log itself (one object, refilled per append). */
+class IngestRecordBody implements RecordBody {
+  length = 0;
+  private receivedAt = 0;
+  private topic: Buffer = EMPTY;
+  private payload: Buffer = EMPTY;
+
+  fill(receivedAt: number, topic: Buffer, payload: Buffer): this {
+    this.receivedAt = receivedAt;
+    this.topic = topic;
+    this.payload = payload;
+    this.length = INGEST_TOPIC_START + topic.length + payload.length;
+    return this;
+  }
+
+  writeInto(buf: Buffer, pos: number): void {
+    const topicLen = this.topic.length;
+    buf[pos] = VERSION;
+    buf.writeDoubleLE(this.receivedAt, pos + 1);
+    buf[pos + 9] = topicLen & 0xff;
+    buf[pos + 10] = topicLen >>> 8;
+    // TypedArray set: no argument checks or native call per copy, unlike Buffer.write / copy.
+    buf.set(this.topic, pos + INGEST_TOPIC_START);
+    buf.set(this.payload, pos + INGEST_TOPIC_START + topicLen);
+    // Nothing of the publish is held past the append.
+    this.topic = EMPTY;
+    this.payload = EMPTY;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const body = new IngestRecordBody();
+
+/**
+ * The ingest record of a publish as a body for MessageLog.append, which writes it straight into
+ * its write buffer: no Buffer per publish to build, copy and collect (~0.3 µs an append less in
+ * bench/append-bench.ts). Valid until the next call: pass it to append at once.
+ */
+export function ingestRecordBody(receivedAt: number, topic: string, payload: Buffer): RecordBody {
+  return body.fill(receivedAt, topicBytes(topic), payload);
+}
+
 export function encodeIngestRecord(receivedAt: number, topic: string, payload: Buffer): Buffer {
-  const t = topicBytes(topic);
-  const topicLen = t.length;
-  const buf = Buffer.allocUnsafe(1 + 8 + 2 + topicLen + payload.length);
-  buf[0] = VERSION;
-  buf.writeDoubleLE(receivedAt, 1);
-  buf[9] = topicLen & 0xff;
-  buf[10] = topicLen >>> 8;
-  // TypedArray set: no argument checks or native call per copy, unlike Buffer.write / copy.
-  buf.set(t, 11);
-  buf.set(payload, 11 + topicLen);
+  const b = new IngestRecordBody().fill(receivedAt, topicBytes(topic), payload);
+  const buf = Buffer.allocUnsafe(b.length);
+  b.writeInto(buf, 0);
   return buf;
 }
 

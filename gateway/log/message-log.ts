@@ -21,7 +21,7 @@ import {
 import { createLogMetrics } from './log-metrics.js';
 import { createTailCache } from './tail-cache.js';
 import { fsyncDir } from './checkpoint-store.js';
-import type { DurableCallback, LogRecord, MessageLog, RecordType } from './types.js';
+import type { DurableCallback, LogRecord, MessageLog, RecordBody, RecordType } from './types.js';
 
 export interface MessageLogOptions {
   /** Directory of the segment files (created if missing). */
@@ -456,7 +456,7 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
     return new GatewayError('GW_ERR_LOG_CLOSED', started ? 'the message log is closed' : 'the message log is not started');
   }
 
-  function append(type: RecordType, payload: Uint8Array, onDurable?: DurableCallback): number {
+  function append(type: RecordType, payload: Uint8Array | RecordBody, onDurable?: DurableCallback): number {
     if (!started || closed || failure !== null) {
       const err = failure ?? closedError();
       if (onDurable !== undefined) process.nextTick(onDurable, err, -1);

@@ -1,4 +1,5 @@
 import * as zlib from 'node:zlib';
+import type { RecordBody } from './types.js';
 
 /**
  * On-disk framing of one log record (little-endian):
@@ -84,7 +85,7 @@ export function parseSegmentFileName(name: string): number | null {
 }
 
 /** Writes one record at buf[pos] (the caller made room for HEADER_BYTES + payload). */
-export function encodeRecordInto(buf: Buffer, pos: number, type: number, offset: number, timestamp: number, payload: Uint8Array): number {
+export function encodeRecordInto(buf: Buffer, pos: number, type: number, offset: number, timestamp: number, payload: Uint8Array | RecordBody): number {
   const size = HEADER_BYTES + payload.length;
   buf.writeUInt32LE(payload.length, pos + 4);
   buf[pos + 8] = type;
@@ -96,7 +97,8 @@ export function encodeRecordInto(buf: Buffer, pos: number, type: number, offset:
     buf.writeUInt32LE(Math.floor(offset / TWO_32), pos + 13);
   }
   buf.writeDoubleLE(timestamp, pos + 17);
-  buf.set(payload, pos + HEADER_BYTES);
+  if (payload instanceof Uint8Array) buf.set(payload, pos + HEADER_BYTES);
+  else payload.writeInto(buf, pos + HEADER_BYTES);
   buf.writeUInt32LE(crc32Of(buf, pos + 4, pos + size), pos);
   return size;
 }

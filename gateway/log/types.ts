@@ -36,6 +36,18 @@ export interface LogRecord {
 /** Called once the record is durable (fdatasync'd), or with the error that prevented it. */
 export type DurableCallback = (err: Error | null, offset: number) => void;
 
+/**
+ * A payload the log writes straight into its write buffer, instead of a Buffer built first and
+ * copied: the ingest path appends one per publish (see ingestRecordBody). append() writes it at
+ * once and keeps no reference, so one body object may be refilled for every append.
+ */
+export interface RecordBody {
+  /** Bytes writeInto writes. */
+  readonly length: number;
+  /** Writes exactly `length` bytes at buf[pos] (the log made room for them). */
+  writeInto(buf: Buffer, pos: number): void;
+}
+
 export interface MessageLog {
   /** Open, recover (truncate a torn tail, refuse mid-log corruption) and start group commit. */
   start(): Promise<void>;
@@ -45,7 +57,7 @@ export interface MessageLog {
    * a record the log refuses (closed, failed, over its size limit) returns -1 and `onDurable`
    * gets the error on the next tick.
    */
-  append(type: RecordType, payload: Uint8Array, onDurable?: DurableCallback): number;
+  append(type: RecordType, payload: Uint8Array | RecordBody, onDurable?: DurableCallback): number;
   /** Promise form of append. */
   appendDurable(type: RecordType, payload: Uint8Array): Promise<number>;
   /** Offset the next append will get. */

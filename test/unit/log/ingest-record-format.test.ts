@@ -1,5 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeIngestRecord, encodeIngestRecord } from '../../../gateway/log/ingest-record-format.js';
+import { decodeIngestRecord, encodeIngestRecord, ingestRecordBody } from '../../../gateway/log/ingest-record-format.js';
+import { createMessageLog } from '../../../gateway/log/message-log.js';
+import { RECORD_TYPES } from '../../../gateway/log/types.js';
 
 /** The layout written out by hand, as the format's comment states it, with Buffer's own UTF-8. */
 function reference(receivedAt: number, topic: string, payload: Buffer): Buffer {
@@ -53,5 +58,36 @@ describe('ingest record format', () => {
     const copy = Buffer.from(first);
     encodeIngestRecord(2, 'sensors/heart-rate/a', Buffer.from('two-longer'));
     expect(first.equals(copy)).toBe(true);
+  });
+
+  it('should have the log write a record body as the layout says, CRC checked on read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pulsegate-ingest-body-'));
+    try {
+      const cases = [
+        { at: 1_763_800_000_000.5, topic: 'sensors/heart-rate/athlete-1', payload: Buffer.from([8, 1, 16, 200, 1]) },
+        { at: 2, topic: 'sensors/心拍/🫀', payload: Buffer.alloc(0) },
+        { at: 3, topic: 'z'.repeat(300), payload: Buffer.alloc(70_000, 7) },
+        { at: 4, topic: 'sensors/heart-rate/athlete-1', payload: Buffer.from('{"seq":1}') },
+      ];
+      let log = await createMessageLog({ dir });
+      await log.start();
+      for (const c of cases) {
+        const body = ingestRecordBody(c.at, c.topic, c.payload);
+        expect(body.length).toBe(reference(c.at, c.topic, c.payload).length);
+        log.append(RECORD_TYPES.ingest, body);
+      }
+      await log.whenDurable(log.nextOffset - 1);
+      await log.close();
+      // A fresh log verifies every record's CRC at start and reads them from disk.
+      log = await createMessageLog({ dir });
+      await log.start();
+      const got: Buffer[] = [];
+      for await (const r of log.read(log.firstOffset)) got.push(Buffer.from(r.payload));
+      await log.close();
+      expect(got).toHaveLength(cases.length);
+      cases.forEach((c, i) => expect(got[i]!.equals(reference(c.at, c.topic, c.payload)), `record ${i}`).toBe(true));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
