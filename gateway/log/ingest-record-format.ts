@@ -41,6 +41,9 @@ class IngestRecordBody implements RecordBody {
   private payload: Buffer = EMPTY;
 
   fill(receivedAt: number, topic: Buffer, payload: Buffer): this {
+    // The length field has 16 bits. A topic string may encode to more UTF-8 bytes than the
+    // publish carried (each invalid byte becomes U+FFFD, 3 bytes): refused, never truncated.
+    if (topic.length > MAX_TOPIC_BYTES) throw new RangeError(`topic of ${topic.length} UTF-8 bytes exceeds an ingest record's ${MAX_TOPIC_BYTES}`);
     this.receivedAt = receivedAt;
     this.topic = topic;
     this.payload = payload;
@@ -64,6 +67,7 @@ class IngestRecordBody implements RecordBody {
 }
 
 const EMPTY = Buffer.alloc(0);
+const MAX_TOPIC_BYTES = 0xffff;
 const body = new IngestRecordBody();
 
 /**
@@ -76,7 +80,7 @@ export function ingestRecordBody(receivedAt: number, topic: string, payload: Buf
 }
 
 export function encodeIngestRecord(receivedAt: number, topic: string, payload: Buffer): Buffer {
-  const b = new IngestRecordBody().fill(receivedAt, topicBytes(topic), payload);
+  const b = ingestRecordBody(receivedAt, topic, payload);
   const buf = Buffer.allocUnsafe(b.length);
   b.writeInto(buf, 0);
   return buf;

@@ -53,6 +53,16 @@ describe('ingest record format', () => {
     }
   });
 
+  it('should refuse a topic over 65535 UTF-8 bytes rather than write a record with a wrong topic length', () => {
+    // 30,000 U+FFFD (what invalid bytes of a publish's topic decode to) are 90,000 UTF-8 bytes.
+    const topic = 'spBv1.0/g/DDATA/e/' + '\ufffd'.repeat(30_000);
+    expect(() => encodeIngestRecord(1, topic, Buffer.from('x'))).toThrow(RangeError);
+    expect(() => ingestRecordBody(1, topic, Buffer.from('x'))).toThrow(RangeError);
+    // The longest topic that fits is written whole.
+    const longest = 'a'.repeat(0xffff);
+    expect(decodeIngestRecord(encodeIngestRecord(2, longest, Buffer.from('y'))).topic).toBe(longest);
+  });
+
   it('should not share bytes between records: a record written later leaves an earlier one as it was', () => {
     const first = encodeIngestRecord(1, 'sensors/heart-rate/a', Buffer.from('one'));
     const copy = Buffer.from(first);
