@@ -30,6 +30,7 @@ import type { TlsMaterial, TlsMetrics } from '../tls.js';
 import { certificateLogin, createMqttTlsListeners, type MqttTlsListeners, type PeerIdentity } from './tls-listeners.js';
 import { closeServer, listen } from './listeners.js';
 import { parseStatusTopic } from './device-status.js';
+import { illFormedTopic } from './topic.js';
 import { encodeDeviceStatus, type DeviceStatus } from '../log/device-status-record.js';
 import type { SparkplugIngest } from './sparkplug.js';
 import { encodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
@@ -189,6 +190,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     const topic = packet.topic;
     const payload = packet.payload as Buffer;
     const receivedAt = clock.now();
+    const illFormed = illFormedTopic(topic);
+    if (illFormed !== null) return refuseIllFormed(packet, topic, payload, receivedAt, done, illFormed);
     if (options.sparkplug && isSparkplugTopic(topic)) return acceptSparkplug(client, packet, topic, payload, receivedAt, done);
     const sensor = router.route(topic);
     if (sensor === null) {
@@ -238,12 +241,66 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       return done(null);
     }
 
+    const readings = result.readings;
     inFlight++;
-    inFlightReadings += result.readings.length;
+    inFlightReadings += readings.length;
     // No closure per publish unless it has to wait for the disk.
-    if (log.backpressured) waitForDisk(() => appendPublish(packet, topic, payload, receivedAt, kind, mapping, result.readings, done), settle);
-    else appendPublish(packet, topic, payload, receivedAt, kind, mapping, result.readings, done);
+    if (log.backpressured) {
+      waitForDisk(
+        () => appendAccepted(packet, topic, payload, receivedAt, kind, mapping, readings, done),
+        () => unaccept(readings.length),
+      );
+    } else appendAccepted(packet, topic, payload, receivedAt, kind, mapping, readings, done);
     return undefined;
+  }
+
+  /** Undoes the in-flight counts of a publish taken in and then not appended. */
+  function unaccept(readings: number): void {
+    inFlightReadings -= readings;
+    settle();
+  }
+
+  /**
+   * appendPublish, whose exception (a record the log cannot hold) rejects that publish alone as
+   * internal_error: it may run from the disk wait's timer, outside the broker hook's safety net.
+   */
+  function appendAccepted(
+    packet: PublishPacket,
+    topic: string,
+    payload: Buffer,
+    receivedAt: number,
+    kind: KindDescriptor,
+    mapping: PayloadMapping | null,
+    readings: readonly Reading[],
+    done: (error?: Error | null) => void,
+  ): void {
+    try {
+      appendPublish(packet, topic, payload, receivedAt, kind, mapping, readings, done);
+    } catch (err) {
+      unaccept(readings.length);
+      failedPublish(err, packet, done);
+    }
+  }
+
+  /** A publish whose handling threw: dead-lettered as internal_error; if even that throws, its connection is closed. */
+  function failedPublish(err: unknown, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    logger.error({ err, topic: packet.topic }, 'publish handling failed; rejected as internal_error');
+    try {
+      rejectPublish(packet, String(packet.topic), Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.alloc(0), clock.now(), done, 'internal_error', 'the gateway failed to handle this publish');
+    } catch (rejectErr) {
+      logger.error({ err: rejectErr, topic: packet.topic }, 'dead-lettering a failed publish failed; closing the connection');
+      done(new Error('internal error'));
+    }
+  }
+
+  /**
+   * A topic that is not well-formed UTF-8, or holds U+0000: the server must close the connection
+   * [MQTT-1.5.3-1, -2]. The publish is dead-lettered and counted as bad_topic first, so what the device
+   * sent stays inspectable; a QoS 1 publish gets no PUBACK, its connection is closed instead.
+   */
+  function refuseIllFormed(packet: PublishPacket, topic: string, payload: Buffer, receivedAt: number, done: (error?: Error | null) => void, detail: string): void {
+    metrics.connectionRefused('bad_utf8');
+    rejectPublish(packet, topic, payload, receivedAt, (err) => done(err ?? new Error(detail)), 'bad_topic', `${detail}; the connection is closed`);
   }
 
   /** Appends an accepted publish's ingest record; processes and releases it once durable (QoS 0: at once, unless over the in-flight bound). */
@@ -411,6 +468,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
     for (const r of rejected) metrics.rejected(r.reason, 1);
     if (closed) return done(new Error('gateway shutting down'));
+    // Encoded before anything is appended or counted: an encoding that throws (caught by the hook)
+    // leaves no record half-written, and appending below cannot throw, also later from the disk wait.
+    const statusRecords = statuses.map(encodeDeviceStatus);
+    const readingsRecord = readings.length > 0 ? encodeIngestRecord(receivedAt, topic, encodeSparkplugRecord(readings)) : null;
     inFlight++;
     const n = readings.length;
     inFlightReadings += n;
@@ -430,8 +491,8 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         }
         if (waitForDurable) done(null);
       };
-      for (const s of statuses) {
-        log.append(RECORD_TYPES.deviceStatus, encodeDeviceStatus(s), (err, offset) => {
+      statuses.forEach((s, i) => {
+        log.append(RECORD_TYPES.deviceStatus, statusRecords[i]!, (err, offset) => {
           if (!err) {
             try {
               options.onStatus?.(s, offset);
@@ -441,9 +502,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           }
           oneDurable(err);
         });
-      }
-      if (n > 0) {
-        log.append(RECORD_TYPES.ingest, encodeIngestRecord(receivedAt, topic, encodeSparkplugRecord(readings)), (err, offset) => {
+      });
+      if (readingsRecord !== null) {
+        log.append(RECORD_TYPES.ingest, readingsRecord, (err, offset) => {
           if (!err) {
             metrics.received(readings[0]!.kind, n);
             try {
@@ -458,7 +519,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       }
       if (!waitForDurable) done(null);
     };
-    if (log.backpressured) waitForDisk(append, settle);
+    if (log.backpressured) waitForDisk(append, () => unaccept(n));
     else append();
   }
 
@@ -538,20 +599,20 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           authorizeDevicePublish(client, packet, answer);
         }
       } catch (err) {
-        logger.error({ err, clientId: client.id }, 'publish handling failed; rejected as internal_error');
-        if (answered) return undefined;
-        try {
-          rejectPublish(packet, String(packet.topic), Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.alloc(0), clock.now(), answer, 'internal_error', 'the gateway failed to handle this publish');
-        } catch (rejectErr) {
-          logger.error({ err: rejectErr, clientId: client.id }, 'dead-lettering a failed publish failed; closing the connection');
-          answer(new Error('internal error'));
-        }
+        if (answered) logger.error({ err, clientId: client.id }, 'publish handling failed after its answer');
+        else failedPublish(err, packet, answer);
       }
       return undefined;
     },
 
     authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
       const identity = client === null ? undefined : identities.get(client);
+      // A filter that is not well-formed UTF-8, or holds U+0000, closes the connection [MQTT-1.5.3-1, -2].
+      const illFormed = illFormedTopic(sub.topic);
+      if (illFormed !== null) {
+        metrics.connectionRefused('bad_utf8');
+        return done(new Error(illFormed.replace('the topic', 'the topic filter')));
+      }
       // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here), and
       // the connection stays up. Nobody reads the gateway's internal topics.
       if (sub.topic.startsWith(INTERNAL_TOPIC_PREFIX)) return done(null, null);
@@ -585,7 +646,14 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
       clearInterval(diskTimer!);
       diskTimer = null;
       logger.info('log back under its disk high-water mark');
-      for (const w of diskWaiters.splice(0)) w.resume();
+      for (const w of diskWaiters.splice(0)) {
+        // Each resume rejects its own publish on failure; this only keeps one from skipping the rest.
+        try {
+          w.resume();
+        } catch (err) {
+          logger.error({ err }, 'resuming a held-back publish failed');
+        }
+      }
     }, 50);
   }
 

@@ -21,6 +21,8 @@ export const CONNECTION_REFUSAL_REASONS = [
   'malformed_length',
   /** Nothing at all arrived within mqtt.packetTimeoutMs of the connection being accepted. */
   'connect_timeout',
+  /** A PUBLISH topic or SUBSCRIBE filter not well-formed UTF-8, or holding U+0000 [MQTT-1.5.3-1, -2] (found by the broker hooks). */
+  'bad_utf8',
 ] as const;
 export type ConnectionRefusalReason = (typeof CONNECTION_REFUSAL_REASONS)[number];
 

@@ -224,6 +224,64 @@ describe('MQTT 3.1.1 conformance: retained messages', () => {
   });
 });
 
+describe('MQTT 3.1.1 conformance: UTF-8 strings', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startIngest();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  const publish = (c: RawClient, topic: Buffer, qos: 0 | 1, messageId?: number): void => {
+    c.socket.write(gen({ cmd: 'publish', topic, payload: Buffer.from(reading(1)), qos, retain: false, dup: false, messageId }));
+  };
+
+  it('a PUBLISH whose topic is ill-formed UTF-8 or holds U+0000 closes its connection, unacknowledged, and is dead-lettered as bad_topic [MQTT-1.5.3-1, MQTT-1.5.3-2]', async () => {
+    const before = { bad: await h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' }), utf8: await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' }) };
+    const cases = [
+      { topic: Buffer.concat([Buffer.from('sensors/heart-rate/dev-'), Buffer.from([0xc3, 0x28])]), qos: 1 as const, why: 'MQTT-1.5.3-1' },
+      { topic: Buffer.from('sensors/heart-rate/\u0000dev'), qos: 0 as const, why: 'MQTT-1.5.3-2' },
+      // A lone continuation byte in a topic of no route at all: closed as well, not only rejected.
+      { topic: Buffer.from([0x80, 0x2f, 0x61]), qos: 0 as const, why: 'MQTT-1.5.3-1' },
+    ];
+    for (const [i, k] of cases.entries()) {
+      const c = await rawConnected(h.port);
+      publish(c, k.topic, k.qos, k.qos === 1 ? 5 : undefined);
+      // A PINGREQ behind the publish: its PINGRESP would come if the connection stayed up.
+      c.socket.write(gen({ cmd: 'pingreq' }));
+      await waitFor(() => c.closed, { what: `connection closed after ill-formed topic ${i}` });
+      expect(c.packets.map((p) => p.cmd)).toEqual([]);
+    }
+    expect(await h.metric('pulsegate_readings_rejected_total', { reason: 'bad_topic' })).toBe(before.bad + cases.length);
+    expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before.utf8 + cases.length);
+    const dead = deadLetters(await h.records()).filter((d) => d.detail.includes('[MQTT-1.5.3-'));
+    expect(dead.map((d) => [d.reason, d.detail.includes(cases[dead.indexOf(d)]!.why)])).toEqual(cases.map(() => ['bad_topic', true]));
+  });
+
+  it('well-formed multi-byte UTF-8 topics are rejected (no such kind) without closing the connection', async () => {
+    const c = await rawConnected(h.port);
+    publish(c, Buffer.from('sensors/héart-rate/dev-1'), 1, 6);
+    publish(c, Buffer.from('sensors/heart-rate/dev-\u{1F600}'), 1, 7);
+    c.socket.write(gen({ cmd: 'pingreq' }));
+    await waitFor(() => c.packets.length >= 3 || c.closed, { what: 'two PUBACKs and a PINGRESP' });
+    // Each PUBACK waits for its dead letter's fdatasync, the PINGRESP does not: compared as a set.
+    expect(c.packets.map((p) => p.cmd).sort()).toEqual(['pingresp', 'puback', 'puback']);
+    expect(c.closed).toBe(false);
+    c.socket.destroy();
+  });
+
+  it('a SUBSCRIBE whose filter is ill-formed UTF-8 closes its connection without a SUBACK [MQTT-1.5.3-1]', async () => {
+    const before = await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' });
+    const c = await rawConnected(h.port);
+    // Written by hand (mqtt-packet refuses to generate it): packet id 3, filter a/<0xff>, QoS 1.
+    c.socket.write(Buffer.from([0x82, 0x08, 0x00, 0x03, 0x00, 0x03, 0x61, 0x2f, 0xff, 0x01]));
+    c.socket.write(gen({ cmd: 'pingreq' }));
+    await waitFor(() => c.closed, { what: 'connection closed after an ill-formed filter' });
+    expect(c.packets.map((p) => p.cmd)).toEqual([]);
+    expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before + 1);
+  });
+});
+
 describe('MQTT 3.1.1 conformance: SUBSCRIBE', () => {
   let secured: Harness;
   let open: Harness;

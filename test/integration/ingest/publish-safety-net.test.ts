@@ -84,3 +84,102 @@ describe('ingest safety net', () => {
     expect(records.filter((r) => r.type === RECORD_TYPES.ingest)).toHaveLength(2);
   });
 });
+
+/**
+ * A publish held back while the log is over its disk high-water mark is appended later, from a
+ * timer: outside the broker hook's try/catch. A throw there is made here by a log whose append
+ * breaks its never-throw contract once, the way a future record-encoding bug would; the log
+ * itself is the real one, and its `backpressured` is held by the test.
+ */
+describe('ingest safety net, publishes held back for the disk', () => {
+  const config = loadConfig({ env: {}, overrides: { mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true } } });
+  const kinds = createKindRegistry();
+  const registry = createRegistry();
+  const metrics = createIngestMetrics(registry, [...kinds.keys()]);
+  let dir: { dir: string; cleanup: () => Promise<void> };
+  let log: FileMessageLog;
+  let ingest: MqttIngest;
+  const processed: string[] = [];
+  let holdForDisk = false;
+  let throwingAppends = 0;
+  beforeAll(async () => {
+    dir = await tempDir();
+    log = await createMessageLog({ dir: dir.dir });
+    await log.start();
+    const faulty = new Proxy(log, {
+      get(target, key) {
+        if (key === 'backpressured') return holdForDisk || target.backpressured;
+        if (key === 'append') {
+          return (type: number, payload: never, cb: never) => {
+            if (type === RECORD_TYPES.ingest && throwingAppends > 0) {
+              throwingAppends--;
+              throw new RangeError('record encoding bug');
+            }
+            return target.append(type as never, payload, cb);
+          };
+        }
+        const v: unknown = Reflect.get(target, key);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    ingest = await createMqttIngest({
+      config: config.mqtt,
+      maxInFlightReadings: 1000,
+      kinds,
+      decoder: createPayloadDecoder(kinds, config.ingest),
+      credentials: null,
+      log: faulty,
+      clock: systemClock,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      onDurable: (readings) => {
+        processed.push(...readings.map((r) => r.deviceId));
+      },
+    });
+    await ingest.start();
+  });
+  afterAll(async () => {
+    await ingest?.close();
+    await log?.close();
+    await dir?.cleanup();
+  });
+
+  const internalErrors = async (): Promise<number> => sample(await registry.metrics(), 'pulsegate_readings_rejected_total', { reason: 'internal_error' });
+  const body = JSON.stringify({ seq: 1, ts: Date.now(), bpm: 70 });
+  /** Resolves once drain() does, or rejects: drain waits for every publish taken in to settle. */
+  const drained = (): Promise<void> => Promise.race([ingest.drain(), new Promise<void>((_, reject) => setTimeout(() => reject(new Error('drain did not finish: a publish was never settled')), 3000))]);
+
+  it('an append that throws when held-back publishes resume rejects that publish alone as internal_error; the others resume, the process goes on', async () => {
+    const url = `mqtt://127.0.0.1:${ingest.ports.mqtt}`;
+    const [a, b] = await Promise.all([1, 2].map(() => mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0 })));
+    const before = await internalErrors();
+    holdForDisk = true;
+    // One connection each: aedes reads a connection's next packet only once the current one is released.
+    const first = a!.publishAsync('sensors/heart-rate/held-1', body, { qos: 1 });
+    const second = b!.publishAsync('sensors/heart-rate/held-2', body, { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(processed).toEqual([]);
+    throwingAppends = 1;
+    holdForDisk = false;
+    await Promise.all([first, second]); // both acknowledged: the first's dead letter is durable, the second's reading
+    expect(processed).toEqual(['held-2']);
+    expect(await internalErrors()).toBe(before + 1);
+    await drained();
+    await Promise.all([a!.endAsync(), b!.endAsync()]);
+    const dead = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.deadLetter).map((r) => decodeDeadLetter(r.payload));
+    expect(dead.map((d) => [d.reason, d.topic])).toEqual([['internal_error', 'sensors/heart-rate/held-1']]);
+  });
+
+  it('an append that throws at once is rejected as internal_error and leaves nothing in flight (drain finishes)', async () => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
+    const before = await internalErrors();
+    throwingAppends = 1;
+    await client.publishAsync('sensors/heart-rate/direct-1', body, { qos: 1 });
+    await client.publishAsync('sensors/heart-rate/direct-2', body, { qos: 1 });
+    expect(await internalErrors()).toBe(before + 1);
+    expect(processed).toContain('direct-2');
+    expect(processed).not.toContain('direct-1');
+    await drained();
+    await client.endAsync();
+  });
+});
