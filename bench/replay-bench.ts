@@ -103,8 +103,7 @@ async function pass(stage: 'read' | 'decode' | 'process'): Promise<{ rate: numbe
         if (record.type !== RECORD_TYPES.ingest) continue;
         n++;
         if (stage === 'read') continue;
-        readings += reader.readings(record.payload).length;
-        reader.receivedAt(record.payload);
+        readings += reader.readings(record.payload, reader.receivedAt(record.payload)).length;
       }
     }
   }

@@ -16,7 +16,7 @@ import { createTopicRouter, type TopicRoute, type TopicRouter } from './topic-ro
  */
 export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter = createTopicRouter({ kinds })): readonly Reading[] {
   const rec = decodeIngestRecord(payload);
-  return readingsOfBody(topicInfo(rec.topic, kinds, router), rec.payload, rec.receivedAt, decoder);
+  return readingsOfBody(topicInfo(rec.topic, kinds, router), rec.payload, 0, rec.receivedAt, decoder);
 }
 
 /** What a record's topic says of its body: Sparkplug B, or a route and its kind (null / undefined: no known kind). */
@@ -32,13 +32,15 @@ function topicInfo(topic: string, kinds: KindRegistry, router: TopicRouter): Top
   return { sparkplug, route, kind: route === null ? undefined : kinds.get(route.kind) };
 }
 
-/** The readings of a record's body (the MQTT payload) once its topic is known. */
-function readingsOfBody(t: TopicInfo, body: Buffer, receivedAt: number, decoder: PayloadDecoder): readonly Reading[] {
-  if (t.sparkplug) return decodeSparkplugRecord(body);
+/** The readings of a record's body (the MQTT payload: `buf` from `start` on) once its topic is known. */
+function readingsOfBody(t: TopicInfo, buf: Buffer, start: number, receivedAt: number, decoder: PayloadDecoder): readonly Reading[] {
   const { route, kind } = t;
+  // The payload decoder reads the body in place; the others get it as a Buffer of its own.
+  if (route !== null && route.mapping === null && kind !== undefined) return decoder.decode(kind, route.deviceId, buf, receivedAt, start).readings;
+  const body = start === 0 ? buf : buf.subarray(start);
+  if (t.sparkplug) return decodeSparkplugRecord(body);
   if (route === null || kind === undefined) return [];
-  const result = route.mapping === null ? decoder.decode(kind, route.deviceId, body, receivedAt) : route.mapping.decode(kind, route.deviceId, body, receivedAt);
-  return result.readings;
+  return route.mapping!.decode(kind, route.deviceId, body, receivedAt).readings;
 }
 
 /** What a topic is, found once for all the records that carry it. */
@@ -84,12 +86,12 @@ export function createIngestRecordReader(
   decoder: PayloadDecoder,
   router: TopicRouter = createTopicRouter({ kinds }),
   maxTopics = TOPIC_MEMO_ENTRIES,
-): { readings(payload: Buffer): readonly Reading[]; receivedAt(payload: Buffer): number } {
+): { readings(payload: Buffer, receivedAt?: number): readonly Reading[]; receivedAt(payload: Buffer): number } {
   const topicOf = createTopicMemo(kinds, router, maxTopics);
   return {
-    readings(payload) {
+    readings(payload, receivedAt = receivedAtOfIngestRecord(payload)) {
       const topicEnd = topicEndOfIngestRecord(payload);
-      return readingsOfBody(topicOf(payload, INGEST_TOPIC_START, topicEnd), payload.subarray(topicEnd), receivedAtOfIngestRecord(payload), decoder);
+      return readingsOfBody(topicOf(payload, INGEST_TOPIC_START, topicEnd), payload, topicEnd, receivedAt, decoder);
     },
     receivedAt: receivedAtOfIngestRecord,
   };

@@ -35,8 +35,10 @@ export interface PayloadDecoder {
   /**
    * Decodes and validates one publish of `kind` from `deviceId`. `receivedAt` is the time the
    * gateway received it (stored in the log), so that replaying the log validates identically.
+   * `start`: where the publish's bytes begin in `payload` (they run to its end); replay decodes
+   * them in place in the ingest record. Default 0.
    */
-  decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult;
+  decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number, start?: number): DecodeResult;
 }
 
 export interface PayloadDecoderOptions {
@@ -85,14 +87,21 @@ export function createPayloadDecoder(
     });
   }
 
-  function decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number): DecodeResult {
+  function decode(kind: KindDescriptor, deviceId: string, payload: Buffer, receivedAt: number, start = 0): DecodeResult {
     const c = compiled.get(kind.name);
     if (c === undefined) return { readings: [], rejected: [{ reason: 'unknown_kind', detail: kind.name }] };
     const minTs = receivedAt - config.maxPastAgeMs;
     const maxTs = receivedAt + config.maxFutureSkewMs;
-    const first = firstNonSpace(payload);
+    const first = firstNonSpace(payload, start);
+    const json = first === OPEN_BRACE || first === OPEN_BRACKET;
+    if (!json && c.fast !== null) {
+      const fast = c.fast.decode(deviceId, payload, start, minTs, maxTs);
+      if (fast !== undefined) return fast;
+    }
+    // Everything past the fast path sees the publish's bytes alone.
+    if (start !== 0) payload = payload.subarray(start);
 
-    if (first === OPEN_BRACE || first === OPEN_BRACKET) {
+    if (json) {
       const out: DecodeResult = { readings: [], rejected: [] };
       const items = jsonItems(payload, out);
       if (items === null) return out;
@@ -106,10 +115,6 @@ export function createPayloadDecoder(
       return out;
     }
 
-    if (c.fast !== null) {
-      const fast = c.fast.decode(deviceId, payload, minTs, maxTs);
-      if (fast !== undefined) return fast;
-    }
     const out: DecodeResult = { readings: [], rejected: [] };
     if (c.readingType === null || c.batchType === null || kind.proto === undefined) {
       out.rejected.push({ reason: 'decode_error', detail: `kind ${kind.name} takes JSON payloads only (it has no protobuf messages)` });
@@ -156,10 +161,10 @@ export function jsonItems(payload: Buffer, out: DecodeResult): readonly unknown[
   return items;
 }
 
-function firstNonSpace(buf: Buffer): number {
+function firstNonSpace(buf: Buffer, start: number): number {
   // No cap on the leading run: the payload is bounded by mqtt.maxPayloadBytes, and a protobuf
   // reading or batch never starts with these bytes (field 1 comes first, see the framing rule).
-  for (let i = 0; i < buf.length; i++) {
+  for (let i = start; i < buf.length; i++) {
     const b = buf[i]!;
     if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return b;
   }

@@ -18,8 +18,11 @@ import type { DecodeResult, RejectedReading } from './decode-result.js';
  * is the default is absent (`delete m.x`), an explicit-presence (`optional`) one is present.
  */
 export interface FastProtoDecoder {
-  /** The outcome, or `undefined` when the payload must go through protobufjs instead. */
-  decode(deviceId: string, payload: Buffer, minTs: number, maxTs: number): DecodeResult | undefined;
+  /**
+   * The outcome of the bytes of `payload` from `start` to its end, or `undefined` when they must
+   * go through protobufjs instead.
+   */
+  decode(deviceId: string, payload: Buffer, start: number, minTs: number, maxTs: number): DecodeResult | undefined;
 }
 
 /** Shared by every result without rejections; frozen so that a stray push fails loudly. */
@@ -444,11 +447,11 @@ export function createFastProtoDecoder(
   }
   const decodeReading = compileReadingDecoder(kind.name, fields, checks, seq, ts);
 
-  function decode(deviceId: string, payload: Buffer, minTs: number, maxTs: number): DecodeResult | undefined {
+  function decode(deviceId: string, payload: Buffer, start: number, minTs: number, maxTs: number): DecodeResult | undefined {
     const end = payload.length;
     // The batch/single framing rule of payload-decoder.ts (BATCH_TAG).
-    if (end === 0 || payload[0] !== 0x0a) {
-      const r = decodeReading(payload, 0, end, deviceId, minTs, maxTs);
+    if (end === start || payload[start] !== 0x0a) {
+      const r = decodeReading(payload, start, end, deviceId, minTs, maxTs);
       if (r === FALLBACK) return undefined;
       if (r === REJECTED) return { readings: [], rejected: [rejection.last] };
       return { readings: [r], rejected: NO_REJECTIONS };
@@ -458,7 +461,7 @@ export function createFastProtoDecoder(
     const readings: Reading[] = [];
     let rejected: RejectedReading[] | undefined;
     let count = 0;
-    let pos = 0;
+    let pos = start;
     while (pos < end) {
       let tag = payload[pos]!;
       if (tag < 128) pos++;

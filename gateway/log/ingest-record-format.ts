@@ -5,6 +5,7 @@
  *
  *   ingest:      u8 version=1 | f64 receivedAt | u16 topicLength | topic utf8 | payload
  */
+import { f64le } from './record-format.js';
 import type { RecordBody } from './types.js';
 
 const VERSION = 1;
@@ -99,13 +100,18 @@ export const INGEST_TOPIC_START = 11;
  * either: replay looks the topic up by its bytes.
  */
 export function topicEndOfIngestRecord(buf: Buffer): number {
-  if (buf[0] !== VERSION) throw new Error(`unknown ingest record version ${String(buf[0])}`);
-  return INGEST_TOPIC_START + buf.readUInt16LE(9);
+  checkHeader(buf);
+  return INGEST_TOPIC_START + (buf[9]! | (buf[10]! << 8));
 }
 
 /** The receivedAt of an ingest record, without decoding the rest (replay passes it to the pipeline). */
 export function receivedAtOfIngestRecord(buf: Buffer): number {
+  checkHeader(buf);
+  return f64le(buf, 1);
+}
+
+function checkHeader(buf: Buffer): void {
   if (buf[0] !== VERSION) throw new Error(`unknown ingest record version ${String(buf[0])}`);
-  return buf.readDoubleLE(1);
+  if (buf.length < INGEST_TOPIC_START) throw new Error(`ingest record of ${buf.length} bytes is shorter than its ${INGEST_TOPIC_START}-byte header`);
 }
 

@@ -17,6 +17,7 @@ import {
   readType,
   scanSegmentBuffer,
   segmentFileName,
+  u32le,
 } from './record-format.js';
 import { createLogMetrics } from './log-metrics.js';
 import { createTailCache } from './tail-cache.js';
@@ -889,12 +890,12 @@ export async function createMessageLog(options: MessageLogOptions): Promise<File
         let done = false;
         let jumpTo = -1;
         while (p + HEADER_BYTES <= have) {
-          const plen = chunk.readUInt32LE(p + 4);
+          const plen = u32le(chunk, p + 4);
           const size = HEADER_BYTES + plen;
           if (plen <= MAX_PAYLOAD_BYTES && p + size > have && filePos + p + size <= limit) break;
           // Past what start() verified (records appended since, or a segment with holes), each
           // record's CRC is checked here: a torn or damaged record there is still found.
-          if (plen > MAX_PAYLOAD_BYTES || p + size > have || (filePos + p + size > verified && crc32Of(chunk, p + 4, p + size) !== chunk.readUInt32LE(p))) {
+          if (plen > MAX_PAYLOAD_BYTES || p + size > have || (filePos + p + size > verified && crc32Of(chunk, p + 4, p + size) !== u32le(chunk, p))) {
             const at = filePos + p;
             const hole = seg.holes.find((h) => h.start === at);
             if (hole === undefined) throw corruptError(seg.name, lastSeen + 1, at, 'record failed its CRC on read');

@@ -110,10 +110,29 @@ export function readType(buf: Buffer, pos: number): number {
   return buf[pos + 8]!;
 }
 export function readOffset(buf: Buffer, pos: number): number {
-  return buf.readUInt32LE(pos + 9) + buf.readUInt32LE(pos + 13) * TWO_32;
+  return u32le(buf, pos + 9) + u32le(buf, pos + 13) * TWO_32;
 }
 export function readTimestamp(buf: Buffer, pos: number): number {
-  return buf.readDoubleLE(pos + 17);
+  return f64le(buf, pos + 17);
+}
+
+/**
+ * buf.readUInt32LE(pos) for a position the caller has bounds-checked, without Buffer's argument
+ * checks (readers call this several times per record).
+ */
+export function u32le(buf: Uint8Array, pos: number): number {
+  return (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
+}
+
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+
+/** buf.readDoubleLE(pos) likewise, for a bounds-checked position. */
+export function f64le(buf: Buffer, pos: number): number {
+  if (BIG_ENDIAN) return buf.readDoubleLE(pos);
+  for (let i = 0; i < 8; i++) f64Bytes[i] = buf[pos + i]!;
+  return f64[0]!;
 }
 
 /**
@@ -122,11 +141,11 @@ export function readTimestamp(buf: Buffer, pos: number): number {
  */
 export function validRecordSize(buf: Buffer, pos: number, end: number): number {
   if (end - pos < HEADER_BYTES) return -1;
-  const len = buf.readUInt32LE(pos + 4);
+  const len = u32le(buf, pos + 4);
   if (len > MAX_PAYLOAD_BYTES || pos + HEADER_BYTES + len > end) return -1;
   if (buf[pos + 8] === 0) return -1;
   const size = HEADER_BYTES + len;
-  return crc32Of(buf, pos + 4, pos + size) === buf.readUInt32LE(pos) ? size : -1;
+  return crc32Of(buf, pos + 4, pos + size) === u32le(buf, pos) ? size : -1;
 }
 
 /** A damaged stretch of a segment: [position, end) holds no trustworthy record. */

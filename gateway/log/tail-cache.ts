@@ -1,4 +1,4 @@
-import { HEADER_BYTES, readTimestamp, readType } from './record-format.js';
+import { HEADER_BYTES, readTimestamp, readType, u32le } from './record-format.js';
 import type { LogRecord, RecordType } from './types.js';
 
 /**
@@ -115,7 +115,7 @@ export function createTailCache(maxBytes: number): TailCache {
       let p = 0;
       let offset = e.first;
       while (offset < stopAt) {
-        const size = HEADER_BYTES + buf.readUInt32LE(p + 4);
+        const size = HEADER_BYTES + u32le(buf, p + 4);
         if (offset >= from) {
           const type = readType(buf, p);
           if (wanted === null || wanted.has(type)) {

@@ -15,7 +15,8 @@ import type { ReadingPipeline } from './reading-pipeline.js';
 
 /** How replay reads an ingest record (ingest's decoder, as the live path decoded it). */
 export interface IngestRecordReader {
-  readings(payload: Buffer): readonly Reading[];
+  /** `receivedAt`: the record's, when the caller has read it already. */
+  readings(payload: Buffer, receivedAt?: number): readonly Reading[];
   receivedAt(payload: Buffer): number;
 }
 
@@ -44,8 +45,9 @@ export async function replayLog(
         continue;
       }
       if (record.type !== RECORD_TYPES.ingest) continue;
-      const rs = reader.readings(record.payload);
-      pipeline.process(rs, record.offset, reader.receivedAt(record.payload), true);
+      const receivedAt = reader.receivedAt(record.payload);
+      const rs = reader.readings(record.payload, receivedAt);
+      pipeline.process(rs, record.offset, receivedAt, true);
       records++;
       readings += rs.length;
     }

@@ -342,7 +342,17 @@ function check(t: Tally, s: Schema, kind: KindDescriptor, fast: FastProtoDecoder
   if (canonical(got) !== canonical(want) && t.mismatches.length < 5) {
     t.mismatches.push(`${kind.name} ${payload.toString('hex')}\n  fast: ${canonical(got)}\n  ref:  ${canonical(want)}`);
   }
-  const direct = fast.decode('d1', payload, MIN_TS, MAX_TS);
+  // Decoded in place, behind bytes that are not the publish's (as replay does in an ingest record):
+  // the same outcome, by the fast path and by its fallback.
+  const prefix = Buffer.from([0x0a, 0x7b, 0x20, 0x5b, 0x08, 0xff, 0x00].slice(0, 1 + (t.cases % 7)));
+  const framed = Buffer.concat([prefix, payload]);
+  for (const [name, d] of [['fast', s.fast], ['ref', s.ref]] as const) {
+    const inPlace = d.decode(kind, 'd1', framed, NOW, prefix.length);
+    if (canonical(inPlace) !== canonical(want) && t.mismatches.length < 5) {
+      t.mismatches.push(`${kind.name} ${payload.toString('hex')} in place after ${prefix.length} bytes (${name})\n  got: ${canonical(inPlace)}\n  ref: ${canonical(want)}`);
+    }
+  }
+  const direct = fast.decode('d1', payload, 0, MIN_TS, MAX_TS);
   if (direct !== undefined) t.handledFast++;
   else if (clean && t.cleanHandedOver.length < 5) t.cleanHandedOver.push(`${kind.name} ${payload.toString('hex')}`);
   for (const r of want.rejected) {
@@ -398,17 +408,17 @@ describe('fast protobuf decoder', () => {
     const VD = builtin.root.lookupType('pulsegate.v1.VehicleDetection');
     const VB = builtin.root.lookupType('pulsegate.v1.VehicleBatch');
     const one = Buffer.from(VD.encode(VD.create({ seq: 9, ts: NOW, lane: 2, vehicleClass: 3, speedKmh: 80, axles: 5, weightKg: 0 })).finish());
-    expect(fast.decode('b1', one, MIN_TS, MAX_TS)).toEqual({
+    expect(fast.decode('b1', one, 0, MIN_TS, MAX_TS)).toEqual({
       readings: [{ kind: 'bridge', deviceId: 'b1', seq: 9, ts: NOW, values: { lane: 2, vehicleClass: 'TRUCK', speedKmh: 80, axles: 5, weightKg: 0 } }],
       rejected: [],
     });
     const batch = Buffer.from(VB.encode(VB.create({ detections: [1, 2, 3].map((seq) => ({ seq, ts: NOW, lane: 1, vehicleClass: 1, speedKmh: 50, axles: 2 })) })).finish());
-    expect(fast.decode('b1', batch, MIN_TS, MAX_TS)?.readings.map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(fast.decode('b1', batch, 0, MIN_TS, MAX_TS)?.readings.map((r) => r.seq)).toEqual([1, 2, 3]);
   });
 
   it('fast protobuf decoder should hand a seq beyond 2^53 to protobufjs, which prints it in full', () => {
     const payload = new WireWriter().tag(1, 0).varint(2n ** 64n - 1n).tag(2, 0).varint(BigInt(NOW)).tag(3, 0).varint(70n).finish();
-    expect(fastDecoderOf(heartRateKind).decode('a1', payload, MIN_TS, MAX_TS)).toBeUndefined();
+    expect(fastDecoderOf(heartRateKind).decode('a1', payload, 0, MIN_TS, MAX_TS)).toBeUndefined();
     expect(builtin.fast.decode(heartRateKind, 'a1', payload, NOW).rejected).toEqual([{ reason: 'invalid', detail: 'seq must be an integer >= 1, got 18446744073709551615' }]);
   });
 
