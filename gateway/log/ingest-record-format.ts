@@ -5,7 +5,7 @@
  *
  *   ingest:      u8 version=1 | f64 receivedAt | u16 topicLength | topic utf8 | payload
  */
-import { f64le } from './record-format.js';
+import { f64le, putF64le } from './record-format.js';
 import type { RecordBody } from './types.js';
 
 const VERSION = 1;
@@ -55,7 +55,7 @@ class IngestRecordBody implements RecordBody {
   writeInto(buf: Buffer, pos: number): void {
     const topicLen = this.topic.length;
     buf[pos] = VERSION;
-    buf.writeDoubleLE(this.receivedAt, pos + 1);
+    putF64le(buf, this.receivedAt, pos + 1);
     buf[pos + 9] = topicLen & 0xff;
     buf[pos + 10] = topicLen >>> 8;
     // TypedArray set: no argument checks or native call per copy, unlike Buffer.write / copy.

@@ -87,19 +87,16 @@ export function parseSegmentFileName(name: string): number | null {
 /** Writes one record at buf[pos] (the caller made room for HEADER_BYTES + payload). */
 export function encodeRecordInto(buf: Buffer, pos: number, type: number, offset: number, timestamp: number, payload: Uint8Array | RecordBody): number {
   const size = HEADER_BYTES + payload.length;
-  buf.writeUInt32LE(payload.length, pos + 4);
+  // Byte writes rather than Buffer's writeUInt32LE / writeDoubleLE and their argument checks:
+  // this runs for every append, and the caller made the room.
+  putU32le(buf, payload.length, pos + 4);
   buf[pos + 8] = type;
-  if (offset < TWO_32) {
-    buf.writeUInt32LE(offset, pos + 9);
-    buf.writeUInt32LE(0, pos + 13);
-  } else {
-    buf.writeUInt32LE(offset % TWO_32, pos + 9);
-    buf.writeUInt32LE(Math.floor(offset / TWO_32), pos + 13);
-  }
-  buf.writeDoubleLE(timestamp, pos + 17);
+  putU32le(buf, offset % TWO_32, pos + 9);
+  putU32le(buf, Math.floor(offset / TWO_32), pos + 13);
+  putF64le(buf, timestamp, pos + 17);
   if (payload instanceof Uint8Array) buf.set(payload, pos + HEADER_BYTES);
   else payload.writeInto(buf, pos + HEADER_BYTES);
-  buf.writeUInt32LE(crc32Of(buf, pos + 4, pos + size), pos);
+  putU32le(buf, crc32Of(buf, pos + 4, pos + size), pos);
   return size;
 }
 
@@ -133,6 +130,24 @@ export function f64le(buf: Buffer, pos: number): number {
   if (BIG_ENDIAN) return buf.readDoubleLE(pos);
   for (let i = 0; i < 8; i++) f64Bytes[i] = buf[pos + i]!;
   return f64[0]!;
+}
+
+/** buf.writeUInt32LE(v, pos) for an integer 0 <= v < 2^32 and a position with room. */
+export function putU32le(buf: Uint8Array, v: number, pos: number): void {
+  buf[pos] = v;
+  buf[pos + 1] = v >>> 8;
+  buf[pos + 2] = v >>> 16;
+  buf[pos + 3] = v >>> 24;
+}
+
+/** buf.writeDoubleLE(v, pos) likewise. */
+export function putF64le(buf: Buffer, v: number, pos: number): void {
+  if (BIG_ENDIAN) {
+    buf.writeDoubleLE(v, pos);
+    return;
+  }
+  f64[0] = v;
+  for (let i = 0; i < 8; i++) buf[pos + i] = f64Bytes[i]!;
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32Of, f64le, readOffset, tableCrc32, u32le } from '../../../gateway/log/record-format.js';
+import { crc32Of, f64le, putF64le, putU32le, readOffset, tableCrc32, u32le } from '../../../gateway/log/record-format.js';
 
 describe('record format CRC', () => {
   it('crc32Of should be the IEEE CRC-32 of zlib for every length and start, on both sides of the switch to zlib', () => {
@@ -28,7 +28,7 @@ describe('record format CRC', () => {
 });
 
 describe('record format field readers', () => {
-  it('u32le, f64le and readOffset read what Buffer writes, high bits, NaN and -0 included', () => {
+  it('u32le, f64le and readOffset read what Buffer writes, and putU32le, putF64le write what Buffer does, high bits, NaN and -0 included', () => {
     const buf = Buffer.alloc(64);
     const u32s = [0, 1, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 0x12345678];
     const f64s = [0, -0, 1.5, -1e300, Number.NaN, Number.POSITIVE_INFINITY, 1_764_000_000_123, Number.MIN_VALUE];
@@ -40,6 +40,20 @@ describe('record format field readers', () => {
       for (const v of f64s) {
         buf.writeDoubleLE(v, pos + 5);
         expect(Object.is(f64le(buf, pos + 5), v)).toBe(true);
+      }
+      for (const v of u32s) {
+        const want = Buffer.alloc(16);
+        want.writeUInt32LE(v, pos);
+        const got = Buffer.alloc(16);
+        putU32le(got, v, pos);
+        expect(got).toEqual(want);
+      }
+      for (const v of f64s) {
+        const want = Buffer.alloc(16);
+        want.writeDoubleLE(v, pos);
+        const got = Buffer.alloc(16);
+        putF64le(got, v, pos);
+        expect(got).toEqual(want);
       }
       for (const offset of [0, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12_345, Number.MAX_SAFE_INTEGER]) {
         buf.writeBigUInt64LE(BigInt(offset), pos + 9);
