@@ -247,10 +247,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // No closure per publish unless it has to wait for the disk.
     if (log.backpressured) {
       waitForDisk(
-        () => appendAccepted(packet, topic, payload, receivedAt, kind, mapping, readings, done),
+        () => appendPublish(packet, topic, payload, receivedAt, kind, mapping, readings, done),
         () => unaccept(readings.length),
       );
-    } else appendAccepted(packet, topic, payload, receivedAt, kind, mapping, readings, done);
+    } else appendPublish(packet, topic, payload, receivedAt, kind, mapping, readings, done);
     return undefined;
   }
 
@@ -258,28 +258,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   function unaccept(readings: number): void {
     inFlightReadings -= readings;
     settle();
-  }
-
-  /**
-   * appendPublish, whose exception (a record the log cannot hold) rejects that publish alone as
-   * internal_error: it may run from the disk wait's timer, outside the broker hook's safety net.
-   */
-  function appendAccepted(
-    packet: PublishPacket,
-    topic: string,
-    payload: Buffer,
-    receivedAt: number,
-    kind: KindDescriptor,
-    mapping: PayloadMapping | null,
-    readings: readonly Reading[],
-    done: (error?: Error | null) => void,
-  ): void {
-    try {
-      appendPublish(packet, topic, payload, receivedAt, kind, mapping, readings, done);
-    } catch (err) {
-      unaccept(readings.length);
-      failedPublish(err, packet, done);
-    }
   }
 
   /** A publish whose handling threw: dead-lettered as internal_error; if even that throws, its connection is closed. */
@@ -303,7 +281,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     rejectPublish(packet, topic, payload, receivedAt, (err) => done(err ?? new Error(detail)), 'bad_topic', `${detail}; the connection is closed`);
   }
 
-  /** Appends an accepted publish's ingest record; processes and releases it once durable (QoS 0: at once, unless over the in-flight bound). */
+  /**
+   * Appends an accepted publish's ingest record; processes and releases it once durable (QoS 0:
+   * at once, unless over the in-flight bound). If writing the record throws (a record the log
+   * cannot hold), that publish alone is rejected as internal_error: this may run from the disk
+   * wait's timer, outside the broker hook's safety net. Only the record and the append are
+   * guarded: once the append took the durable callback, that callback settles the publish.
+   */
   function appendPublish(
     packet: PublishPacket,
     topic: string,
@@ -317,17 +301,24 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // QoS 0 is best effort: released at once (there is nothing to send), still logged; but
     // past the in-flight bound it waits like QoS 1, which stops reading its connection.
     // Written by the log straight into its buffer: append copies it at once.
-    const record = ingestRecordBody(receivedAt, topic, payload);
-    if (packet.qos > 0 || inFlightReadings > options.maxInFlightReadings) {
-      log.append(RECORD_TYPES.ingest, record, (err, offset) => {
-        // Closing the connection withholds the PUBACK; the client resends (QoS 1).
-        if (onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings)) done(null);
-        else done(new Error('log unavailable'));
-      });
-    } else {
-      log.append(RECORD_TYPES.ingest, record, released(topic, receivedAt, kind, mapping, readings));
-      done(null);
+    const waits = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
+    try {
+      const record = ingestRecordBody(receivedAt, topic, payload);
+      if (waits) {
+        log.append(RECORD_TYPES.ingest, record, (err, offset) => {
+          // Closing the connection withholds the PUBACK; the client resends (QoS 1).
+          if (onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings)) done(null);
+          else done(new Error('log unavailable'));
+        });
+      } else {
+        log.append(RECORD_TYPES.ingest, record, released(topic, receivedAt, kind, mapping, readings));
+      }
+    } catch (err) {
+      unaccept(readings.length);
+      failedPublish(err, packet, done);
+      return;
     }
+    if (!waits) done(null);
   }
 
   /**

@@ -161,7 +161,8 @@ describe('ingest safety net, publishes held back for the disk', () => {
     expect(processed).toEqual([]);
     throwingAppends = 1;
     holdForDisk = false;
-    await Promise.all([first, second]); // both acknowledged: the first's dead letter is durable, the second's reading
+    // Both acknowledged: the first's dead letter is durable, the second's reading.
+    await Promise.race([Promise.all([first, second]), new Promise((_, reject) => setTimeout(() => reject(new Error('a held-back publish was never answered')), 5000))]);
     expect(processed).toEqual(['held-2']);
     expect(await internalErrors()).toBe(before + 1);
     await drained();
