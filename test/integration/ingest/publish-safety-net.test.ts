@@ -155,7 +155,10 @@ describe('ingest safety net, publishes held back for the disk', () => {
     const before = await internalErrors();
     holdForDisk = true;
     // One connection each: aedes reads a connection's next packet only once the current one is released.
+    // The second only once the first is held: held-back publishes resume in arrival order, and
+    // the append made to throw is the first to resume.
     const first = a!.publishAsync('sensors/heart-rate/held-1', body, { qos: 1 });
+    await new Promise((r) => setTimeout(r, 150));
     const second = b!.publishAsync('sensors/heart-rate/held-2', body, { qos: 1 });
     await new Promise((r) => setTimeout(r, 200));
     expect(processed).toEqual([]);
