@@ -34,13 +34,16 @@ function topicInfo(topic: string, kinds: KindRegistry, router: TopicRouter): Top
 
 /** The readings of a record's body (the MQTT payload: `buf` from `start` on) once its topic is known. */
 function readingsOfBody(t: TopicInfo, buf: Buffer, start: number, receivedAt: number, decoder: PayloadDecoder): readonly Reading[] {
-  const { route, kind } = t;
   // The payload decoder reads the body in place; the others get it as a Buffer of its own.
-  if (route !== null && route.mapping === null && kind !== undefined) return decoder.decode(kind, route.deviceId, buf, receivedAt, start).readings;
-  const body = start === 0 ? buf : buf.subarray(start);
-  if (t.sparkplug) return decodeSparkplugRecord(body);
+  if (t.sparkplug) return decodeSparkplugRecord(bodyOf(buf, start));
+  const { route, kind } = t;
   if (route === null || kind === undefined) return [];
-  return route.mapping!.decode(kind, route.deviceId, body, receivedAt).readings;
+  if (route.mapping === null) return decoder.decode(kind, route.deviceId, buf, receivedAt, start).readings;
+  return route.mapping.decode(kind, route.deviceId, bodyOf(buf, start), receivedAt).readings;
+}
+
+function bodyOf(buf: Buffer, start: number): Buffer {
+  return start === 0 ? buf : buf.subarray(start);
 }
 
 /** What a topic is, found once for all the records that carry it. */

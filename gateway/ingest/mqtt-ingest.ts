@@ -599,10 +599,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     authorizeSubscribe(client: Client | null, sub: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
       const identity = client === null ? undefined : identities.get(client);
       // A filter that is not well-formed UTF-8, or holds U+0000, closes the connection [MQTT-1.5.3-1, -2].
-      const illFormed = illFormedTopic(sub.topic);
+      const illFormed = illFormedTopic(sub.topic, 'topic filter');
       if (illFormed !== null) {
         metrics.connectionRefused('bad_utf8');
-        return done(new Error(illFormed.replace('the topic', 'the topic filter')));
+        return done(new Error(illFormed));
       }
       // [MQTT-3.9.3-1] a refused subscription is answered with return code 0x80 (null here), and
       // the connection stays up. Nobody reads the gateway's internal topics.

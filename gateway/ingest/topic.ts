@@ -64,9 +64,9 @@ export class SensorTopicCache {
  * each ill-formed byte to U+FFFD, so a topic holding U+FFFD is refused (a literal U+FFFD, which is
  * well-formed, is refused with it: the decoded string cannot tell the two apart).
  */
-export function illFormedTopic(topic: string): string | null {
-  if (topic.indexOf('\u0000') >= 0) return 'the topic contains U+0000 [MQTT-1.5.3-2]';
-  if (topic.indexOf('\uFFFD') >= 0) return 'the topic is not well-formed UTF-8 (or holds U+FFFD) [MQTT-1.5.3-1]';
+export function illFormedTopic(topic: string, what: 'topic' | 'topic filter' = 'topic'): string | null {
+  if (topic.indexOf('\u0000') >= 0) return `the ${what} contains U+0000 [MQTT-1.5.3-2]`;
+  if (topic.indexOf('\uFFFD') >= 0) return `the ${what} is not well-formed UTF-8 (or holds U+FFFD) [MQTT-1.5.3-1]`;
   return null;
 }
 
