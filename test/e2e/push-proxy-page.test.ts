@@ -4,7 +4,7 @@ import { startTestPushProxy, type TestPushProxy } from '../helpers/push-proxy.js
 import { startLocalPushService, type LocalPushService } from '../helpers/push-service.js';
 import { startSseSource, type SseSource } from '../helpers/sse-source.js';
 import { makeTestPki } from '../helpers/tls-certs.js';
-import { waitFor, waitForValue } from '../helpers/wait.js';
+import { observe, waitFor, waitForValue } from '../helpers/wait.js';
 
 /**
  * The phone page (/app/) in real headless Chromium against the real push proxy. Two things a
@@ -48,6 +48,10 @@ async function setVisibility(page: Page, state: 'hidden' | 'visible'): Promise<v
     document.dispatchEvent(new Event('visibilitychange'));
   }, state);
 }
+
+// The service worker's dedupe reads Cache Storage on disk; with a busy disk (the suite's fsyncs)
+// that takes seconds, so waits on what it shows get longer deadlines.
+const WORKER_WAIT = 25_000;
 
 describe('phone page /app/', () => {
   it('should show alerts live, hand the stream over when hidden, show each pushed alert once, and resume without a gap when shown', async () => {
@@ -97,16 +101,16 @@ describe('phone page /app/', () => {
     const notifications = async (): Promise<string[]> => (await shown()).map((n) => n.eventId);
     const deliver = (data: string) => cdp.send('ServiceWorker.deliverPushMessage', { origin: proxy.url, registrationId: reg!.registrationId, data });
     await deliver(payloads[0]!);
-    const [firstShown] = await waitForValue(shown, (n) => n.length === 1, { what: 'the first notification' });
+    const [firstShown] = await waitForValue(shown, (n) => n.length === 1, { what: 'the first notification', timeoutMs: WORKER_WAIT });
     await deliver(payloads[0]!); // the same push again (a proxy restart repeats an unacked one)
     await deliver(payloads[1]!);
     await deliver(payloads[2]!);
-    await waitForValue(notifications, (n) => n.length === 3, { what: 'three notifications' });
+    await waitForValue(notifications, (n) => n.length === 3, { what: 'three notifications', timeoutMs: WORKER_WAIT });
     expect((await notifications()).sort()).toEqual(asleep.map(String).sort());
     // Not shown a second time: a repeated showNotification would have replaced it with a newer timestamp.
     expect((await shown()).find((n) => n.eventId === firstShown!.eventId)!.timestamp).toBe(firstShown!.timestamp);
     // The open page got them from the service worker too, once each.
-    await waitForValue(() => shownIds(page), (s) => s.length === 6);
+    await waitForValue(() => shownIds(page), (s) => s.length === 6, { what: 'six alerts on the page', timeoutMs: WORKER_WAIT });
 
     // An alert the proxy cannot push before the phone wakes (the push service fails it for now).
     push.answerNext('chromium', ...Array.from({ length: 1000 }, () => ({ status: 500 })));
@@ -123,6 +127,17 @@ describe('phone page /app/', () => {
     await waitForValue(() => shownIds(page), (s) => s.length === 9, { what: 'the alerts after the take-back' });
     expect(await shownIds(page)).toEqual([...live, ...asleep, stuck, ...after]);
     expect(await notifications()).toHaveLength(3);
+
+    // 5. The same push once more after the worker was stopped (its memory of ids gone): still not
+    // shown again, by the mark it keeps in Cache Storage. A probe push is shown to know the
+    // restarted worker ran; the repeat was delivered before it, and gets 500 ms more after it.
+    await cdp.send('ServiceWorker.stopAllWorkers');
+    await deliver(payloads[0]!);
+    await deliver(JSON.stringify({ eventId: 'probe', stream: 'probe', alert: { id: 'probe' } }));
+    await waitForValue(notifications, (n) => n.includes('probe'), { what: 'the probe notification', timeoutMs: WORKER_WAIT });
+    await observe(500);
+    expect((await shown()).find((n) => n.eventId === firstShown!.eventId)!.timestamp).toBe(firstShown!.timestamp);
+    expect(await notifications()).toHaveLength(4);
     await context.close();
-  });
+  }, 150_000);
 });

@@ -12,19 +12,40 @@ self.addEventListener('notificationclick', (e) => {
   e.waitUntil(self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((cs) => (cs.length > 0 ? cs[0].focus() : self.clients.openWindow('./'))));
 });
 
-/** True when `key` was shown already; otherwise remembers it (bounded, durable across restarts of the worker). */
+/**
+ * True when `key` was shown already, by this worker (in memory) or before it was restarted (a
+ * cache entry). Only reads storage: the durable mark is written after the notification is up
+ * (markSeen), so a slow disk delays no alert by a write. When storage cannot be read, the alert
+ * counts as new: shown twice beats not shown.
+ */
 async function seenBefore(key) {
   if (recent.has(key)) return true;
   recent.add(key);
   if (recent.size > MAX_SEEN) recent.delete(recent.values().next().value);
-  const cache = await caches.open(SEEN_CACHE);
-  const req = new Request(`./__seen/${encodeURIComponent(key)}`);
-  if (await cache.match(req)) return true;
-  await cache.put(req, new Response('1'));
-  const keys = await cache.keys();
-  for (const old of keys.slice(0, Math.max(0, keys.length - MAX_SEEN))) await cache.delete(old);
-  return false;
+  try {
+    const cache = await caches.open(SEEN_CACHE);
+    return (await cache.match(seenRequest(key))) !== undefined;
+  } catch {
+    return false;
+  }
 }
+
+let marksSinceTrim = 0;
+/** Remembers `key` across worker restarts; keeps the newest MAX_SEEN, trimming every 50 marks. */
+async function markSeen(key) {
+  try {
+    const cache = await caches.open(SEEN_CACHE);
+    await cache.put(seenRequest(key), new Response('1'));
+    if (++marksSinceTrim < 50) return;
+    marksSinceTrim = 0;
+    const keys = await cache.keys();
+    for (const old of keys.slice(0, Math.max(0, keys.length - MAX_SEEN))) await cache.delete(old);
+  } catch {
+    // Not durable this time: a repeat of this push after a worker restart would be shown again.
+  }
+}
+
+const seenRequest = (key) => new Request(`./__seen/${encodeURIComponent(key)}`);
 
 async function onPush(e) {
   let p = null;
@@ -38,7 +59,8 @@ async function onPush(e) {
     return;
   }
   const stream = p.stream ?? 'alerts';
-  if (await seenBefore(`${stream}:${p.eventId}`)) return;
+  const key = `${stream}:${p.eventId}`;
+  if (await seenBefore(key)) return;
   const alert = p.alert ?? { id: p.id, summary: p.summary };
   const title = alert.state === 'RESOLVED' ? `Resolved: ${alert.rule ?? 'alert'}` : `${(alert.severity ?? 'alert').toUpperCase()}: ${alert.rule ?? 'alert'}`;
   await self.registration.showNotification(title, {
@@ -51,4 +73,5 @@ async function onPush(e) {
   });
   const cs = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   for (const c of cs) c.postMessage({ type: 'pushed', eventId: p.eventId, stream, alert });
+  await markSeen(key);
 }
