@@ -651,6 +651,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   // Sensor publishes nobody subscribed to skip aedes' topic matching (route-gate.ts); the
   // broker has no `published` hook, which a skipped publish would not call.
   installRouteGate(broker);
+  storeOnlyWellFormedFilters(broker);
 
   broker.on('client', () => metrics.connectedClients.inc());
   broker.on('clientDisconnect', () => metrics.connectedClients.dec());
@@ -793,4 +794,17 @@ export function filterCovers(filter: string, topic: string): boolean {
     if (fs !== ts) return false;
   }
   return f.length === t.length;
+}
+
+/**
+ * aedes stores a persistent session's SUBSCRIBE as the packet's whole filter list once any one of
+ * its filters is authorized, so a filter refused as ill-formed UTF-8 beside a good one would be
+ * stored, and restoring the session would meet it again and refuse every later CONNECT of that
+ * client id. An ill-formed filter is never stored (filters refused by authorization are, and are
+ * refused again when the session is restored, which keeps it up).
+ */
+function storeOnlyWellFormedFilters(broker: Aedes): void {
+  const p = (broker as unknown as { persistence: { addSubscriptions(client: Client, subs: Subscription[]): Promise<void> } }).persistence;
+  const add = p.addSubscriptions.bind(p);
+  p.addSubscriptions = (client, subs) => add(client, subs.some((s) => illFormedTopic(s.topic) !== null) ? subs.filter((s) => illFormedTopic(s.topic) === null) : subs);
 }

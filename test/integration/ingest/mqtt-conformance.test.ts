@@ -280,6 +280,28 @@ describe('MQTT 3.1.1 conformance: UTF-8 strings', () => {
     expect(c.packets.map((p) => p.cmd)).toEqual([]);
     expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before + 1);
   });
+
+  it('a persistent session whose SUBSCRIBE held an ill-formed filter beside a good one keeps only the good one: its reconnects are not refused', async () => {
+    const before = await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' });
+    const session = { clientId: 'persistent-utf8', clean: false };
+    const c = await rawConnected(h.port, session);
+    // By hand: packet id 4, filters a/<0xff> (QoS 1) and alerts/# (QoS 1), in either order.
+    const bad = [0x00, 0x03, 0x61, 0x2f, 0xff, 0x01];
+    const good = [0x00, 0x08, ...Buffer.from('alerts/#'), 0x01];
+    c.socket.write(Buffer.from([0x82, 2 + bad.length + good.length, 0x00, 0x04, ...good, ...bad]));
+    await waitFor(() => c.closed, { what: 'connection closed after an ill-formed filter' });
+    for (let i = 0; i < 2; i++) {
+      const again = await raw(h.port);
+      again.socket.write(connectPacket(session));
+      again.socket.write(gen({ cmd: 'pingreq' }));
+      await waitFor(() => again.packets.length >= 2 || again.closed, { what: `CONNACK and PINGRESP after reconnect ${i}` });
+      // Not a new session: the good filter was stored [MQTT-3.2.2-2]; the ill-formed one was not.
+      expect(again.packets).toMatchObject([{ cmd: 'connack', returnCode: 0, sessionPresent: true }, { cmd: 'pingresp' }]);
+      again.socket.destroy();
+      await waitFor(() => again.closed, { what: 'closed' });
+    }
+    expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before + 1);
+  });
 });
 
 describe('MQTT 3.1.1 conformance: SUBSCRIBE', () => {
