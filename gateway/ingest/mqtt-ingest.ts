@@ -2,7 +2,7 @@
 import './mqtt-parser-tuning.js';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -516,6 +516,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   const broker = await Aedes.createBroker({
     preConnect(client, packet, done) {
+      // A CONNECT string (client id, will topic, username) that is not well-formed UTF-8, or holds
+      // U+0000, closes the connection before it is answered [MQTT-1.5.3-1, -2].
+      const illFormed = illFormedConnect(packet);
+      if (illFormed !== null) {
+        metrics.connectionRefused('bad_utf8');
+        return done(new Error(illFormed), false);
+      }
       if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client);
       if (packet.will) wills.add(packet.will);
       done(null, true);
@@ -807,4 +814,13 @@ function storeOnlyWellFormedFilters(broker: Aedes): void {
   const p = (broker as unknown as { persistence: { addSubscriptions(client: Client, subs: Subscription[]): Promise<void> } }).persistence;
   const add = p.addSubscriptions.bind(p);
   p.addSubscriptions = (client, subs) => add(client, subs.some((s) => illFormedTopic(s.topic) !== null) ? subs.filter((s) => illFormedTopic(s.topic) === null) : subs);
+}
+
+/** Why a CONNECT's UTF-8 strings may not be used, or null (see illFormedTopic). */
+function illFormedConnect(packet: ConnectPacket): string | null {
+  return (
+    illFormedTopic(packet.clientId, 'client id') ??
+    (packet.will === undefined ? null : illFormedTopic(packet.will.topic, 'will topic')) ??
+    (packet.username === undefined ? null : illFormedTopic(packet.username, 'username'))
+  );
 }

@@ -59,12 +59,12 @@ export class SensorTopicCache {
 }
 
 /**
- * Why a topic the MQTT parser decoded may not be used, or null. Topics arrive as UTF-8 strings
- * that must be well-formed [MQTT-1.5.3-1] and hold no U+0000 [MQTT-1.5.3-2]; the parser decodes
+ * Why a topic (or another string of a packet) the MQTT parser decoded may not be used, or null.
+ * Strings arrive as UTF-8 that must be well-formed [MQTT-1.5.3-1] and hold no U+0000 [MQTT-1.5.3-2]; the parser decodes
  * each ill-formed byte to U+FFFD, so a topic holding U+FFFD is refused (a literal U+FFFD, which is
  * well-formed, is refused with it: the decoded string cannot tell the two apart).
  */
-export function illFormedTopic(topic: string, what: 'topic' | 'topic filter' = 'topic'): string | null {
+export function illFormedTopic(topic: string, what: 'topic' | 'topic filter' | 'will topic' | 'client id' | 'username' = 'topic'): string | null {
   if (topic.indexOf('\u0000') >= 0) return `the ${what} contains U+0000 [MQTT-1.5.3-2]`;
   if (topic.indexOf('\uFFFD') >= 0) return `the ${what} is not well-formed UTF-8 (or holds U+FFFD) [MQTT-1.5.3-1]`;
   return null;

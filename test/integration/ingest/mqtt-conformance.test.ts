@@ -281,6 +281,27 @@ describe('MQTT 3.1.1 conformance: UTF-8 strings', () => {
     expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before + 1);
   });
 
+  it('a CONNECT whose client id, will topic or username is ill-formed UTF-8 or holds U+0000 closes the connection without a CONNACK [MQTT-1.5.3-1, MQTT-1.5.3-2]', async () => {
+    const before = await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' });
+    // Each generated with a '~' placeholder, then that byte overwritten (mqtt-packet refuses to write ill-formed strings).
+    const cases = [
+      { connect: { clientId: 'dev-~' }, byte: 0xff },
+      { connect: { clientId: 'dev-x', will: { topic: 'sensors/heart-rate/dev-x/stat~s', payload: Buffer.from('gone'), qos: 0, retain: false } }, byte: 0xc0 },
+      { connect: { clientId: 'dev-y', username: 'us~r', password: Buffer.from('p') }, byte: 0x00 },
+    ];
+    for (const [i, k] of cases.entries()) {
+      const bytes = connectPacket(k.connect);
+      bytes[bytes.indexOf(0x7e)] = k.byte;
+      const c = await raw(h.port);
+      c.socket.write(bytes);
+      await waitFor(() => c.closed, { what: `connection closed after ill-formed CONNECT ${i}` });
+      expect(c.packets.map((p) => p.cmd)).toEqual([]);
+    }
+    expect(await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' })).toBe(before + cases.length);
+    // The same CONNECTs with the placeholder kept are answered.
+    for (const k of cases) await (await rawConnected(h.port, k.connect)).socket.destroy();
+  });
+
   it('a persistent session whose SUBSCRIBE held an ill-formed filter beside a good one keeps only the good one: its reconnects are not refused', async () => {
     const before = await h.metric('pulsegate_mqtt_connections_refused_total', { reason: 'bad_utf8' });
     const session = { clientId: 'persistent-utf8', clean: false };
