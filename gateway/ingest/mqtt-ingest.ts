@@ -162,8 +162,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     packet.topic = REJECTED_TOPIC_PREFIX + reason;
     packet.retain = false;
     if (closed) return done(null);
+    // Encoded before it counts as in flight: an encoding that throws leaves nothing to settle.
+    const record = encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }, config.deadLetterPayloadBytes);
     inFlight++;
-    log.append(RECORD_TYPES.deadLetter, encodeDeadLetter({ at: receivedAt, reason, topic, detail, payload }, config.deadLetterPayloadBytes), (err) => {
+    log.append(RECORD_TYPES.deadLetter, record, (err) => {
       settle();
       if (err) logger.error({ err }, 'dead-letter append failed');
       if (packet.qos > 0) done(err ? new Error('log unavailable') : null);
@@ -314,8 +316,10 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
         log.append(RECORD_TYPES.ingest, record, released(topic, receivedAt, kind, mapping, readings));
       }
     } catch (err) {
-      unaccept(readings.length);
+      // Its dead letter counts as in flight before this publish stops counting, so a shutdown
+      // waiting for the in-flight count to drain does not close the log between the two.
       failedPublish(err, packet, done);
+      unaccept(readings.length);
       return;
     }
     if (!waits) done(null);
