@@ -4,7 +4,7 @@
  * listens. SIGTERM shuts it down gracefully (so that --cpu-prof can write its profile).
  *
  *   tsx bench/gateway-server.ts --data-dir DIR [--log-level warn] [--probe-window-ms 50]
- *       [--checkpoint-ms 10000] [--group-commit-ms N] [--sparkplug] [--config FILE (its kinds and ingest.sources)]
+ *       [--checkpoint-ms 10000] [--group-commit-ms N] [--sparkplug] [--no-fast-publish] [--config FILE (its kinds and ingest.sources)]
  *
  * Latency probe support: the `bridge` kind gets --probe-window-ms tumbling windows (the load
  * uses `heart-rate`, which keeps the configured defaults), and every `bridge` window emission
@@ -39,7 +39,8 @@ const config = loadConfig({
     ...(fromFile.ingest?.sources === undefined ? {} : { ingest: { sources: fromFile.ingest.sources } }),
     dataDir,
     logLevel: args.str('log-level', 'warn'),
-    mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true },
+    // --no-fast-publish: every publish through aedes' parser (mqtt.fastPublish false), for comparison.
+    mqtt: { port: 0, host: '127.0.0.1', allowAnonymous: true, fastPublish: !args.has('no-fast-publish') },
     http: { port: 0, host: '127.0.0.1' },
     window: { sizesMs: { bridge: [probeWindowMs] } },
     // The default rule bridge-truck-surge watches 1 min windows, which the probe's bridge kind has

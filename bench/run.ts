@@ -66,6 +66,7 @@ proxy and the alert engine. Writes bench/results/<date>.json. See bench/README.m
   --scenario a,b          only these: ${SCENARIO_IDS.join(', ')}
   --cores N               systems under test on CPUs 0..N-1, load generators on the others (taskset)
   --group-commit-ms N     the gateway's log.groupCommitIntervalMs
+  --no-fast-publish       the gateway with mqtt.fastPublish off (every publish through aedes' parser)
   --replay-records N      records in the recovery replay's log (default 300000, 200000 with --quick)
   --profile               CPU profiles of the gateway under load instead of the table
   --clients               also the raw publisher against mqtt.js, both against the sink
@@ -74,7 +75,7 @@ proxy and the alert engine. Writes bench/results/<date>.json. See bench/README.m
                           skip that part
   --help                  this text
 `;
-const KNOWN_OPTIONS = ['quick', 'reps', 'seed', 'duration', 'warmup', 'connections', 'devices', 'inflight', 'sut', 'scenario', 'cores', 'group-commit-ms', 'replay-records', 'profile', 'clients', 'tsx', 'no-replay', 'no-alerts', 'no-alert-latency', 'no-sparkplug', 'no-sse', 'no-mapped', 'no-push-proxy', 'help'];
+const KNOWN_OPTIONS = ['quick', 'reps', 'seed', 'duration', 'warmup', 'connections', 'devices', 'inflight', 'sut', 'scenario', 'cores', 'group-commit-ms', 'no-fast-publish', 'replay-records', 'profile', 'clients', 'tsx', 'no-replay', 'no-alerts', 'no-alert-latency', 'no-sparkplug', 'no-sse', 'no-mapped', 'no-push-proxy', 'help'];
 const args = new Args(process.argv.slice(2));
 if (args.has('help')) {
   process.stdout.write(USAGE);
@@ -202,7 +203,7 @@ async function startSut(name: SutName, mosquitto: string | null, gatewayExecArgv
       if (mosquitto === null) throw new Error('mosquitto is not installed');
       return startMosquitto(mosquitto);
     case 'pulsegate':
-      return startPulsegate({ probeWindowMs: settings.probeWindowMs, groupCommitMs: settings.groupCommitMs, execArgv: gatewayExecArgv, gracefulStop: gatewayExecArgv.length > 0 });
+      return startPulsegate({ probeWindowMs: settings.probeWindowMs, groupCommitMs: settings.groupCommitMs, fastPublish: !args.has('no-fast-publish'), execArgv: gatewayExecArgv, gracefulStop: gatewayExecArgv.length > 0 });
   }
 }
 

@@ -116,6 +116,8 @@ export interface GatewayOptions {
   readonly probeWindowMs?: number;
   /** log.groupCommitIntervalMs; null or omitted: the gateway's default. */
   readonly groupCommitMs?: number | null;
+  /** mqtt.fastPublish; omitted: the gateway's default (on). */
+  readonly fastPublish?: boolean;
   readonly execArgv?: readonly string[];
   /** Keep the data directory on stop (default: removed when it was created here). */
   readonly keepDataDir?: boolean;
@@ -189,6 +191,7 @@ export async function startPulsegate(options: GatewayOptions = {}): Promise<Sut>
   if (options.checkpointMs !== undefined) args.push('--checkpoint-ms', String(options.checkpointMs));
   if (options.groupCommitMs !== undefined && options.groupCommitMs !== null) args.push('--group-commit-ms', String(options.groupCommitMs));
   if (options.sparkplug === true) args.push('--sparkplug');
+  if (options.fastPublish === false) args.push('--no-fast-publish');
   if (options.configFile !== undefined) args.push('--config', options.configFile);
   const child = spawnTs('pulsegate', 'gateway-server.ts', args, { ipc: true, execArgv: options.execArgv ?? [] });
   const removeDir = (): void => {

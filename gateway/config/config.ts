@@ -15,6 +15,8 @@ export interface MqttConfig {
   readonly maxPacketBytes: number;
   readonly maxConnectBytes: number;
   readonly packetTimeoutMs: number;
+  /** Sensor publishes nobody subscribed to are taken off the connection before aedes parses them (publish-fast-path.ts). */
+  readonly fastPublish: boolean;
   /** Topic filters routed like an ordinary broker (no ingest, no log); validated by load-config. */
   readonly passthrough: readonly string[];
   readonly passthroughMaxRetained: number;

@@ -10,6 +10,8 @@ export interface IngestMetrics {
   rejected(reason: RejectReason, n: number): void;
   duplicate(n: number): void;
   published(qos: number): void;
+  /** A PUBLISH read off its connection in place (mqtt.fastPublish), not parsed by the broker. */
+  readInPlace(): void;
   /** One per CONNECT that reached authentication. */
   auth(result: AuthResult): void;
   /** One per password hash computed on a hasher worker thread. */
@@ -72,6 +74,8 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
   labelled('pulsegate_readings_received_total', 'Readings received, decoded, valid and durable in the log, by sensor kind (duplicates included: see pulsegate_readings_duplicate_total)', 'kind', () => byKind);
   labelled('pulsegate_readings_rejected_total', 'Readings or publishes rejected by ingest, by reason', 'reason', () => byReason);
   labelled('pulsegate_mqtt_publishes_total', 'MQTT PUBLISH packets received from clients, by QoS', 'qos', () => byQos.map((n, q) => [String(q), n] as const));
+  let readInPlace = 0;
+  collectedCounter(registry, 'pulsegate_mqtt_publishes_read_in_place_total', 'MQTT PUBLISH packets read off their connection in place (mqtt.fastPublish) instead of by the broker\'s parser', () => readInPlace);
   labelled('pulsegate_mqtt_auth_total', 'MQTT CONNECT authentications, by result', 'result', () => byAuth);
   collectedCounter(registry, 'pulsegate_mqtt_auth_hashes_total', 'Password hashes computed on the hasher worker threads (off libuv\'s pool)', () => authHashes);
   collectedCounter(registry, 'pulsegate_readings_duplicate_total', 'Readings dropped as duplicates by (device, seq)', () => totals.duplicates);
@@ -115,6 +119,9 @@ export function createIngestMetrics(registry: Registry, kinds: readonly string[]
     },
     published(qos) {
       byQos[qos] = (byQos[qos] ?? 0) + 1;
+    },
+    readInPlace() {
+      readInPlace++;
     },
     auth(result) {
       byAuth.set(result, byAuth.get(result)! + 1);

@@ -14,7 +14,8 @@ import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type DurableCallback, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from './ingest-metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
-import { guardConnection, type PacketGuardOptions } from './packet-guard.js';
+import { guardConnection, guardedMidPacket, type PacketGuardOptions } from './packet-guard.js';
+import { takeFastPublishes, type FastPublishTarget } from './publish-fast-path.js';
 import { encodeDeadLetter } from '../log/dead-letter.js';
 import { encodeIngestRecord, ingestRecordBody } from '../log/ingest-record-format.js';
 import { createLoginGuard, type AuthResult, type LoginGuard } from './login-guard.js';
@@ -518,6 +519,46 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     else append();
   }
 
+  /**
+   * A device's publish, from aedes' hook or taken off the connection before aedes (the fast path).
+   * Nothing a device sends may throw out of here: aedes runs it inside its packet handling, where an
+   * exception ends the process. A publish that trips code not expecting its bytes is rejected
+   * alone, counted as internal_error, and the connection stays up.
+   */
+  function onPublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    let answered = false;
+    const answer = (err?: Error | null): void => {
+      if (answered) return;
+      answered = true;
+      done(err);
+    };
+    try {
+      if (wills.has(packet)) authorizeWill(client, packet, answer);
+      else {
+        metrics.published(packet.qos);
+        authorizeDevicePublish(client, packet, answer);
+      }
+    } catch (err) {
+      if (answered) logger.error({ err, clientId: client.id }, 'publish handling failed after its answer');
+      else failedPublish(err, packet, answer);
+    }
+  }
+
+  // The fast path (publish-fast-path.ts) takes a publish only when aedes would do nothing with it
+  // but hand it to the hook above: a topic that ingest reads (a sensor, a mapped source, Sparkplug B)
+  // and that no subscription or publish listener may want, and none that aedes refuses.
+  const fastPublishes: FastPublishTarget = {
+    take(client, topic, payload, qos, messageId, done) {
+      if (closed || topic.length === 0 || topic.indexOf('#') >= 0 || topic.indexOf('+') >= 0) return false;
+      if (gate.mayMatch(topic) || broker.listenerCount('publish') > 0) return false;
+      if (!(options.sparkplug && isSparkplugTopic(topic)) && router.route(topic) === null) return false;
+      const packet = { cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false } as PublishPacket;
+      metrics.readInPlace();
+      onPublish(client as Client, packet, done);
+      return true;
+    },
+  };
+
   const broker = await Aedes.createBroker({
     preConnect(client, packet, done) {
       // A CONNECT string (client id, will topic, username) that is not well-formed UTF-8, or holds
@@ -585,25 +626,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
       if (client === null) return done(null); // the gateway's own publishes (alerts)
-      // Nothing a device sends may throw out of this hook: aedes runs it inside its packet handling,
-      // where an exception ends the process. A publish that trips code not expecting its bytes is
-      // rejected alone, counted as internal_error, and the connection stays up.
-      let answered = false;
-      const answer = (err?: Error | null): void => {
-        if (answered) return;
-        answered = true;
-        done(err);
-      };
-      try {
-        if (wills.has(packet)) authorizeWill(client, packet, answer);
-        else {
-          metrics.published(packet.qos);
-          authorizeDevicePublish(client, packet, answer);
-        }
-      } catch (err) {
-        if (answered) logger.error({ err, clientId: client.id }, 'publish handling failed after its answer');
-        else failedPublish(err, packet, answer);
-      }
+      onPublish(client, packet, done);
       return undefined;
     },
 
@@ -661,7 +684,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   // Sensor publishes nobody subscribed to skip aedes' topic matching (route-gate.ts); the
   // broker has no `published` hook, which a skipped publish would not call.
-  installRouteGate(broker);
+  const gate = installRouteGate(broker);
   storeOnlyWellFormedFilters(broker);
 
   broker.on('client', () => metrics.connectedClients.inc());
@@ -685,7 +708,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   /** The one place a connection stream (of any listener) is handed to the broker, through the guard. */
   function handle(stream: Duplex, peer?: PeerIdentity): void {
-    const client = broker.handle(guardConnection(stream, packetGuard) as never);
+    const guarded = guardConnection(stream, packetGuard);
+    if (config.fastPublish) takeFastPublishes(guarded, fastPublishes, () => guardedMidPacket(guarded));
+    const client = broker.handle(guarded as never);
     // Set before any packet is read (that happens on a later tick), so authenticate sees it.
     if (peer !== undefined) peers.set(client, peer);
   }

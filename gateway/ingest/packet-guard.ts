@@ -263,6 +263,13 @@ export class PacketScanner {
   }
 }
 
+const scanners = new WeakMap<Duplex, PacketScanner>();
+
+/** Whether the bytes read so far from a guarded connection end inside a packet. */
+export function guardedMidPacket(conn: Duplex): boolean {
+  return scanners.get(conn)?.midPacket ?? false;
+}
+
 /**
  * Puts a PacketScanner on a connection before the broker reads it, and returns the connection.
  *
@@ -280,6 +287,7 @@ export class PacketScanner {
  */
 export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardOptions): T {
   const scanner = new PacketScanner(options.maxConnectBytes, options.maxPacketBytes);
+  scanners.set(conn, scanner);
   const read = conn.read;
   let timedPacket = 0;
   // Until the first byte, the clock runs from the accept: a silent connection is closed too.

@@ -459,3 +459,142 @@ describe('MQTT 3.1.1 conformance: will messages beside a credentials file', () =
     expect(await h.retainedTopics()).toEqual([]);
   });
 });
+
+describe('publish fast path (mqtt.fastPublish): sensor publishes read off the connection before the broker parses them', () => {
+  let h: Harness;
+  let off: Harness;
+  beforeAll(async () => {
+    h = await startIngest();
+    off = await startIngest({ fastPublish: false });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await off?.close();
+  });
+  const publish = (topic: string, seq: number, qos: 0 | 1, messageId?: number): Buffer =>
+    gen({ cmd: 'publish', topic, payload: Buffer.from(reading(seq)), qos, retain: false, dup: false, messageId });
+  const inPlace = (x: Harness): Promise<number> => x.metric('pulsegate_mqtt_publishes_read_in_place_total');
+  const pubackIds = (c: RawClient): number[] => c.packets.filter((p) => p.cmd === 'puback').map((p) => (p as mqttPacket.IPubackPacket).messageId!);
+  const seqsOf = async (x: Harness, topic: string): Promise<number[]> =>
+    (await x.records()).filter((r) => r.type === RECORD_TYPES.ingest).map((r) => decodeIngestRecord(r.payload)).filter((r) => r.topic === topic).map((r) => (JSON.parse(r.payload.toString()) as { seq: number }).seq);
+
+  it('QoS 1 publishes cut at every byte boundary across reads are all taken, logged in order and acknowledged in order [MQTT-4.6.0-2]', async () => {
+    for (const x of [h, off]) {
+      const before = await inPlace(x);
+      const c = await rawConnected(x.port);
+      const topic = `sensors/heart-rate/split-${x === h ? 'on' : 'off'}`;
+      const n = 40;
+      const bytes = Buffer.concat(Array.from({ length: n }, (_, i) => publish(topic, i + 1, 1, i + 1)));
+      // Pieces of 1 to 9 bytes, each its own write a tick apart, so reads end inside headers,
+      // topics, packet ids and payloads.
+      let seed = 7;
+      for (let at = 0; at < bytes.length; ) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        const size = 1 + (seed % 9);
+        c.socket.write(bytes.subarray(at, at + size));
+        at += size;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waitFor(() => pubackIds(c).length === n || c.closed, { what: `${n} PUBACKs` });
+      expect(pubackIds(c)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(await seqsOf(x, topic)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      // Taken in place with the fast path on, none with it off.
+      expect((await inPlace(x)) - before).toBe(x === h ? n : 0);
+      c.socket.destroy();
+    }
+  });
+
+  it('a burst of QoS 1 publishes many reads long is taken read by read, each read once the last one is acknowledged, and all of it acknowledged in order', async () => {
+    const c = await rawConnected(h.port);
+    const before = await inPlace(h);
+    const n = 3000; // ~230 KB: several reads of the socket, which wait for each other's fsync
+    c.socket.write(Buffer.concat(Array.from({ length: n }, (_, i) => publish('sensors/heart-rate/burst', i + 1, 1, (i % 65535) + 1))));
+    await waitFor(() => pubackIds(c).length === n || c.closed, { what: `${n} PUBACKs` });
+    expect(pubackIds(c)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect((await inPlace(h)) - before).toBe(n);
+    c.socket.destroy();
+  });
+
+  it('in one read, publishes taken in place and packets the broker handles keep their order: PUBACKs in publish order, the SUBACK and PINGRESP answered', async () => {
+    const c = await rawConnected(h.port);
+    const topic = 'sensors/heart-rate/mixed';
+    c.socket.write(
+      Buffer.concat([
+        publish(topic, 1, 1, 1),
+        gen({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'alerts/#', qos: 1 }] }),
+        publish(topic, 2, 1, 3),
+        gen({ cmd: 'pingreq' }),
+        publish(topic, 3, 0),
+        publish(topic, 4, 1, 4),
+      ]),
+    );
+    await waitFor(() => c.packets.length >= 5 || c.closed, { what: 'three PUBACKs, a SUBACK and a PINGRESP' });
+    expect(pubackIds(c)).toEqual([1, 3, 4]);
+    expect(c.packets.map((p) => p.cmd).sort()).toEqual(['pingresp', 'puback', 'puback', 'puback', 'suback']);
+    expect(await seqsOf(h, topic)).toEqual([1, 2, 3, 4]);
+    c.socket.destroy();
+  });
+
+  it('whole publishes in the read before a packet the guard refuses are still taken and logged, as the broker would handle them', async () => {
+    for (const x of [h, off]) {
+      const c = await rawConnected(x.port);
+      const topic = `sensors/heart-rate/before-refusal-${x === h ? 'on' : 'off'}`;
+      // The third packet, a QoS 1 PUBLISH with packet id 0, closes the connection [MQTT-2.3.1-1].
+      c.socket.write(Buffer.concat([publish(topic, 1, 0), publish(topic, 2, 1, 7), publish(topic, 3, 1, 0), publish(topic, 4, 0)]));
+      await waitFor(() => c.closed, { what: 'the connection closed' });
+      await waitForValue(() => seqsOf(x, topic), (seqs) => seqs.length === 2, { what: 'the two publishes before the refused one in the log' });
+      expect(await seqsOf(x, topic)).toEqual([1, 2]);
+    }
+  });
+
+  it('a sensor topic somebody subscribed to goes through the broker, which delivers it; unsubscribed again, it is taken in place', async () => {
+    const sub = await connect(h.port);
+    await sub.subscribeAsync('sensors/heart-rate/+', { qos: 0 });
+    const got: string[] = [];
+    sub.on('message', (topic) => got.push(topic));
+    const c = await rawConnected(h.port);
+    const before = await inPlace(h);
+    c.socket.write(publish('sensors/heart-rate/watched', 1, 1, 1));
+    await waitFor(() => got.length === 1 && pubackIds(c).length === 1, { what: 'the publish delivered to the subscriber, and its PUBACK' });
+    expect(await inPlace(h)).toBe(before);
+    await sub.unsubscribeAsync('sensors/heart-rate/+');
+    c.socket.write(publish('sensors/heart-rate/watched', 2, 1, 2));
+    await waitFor(() => pubackIds(c).length === 2, { what: 'the second PUBACK' });
+    expect(await inPlace(h)).toBe(before + 1);
+    expect(got).toEqual(['sensors/heart-rate/watched']);
+    expect(await seqsOf(h, 'sensors/heart-rate/watched')).toEqual([1, 2]);
+    await sub.endAsync();
+    c.socket.destroy();
+  });
+
+  it('publishes taken in place keep the connection alive: a client with keepalive 1 s that only publishes stays connected past 1.5 keepalives [MQTT-3.1.2-24]', async () => {
+    const c = await rawConnected(h.port, { keepalive: 1 });
+    const before = await inPlace(h);
+    const until = Date.now() + 2600;
+    for (let seq = 1; Date.now() < until; seq++) {
+      c.socket.write(publish('sensors/heart-rate/keepalive', seq, 0));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(c.closed).toBe(false);
+    expect((await inPlace(h)) - before).toBeGreaterThanOrEqual(10);
+    c.socket.destroy();
+  });
+
+  it('what is not a sensor reading is left to the broker: retained, QoS 2, passthrough-free unknown topics and wildcard topics behave as with the fast path off', async () => {
+    for (const x of [h, off]) {
+      const before = await inPlace(x);
+      const c = await rawConnected(x.port);
+      c.socket.write(Buffer.concat([gen({ cmd: 'publish', topic: 'sensors/heart-rate/ret', payload: Buffer.from(reading(1)), qos: 1, retain: true, dup: false, messageId: 1 }), publish('unknown/topic', 1, 1, 2), gen({ cmd: 'publish', topic: 'sensors/heart-rate/q2', payload: Buffer.from(reading(1)), qos: 2, retain: false, dup: false, messageId: 3 })]));
+      await waitFor(() => c.packets.length >= 3 || c.closed, { what: 'two PUBACKs and a PUBREC' });
+      expect(c.packets.map((p) => [p.cmd, (p as mqttPacket.IPubackPacket).messageId])).toEqual([
+        ['puback', 1],
+        ['puback', 2],
+        ['pubrec', 3],
+      ]);
+      expect(await inPlace(x)).toBe(before);
+      // A wildcard in a PUBLISH topic closes the connection, as the broker does [MQTT-3.3.2-2].
+      c.socket.write(publish('sensors/heart-rate/+', 1, 1, 4));
+      await waitFor(() => c.closed, { what: `connection closed after a wildcard topic (fast path ${x === h ? 'on' : 'off'})` });
+    }
+  });
+});

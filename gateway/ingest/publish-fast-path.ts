@@ -1,0 +1,184 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * Sensor PUBLISH packets taken off a connection before aedes parses them.
+ *
+ * For a sensor reading nobody subscribed to, aedes' work per publish is parsing it into a packet
+ * object (mqtt-packet over a `bl` buffer list, which copies the payload), queueing and handling
+ * it (runSeries and its closures), then asking the route gate. That is over half of what the main
+ * thread allocates per reading and a large share of its time. This reads such a PUBLISH in place
+ * from the chunk the stream hands over, gives its topic and payload (a view of the chunk, no copy)
+ * to ingest, and writes its PUBACK when ingest answers; every other packet still goes to aedes.
+ *
+ * What aedes guarantees is kept:
+ * - **Order.** Packets are taken only from the front of a chunk, while aedes' parser holds no part
+ *   of a packet and aedes is idle (it asks for the next chunk only then); from the first packet
+ *   not taken, the rest of the chunk goes to aedes. A taken PUBLISH cut by the chunk's end is held
+ *   here (copied) and completed by the next chunk. PUBACKs go out in the order of their PUBLISHes
+ *   [MQTT-4.6.0-2]: the log calls back in offset order, and aedes' own come after ours.
+ * - **Backpressure.** Like aedes, the next chunk is read only once every publish taken from the
+ *   last one has been answered: a read while some are waiting returns nothing, and the stream is
+ *   told it is readable again when the last one is answered.
+ * - **Keepalive.** A taken packet refreshes the client's keepalive timer, as aedes' handler does.
+ * - **Errors.** An answer with an error closes the connection without a PUBACK, as aedes does.
+ *
+ * It relies on aedes 1.2's client internals: `conn.client` (set by the Client constructor),
+ * `connackSent`, `closed`, `_keepaliveInterval` and `_keepaliveTimer`; reading is driven by
+ * aedes' `conn.read(null)` on 'readable'.
+ */
+
+/** What the fast path needs of an aedes client. */
+interface AedesClientInternals {
+  readonly connackSent?: boolean;
+  readonly closed?: boolean;
+  readonly _keepaliveInterval?: number;
+  readonly _keepaliveTimer?: { refresh(): void } | null;
+}
+
+export interface FastPublishTarget {
+  /**
+   * Handles one QoS 0 or 1 PUBLISH (not retained) of a connected client, or returns false to
+   * leave it, and every packet after it in this read, to the broker. `done` answers it: null
+   * acknowledges (a PUBACK for QoS 1), an error closes the connection.
+   */
+  take(client: unknown, topic: string, payload: Buffer, qos: 0 | 1, messageId: number, done: (err?: Error | null) => void): boolean;
+}
+
+const PUBLISH = 3;
+const PUBACK_HEADER = 0x40;
+/** Largest PUBLISH (whole, header included) held here across chunks. */
+const HOLD_MAX_BYTES = 64 * 1024;
+
+/**
+ * Wraps `conn.read` (after the packet guard, so it sees only chunks the guard let through).
+ * `midPacket()` tells whether the stream, as read so far, ends inside a packet (the guard's
+ * scanner knows).
+ */
+export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPacket: () => boolean): void {
+  const read = conn.read;
+  /** Publishes taken and not yet answered. */
+  let pending = 0;
+  /** aedes asked for a chunk while some were pending, and got none: tell it when they are answered. */
+  let stalled = false;
+  /** Whether aedes' parser holds part of a packet (what it was given did not end at a boundary). */
+  let parserMidPacket = false;
+  /** A taken PUBLISH the last chunk cut short (a copy), completed by the next chunk. */
+  let held: Buffer | null = null;
+
+  /** An answer was an error: the connection is closed, nothing more is taken from it. */
+  let broken = false;
+  const settle = (err: Error | null | undefined): void => {
+    pending--;
+    if (err) {
+      broken = true;
+      conn.destroy();
+    }
+    if (pending === 0 && stalled) {
+      stalled = false;
+      if (!conn.destroyed) conn.emit('readable');
+    }
+  };
+  // QoS 0 has nothing to send: one answer for all of them.
+  const answeredQos0 = (err?: Error | null): void => settle(err);
+  // The PUBACKs answered in one tick (a group commit answers many) leave in one write: the
+  // stream is corked at the first and uncorked on the next tick, as mqtt-packet does for aedes.
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    conn.uncork();
+  };
+  const answeredQos1 = (messageId: number) => {
+    return (err?: Error | null): void => {
+      if (!err && !conn.destroyed) {
+        if (!corked) {
+          corked = true;
+          conn.cork();
+          process.nextTick(uncork);
+        }
+        conn.write(Buffer.from([PUBACK_HEADER, 2, messageId >> 8, messageId & 0xff]));
+      }
+      settle(err);
+    };
+  };
+
+  const toBroker = (bytes: Buffer): Buffer => {
+    parserMidPacket = midPacket();
+    return bytes;
+  };
+
+  conn.read = function fastRead(this: Duplex, size?: number): unknown {
+    if (pending > 0) {
+      stalled = true;
+      return null;
+    }
+    for (;;) {
+      const got: unknown = read.call(this, size);
+      if (got === null || typeof got === 'string') {
+        if (got !== null) parserMidPacket = midPacket();
+        return got;
+      }
+      let chunk = got as Buffer;
+      if (held !== null) {
+        chunk = Buffer.concat([held, chunk]);
+        held = null;
+      }
+      const client = (conn as unknown as { client?: AedesClientInternals }).client;
+      if (parserMidPacket || client === undefined || client.connackSent !== true || client.closed === true) return toBroker(chunk);
+      const end = chunk.length;
+      let pos = 0;
+      let took = false;
+      // Whole packets before one the guard refused are still handled (it has closed the
+      // connection by now), as the broker's parser would; after an answer with an error, none.
+      while (pos < end && !broken) {
+        const b0 = chunk[pos]!;
+        const qos = (b0 >> 1) & 3;
+        // Only QoS 0/1 PUBLISHes that are not retained; anything else (and all after it) is the broker's.
+        if (b0 >> 4 !== PUBLISH || qos > 1 || (b0 & 1) !== 0) break;
+        // Remaining length: up to four bytes (the guard refused longer ones).
+        let len = 0;
+        let mul = 1;
+        let i = pos + 1;
+        let complete = false;
+        while (i < end && i < pos + 5) {
+          const b = chunk[i++]!;
+          len += (b & 0x7f) * mul;
+          mul *= 128;
+          if (b < 0x80) {
+            complete = true;
+            break;
+          }
+        }
+        const next = i + len;
+        if (!complete || next > end) {
+          // Cut short by the chunk's end: kept here, so aedes' parser stays empty; a large one is
+          // the broker's (its parser collects it without copying it again for every chunk).
+          if (complete && next - pos > HOLD_MAX_BYTES) break;
+          held = Buffer.from(chunk.subarray(pos));
+          pos = end;
+          break;
+        }
+        if (len < 2) break;
+        const topicLength = (chunk[i]! << 8) | chunk[i + 1]!;
+        const topicEnd = i + 2 + topicLength;
+        const payloadStart = topicEnd + (qos > 0 ? 2 : 0);
+        if (payloadStart > next) break; // malformed: the broker's parser refuses it
+        const messageId = qos > 0 ? (chunk[topicEnd]! << 8) | chunk[topicEnd + 1]! : 0;
+        const topic = chunk.toString('utf8', i + 2, topicEnd);
+        pending++;
+        if (!target.take(client, topic, chunk.subarray(payloadStart, next), qos as 0 | 1, messageId, qos === 0 ? answeredQos0 : answeredQos1(messageId))) {
+          pending--;
+          break;
+        }
+        took = true;
+        pos = next;
+      }
+      if (took && (client._keepaliveInterval ?? 0) > 0) client._keepaliveTimer?.refresh();
+      if (broken) return null;
+      if (pos < end) return toBroker(pos === 0 ? chunk : chunk.subarray(pos));
+      if (pending > 0) {
+        stalled = true;
+        return null;
+      }
+    }
+  } as Duplex['read'];
+}
