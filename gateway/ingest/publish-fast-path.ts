@@ -14,13 +14,17 @@ import type { Duplex } from 'node:stream';
  * - **Order.** Packets are taken only from the front of a chunk, while aedes' parser holds no part
  *   of a packet and aedes is idle (it asks for the next chunk only then); from the first packet
  *   not taken, the rest of the chunk goes to aedes. A taken PUBLISH cut by the chunk's end is held
- *   here (copied) and completed by the next chunk. PUBACKs go out in the order of their PUBLISHes
- *   [MQTT-4.6.0-2]: the log calls back in offset order, and aedes' own come after ours.
+ *   here (copied once) and completed by the next chunks. PUBACKs go out in the order of their
+ *   PUBLISHes [MQTT-4.6.0-2], however their answers arrive (a refusal is answered at once, a
+ *   reading once durable); packets after them in the same read are handed to aedes only once all
+ *   of them are answered, so aedes' answers come after theirs.
  * - **Backpressure.** Like aedes, the next chunk is read only once every publish taken from the
  *   last one has been answered: a read while some are waiting returns nothing, and the stream is
- *   told it is readable again when the last one is answered.
+ *   told it is readable again when the last one is answered. A client that does not read what it
+ *   is sent (its PUBACKs pile up unsent) is not read until the stream drains.
  * - **Keepalive.** A taken packet refreshes the client's keepalive timer, as aedes' handler does.
- * - **Errors.** An answer with an error closes the connection without a PUBACK, as aedes does.
+ * - **Errors.** An answer with an error closes the connection (with that error, which aedes
+ *   reports as a client error) without a PUBACK, as aedes does.
  *
  * It relies on aedes 1.2's client internals: `conn.client` (set by the Client constructor),
  * `connackSent`, `closed`, `_keepaliveInterval` and `_keepaliveTimer`; reading is driven by
@@ -62,43 +66,85 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
   let stalled = false;
   /** Whether aedes' parser holds part of a packet (what it was given did not end at a boundary). */
   let parserMidPacket = false;
-  /** A taken PUBLISH the last chunk cut short (a copy), completed by the next chunk. */
+  /**
+   * A taken PUBLISH the last chunk cut short, completed by the next ones: allocated whole once its
+   * length is known (`heldTotal`), else the few bytes of its fixed header so far (`heldTotal` -1).
+   */
   let held: Buffer | null = null;
+  let heldLength = 0;
+  let heldTotal = -1;
+  /** The rest of a read for the broker, kept back until the publishes taken before it are answered. */
+  let deferred: Buffer | null = null;
+  let deferredMidPacket = false;
+  /** Waiting for the stream's 'drain' (the client does not read its PUBACKs). */
+  let drainWait = false;
 
   /** An answer was an error: the connection is closed, nothing more is taken from it. */
   let broken = false;
+  /** Tells aedes (idle: its last read got nothing) to read again. */
+  const resume = (): void => {
+    if (!conn.destroyed) conn.emit('readable');
+  };
   const settle = (err: Error | null | undefined): void => {
     pending--;
-    if (err) {
+    if (err && !broken) {
       broken = true;
-      conn.destroy();
+      conn.destroy(err);
     }
     if (pending === 0 && stalled) {
       stalled = false;
-      if (!conn.destroyed) conn.emit('readable');
+      resume();
     }
   };
   // QoS 0 has nothing to send: one answer for all of them.
   const answeredQos0 = (err?: Error | null): void => settle(err);
-  // The PUBACKs answered in one tick (a group commit answers many) leave in one write: the
-  // stream is corked at the first and uncorked on the next tick, as mqtt-packet does for aedes.
+
+  // QoS 1: PUBACKs leave in the order of their PUBLISHes [MQTT-4.6.0-2] even when a later one is
+  // answered first (a refusal answered at once behind a reading waiting for its fsync): slot k of
+  // the queue is the k-th QoS 1 publish taken since the queue last emptied.
+  const ackIds: number[] = [];
+  const ackReady: boolean[] = [];
+  let ackHead = 0;
+  // The PUBACKs written in one tick (a group commit answers many) leave in one write: the stream
+  // is corked at the first and uncorked on the next tick, as mqtt-packet does for aedes.
   let corked = false;
   const uncork = (): void => {
     corked = false;
     conn.uncork();
   };
+  const writeReadyAcks = (): void => {
+    while (ackHead < ackIds.length && ackReady[ackHead]) {
+      const id = ackIds[ackHead++]!;
+      if (conn.destroyed) continue;
+      if (!corked) {
+        corked = true;
+        conn.cork();
+        process.nextTick(uncork);
+      }
+      conn.write(Buffer.from([PUBACK_HEADER, 2, id >> 8, id & 0xff]));
+    }
+    if (ackHead === ackIds.length) {
+      ackIds.length = 0;
+      ackReady.length = 0;
+      ackHead = 0;
+    }
+  };
   const answeredQos1 = (messageId: number) => {
+    const slot = ackIds.length;
+    ackIds.push(messageId);
+    ackReady.push(false);
     return (err?: Error | null): void => {
-      if (!err && !conn.destroyed) {
-        if (!corked) {
-          corked = true;
-          conn.cork();
-          process.nextTick(uncork);
-        }
-        conn.write(Buffer.from([PUBACK_HEADER, 2, messageId >> 8, messageId & 0xff]));
+      if (!err) {
+        ackReady[slot] = true;
+        writeReadyAcks();
       }
       settle(err);
     };
+  };
+
+  const onDrain = (): void => {
+    drainWait = false;
+    resume();
   };
 
   const toBroker = (bytes: Buffer): Buffer => {
@@ -111,6 +157,21 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
       stalled = true;
       return null;
     }
+    // A client that does not read its PUBACKs is not read either (its TCP window fills), instead
+    // of the gateway buffering answers without bound.
+    if (conn.writableNeedDrain) {
+      if (!drainWait) {
+        drainWait = true;
+        conn.once('drain', onDrain);
+      }
+      return null;
+    }
+    if (deferred !== null) {
+      const rest = deferred;
+      deferred = null;
+      parserMidPacket = deferredMidPacket;
+      return rest;
+    }
     for (;;) {
       const got: unknown = read.call(this, size);
       if (got === null || typeof got === 'string') {
@@ -119,7 +180,18 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
       }
       let chunk = got as Buffer;
       if (held !== null) {
-        chunk = Buffer.concat([held, chunk]);
+        if (heldTotal < 0) {
+          // Only part of its fixed header: parsed again with the new bytes.
+          chunk = Buffer.concat([held.subarray(0, heldLength), chunk]);
+        } else {
+          const need = heldTotal - heldLength;
+          if (chunk.length < need) {
+            heldLength += chunk.copy(held, heldLength);
+            continue;
+          }
+          chunk.copy(held, heldLength, 0, need);
+          chunk = need === chunk.length ? held : Buffer.concat([held, chunk.subarray(need)]);
+        }
         held = null;
       }
       const client = (conn as unknown as { client?: AedesClientInternals }).client;
@@ -153,7 +225,9 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
           // Cut short by the chunk's end: kept here, so aedes' parser stays empty; a large one is
           // the broker's (its parser collects it without copying it again for every chunk).
           if (complete && next - pos > HOLD_MAX_BYTES) break;
-          held = Buffer.from(chunk.subarray(pos));
+          heldTotal = complete ? next - pos : -1;
+          held = Buffer.allocUnsafe(complete ? heldTotal : 5);
+          heldLength = chunk.copy(held, 0, pos, end);
           pos = end;
           break;
         }
@@ -166,7 +240,12 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
         const topic = chunk.toString('utf8', i + 2, topicEnd);
         pending++;
         if (!target.take(client, topic, chunk.subarray(payloadStart, next), qos as 0 | 1, messageId, qos === 0 ? answeredQos0 : answeredQos1(messageId))) {
+          // Not taken (nothing was done with it): its PUBACK slot goes too.
           pending--;
+          if (qos === 1) {
+            ackIds.pop();
+            ackReady.pop();
+          }
           break;
         }
         took = true;
@@ -174,7 +253,16 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
       }
       if (took && (client._keepaliveInterval ?? 0) > 0) client._keepaliveTimer?.refresh();
       if (broken) return null;
-      if (pos < end) return toBroker(pos === 0 ? chunk : chunk.subarray(pos));
+      if (pos < end) {
+        const rest = pos === 0 ? chunk : chunk.subarray(pos);
+        if (pending === 0) return toBroker(rest);
+        // The broker's packets wait for the taken publishes' answers, so that its PUBACKs come
+        // after theirs.
+        deferred = rest;
+        deferredMidPacket = midPacket();
+        stalled = true;
+        return null;
+      }
       if (pending > 0) {
         stalled = true;
         return null;

@@ -12,6 +12,7 @@ import { hashSecret, loadCredentials } from '../../../gateway/ingest/credentials
 import { createIngestMetrics } from '../../../gateway/ingest/ingest-metrics.js';
 import { createMqttIngest, type MqttIngest } from '../../../gateway/ingest/mqtt-ingest.js';
 import { createPayloadDecoder } from '../../../gateway/ingest/payload-decoder.js';
+import type { RateLimitOptions } from '../../../gateway/ingest/rate-limiter.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { decodeDeadLetter } from '../../../gateway/log/dead-letter.js';
 import { decodeIngestRecord } from '../../../gateway/log/ingest-record-format.js';
@@ -76,7 +77,7 @@ interface Harness {
 }
 
 /** A real ingest (broker, decoder, log on disk) with the given mqtt config and credentials. */
-async function startIngest(mqttOverrides: Record<string, unknown> = {}, credentialsFile: string | null = null): Promise<Harness> {
+async function startIngest(mqttOverrides: Record<string, unknown> = {}, credentialsFile: string | null = null, ingestOptions: { rateLimit?: RateLimitOptions } = {}): Promise<Harness> {
   const config = loadConfig({ env: {}, overrides: { mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, ...mqttOverrides } } });
   const kinds = createKindRegistry();
   const registry = createRegistry();
@@ -95,6 +96,7 @@ async function startIngest(mqttOverrides: Record<string, unknown> = {}, credenti
     metrics,
     logger: pino({ level: 'silent' }),
     onDurable: () => {},
+    ...ingestOptions,
   });
   await ingest.start();
   return {
@@ -513,6 +515,23 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
     expect(pubackIds(c)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     expect((await inPlace(h)) - before).toBe(n);
     c.socket.destroy();
+  });
+
+  it('PUBACKs keep the order of their PUBLISHes when a later one is answered first: a refusal answered at once behind readings waiting for their fsync [MQTT-4.6.0-2]', async () => {
+    const limited = await startIngest({}, null, { rateLimit: { publishesPerSecond: 0.001, burst: 1, maxDevices: 100 } });
+    try {
+      const c = await rawConnected(limited.port);
+      const topic = 'sensors/heart-rate/limited';
+      // 1: within the budget, appended; 2: the first refusal, dead-lettered (appended); 3 and 4:
+      // refused and counted only, answered at once; 5: another device, appended.
+      c.socket.write(Buffer.concat([publish(topic, 1, 1, 1), publish(topic, 2, 1, 2), publish(topic, 3, 1, 3), publish(topic, 4, 0), publish(topic, 5, 1, 4), publish('sensors/heart-rate/other', 1, 1, 5)]));
+      await waitFor(() => pubackIds(c).length === 5 || c.closed, { what: 'five PUBACKs' });
+      expect(pubackIds(c)).toEqual([1, 2, 3, 4, 5]);
+      expect(await limited.metric('pulsegate_readings_rejected_total', { reason: 'rate_limited' })).toBe(4);
+      c.socket.destroy();
+    } finally {
+      await limited.close();
+    }
   });
 
   it('in one read, publishes taken in place and packets the broker handles keep their order: PUBACKs in publish order, the SUBACK and PINGRESP answered', async () => {
