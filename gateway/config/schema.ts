@@ -220,7 +220,7 @@ export const configSchema = {
         maxConnectBytes: { type: 'integer', minimum: 64, maximum: 268_435_455, default: 16_384 },
         /** Longest an MQTT packet may take to arrive once its first byte was read (whatever the keepalive); also the longest a new connection may stay silent. */
         packetTimeoutMs: { ...positiveMs, default: 30_000 },
-        /** Sensor publishes nobody subscribed to are read off the connection in place, before the broker's parser (README "Performance"). */
+        /** Sensor publishes nobody subscribed to are read off the connection in place, before the broker's parser (README "Benchmarks"). */
         fastPublish: { type: 'boolean', default: true },
         /** Topic filters the broker routes like an ordinary broker (no ingest, no log); empty = off. See README "Passthrough". */
         passthrough: { type: 'array', items: { type: 'string' }, default: [] },
