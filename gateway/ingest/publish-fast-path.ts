@@ -237,7 +237,7 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
         const payloadStart = topicEnd + (qos > 0 ? 2 : 0);
         if (payloadStart > next) break; // malformed: the broker's parser refuses it
         const messageId = qos > 0 ? (chunk[topicEnd]! << 8) | chunk[topicEnd + 1]! : 0;
-        const topic = chunk.toString('utf8', i + 2, topicEnd);
+        const topic = topicAt(chunk, i + 2, topicEnd);
         pending++;
         if (!target.take(client, topic, chunk.subarray(payloadStart, next), qos as 0 | 1, messageId, qos === 0 ? answeredQos0 : answeredQos1(messageId))) {
           // Not taken (nothing was done with it): its PUBACK slot goes too.
@@ -269,4 +269,35 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
       }
     }
   } as Duplex['read'];
+}
+
+/**
+ * Topics decoded before, by their bytes: a device publishes on the same topic every time, and
+ * handing ingest the same string object again spares the UTF-8 decode and lets the topic's route
+ * memo find it by its cached hash. A direct-mapped table (a colliding topic replaces the older);
+ * topics over MAX_INTERNED_TOPIC_BYTES are decoded each time. At most TOPIC_SLOTS x that many bytes.
+ */
+const TOPIC_SLOTS = 16_384;
+const MAX_INTERNED_TOPIC_BYTES = 128;
+const topicBytes: (Buffer | undefined)[] = new Array<Buffer | undefined>(TOPIC_SLOTS);
+const topicStrings: string[] = new Array<string>(TOPIC_SLOTS);
+
+/** The topic in `buf[start, end)` as a string (ill-formed UTF-8 decoded to U+FFFD, as the broker's parser does). */
+export function topicAt(buf: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > MAX_INTERNED_TOPIC_BYTES) return buf.toString('utf8', start, end);
+  // FNV-1a over the length and the last 16 bytes (where one device's topic differs from the next).
+  let h = Math.imul(0x811c9dc5 ^ n, 0x01000193);
+  for (let i = Math.max(start, end - 16); i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  const slot = (h >>> 0) & (TOPIC_SLOTS - 1);
+  const known = topicBytes[slot];
+  if (known !== undefined && known.length === n) {
+    let i = n - 1;
+    while (i >= 0 && known[i] === buf[start + i]) i--;
+    if (i < 0) return topicStrings[slot]!;
+  }
+  const topic = buf.toString('utf8', start, end);
+  topicBytes[slot] = Buffer.from(buf.subarray(start, end));
+  topicStrings[slot] = topic;
+  return topic;
 }
