@@ -320,7 +320,23 @@ export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardO
     refuse();
   };
 
+  // A client that does not read what it is sent (PUBACKs, deliveries) is not read either until the
+  // stream drains: its TCP window fills, instead of the broker's answers piling up in memory. The
+  // broker reads only when idle, so telling it the stream is readable again after 'drain' is safe.
+  let drainWait = false;
+  const onDrain = (): void => {
+    drainWait = false;
+    if (!conn.destroyed) conn.emit('readable');
+  };
+
   conn.read = function guardedRead(this: T, size?: number): unknown {
+    if (conn.writableNeedDrain) {
+      if (!drainWait) {
+        drainWait = true;
+        conn.once('drain', onDrain);
+      }
+      return null;
+    }
     const chunk: unknown = read.call(this, size);
     if (chunk === null) return chunk;
     if (scanner.refusal !== null) return null;

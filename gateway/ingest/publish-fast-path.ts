@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
  * - **Backpressure.** Like aedes, the next chunk is read only once every publish taken from the
  *   last one has been answered: a read while some are waiting returns nothing, and the stream is
  *   told it is readable again when the last one is answered. A client that does not read what it
- *   is sent (its PUBACKs pile up unsent) is not read until the stream drains.
+ *   is sent (its PUBACKs pile up unsent) is not read until the stream drains (the packet guard).
  * - **Keepalive.** A taken packet refreshes the client's keepalive timer, as aedes' handler does.
  * - **Errors.** An answer with an error closes the connection (with that error, which aedes
  *   reports as a client error) without a PUBACK, as aedes does.
@@ -76,8 +76,6 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
   /** The rest of a read for the broker, kept back until the publishes taken before it are answered. */
   let deferred: Buffer | null = null;
   let deferredMidPacket = false;
-  /** Waiting for the stream's 'drain' (the client does not read its PUBACKs). */
-  let drainWait = false;
 
   /** An answer was an error: the connection is closed, nothing more is taken from it. */
   let broken = false;
@@ -142,11 +140,6 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
     };
   };
 
-  const onDrain = (): void => {
-    drainWait = false;
-    resume();
-  };
-
   const toBroker = (bytes: Buffer): Buffer => {
     parserMidPacket = midPacket();
     return bytes;
@@ -155,15 +148,6 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
   conn.read = function fastRead(this: Duplex, size?: number): unknown {
     if (pending > 0) {
       stalled = true;
-      return null;
-    }
-    // A client that does not read its PUBACKs is not read either (its TCP window fills), instead
-    // of the gateway buffering answers without bound.
-    if (conn.writableNeedDrain) {
-      if (!drainWait) {
-        drainWait = true;
-        conn.once('drain', onDrain);
-      }
       return null;
     }
     if (deferred !== null) {

@@ -1,6 +1,7 @@
+import { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
-import { PacketScanner } from '../../../gateway/ingest/packet-guard.js';
+import { guardConnection, PacketScanner } from '../../../gateway/ingest/packet-guard.js';
 import { mulberry32 } from '../../helpers/random.js';
 
 const gen = (p: Record<string, unknown>): Buffer => mqttPacket.generate(p as unknown as mqttPacket.Packet);
@@ -144,5 +145,38 @@ describe('PacketScanner', () => {
     expect(scanner.midPacket).toBe(true);
     expect(scanner.scan(c.subarray(c.length - 1))).toBe(-1);
     expect(scanner.midPacket).toBe(false);
+  });
+});
+
+describe('guardConnection: a client that does not read what it is sent', () => {
+  it('is not read while its outgoing bytes wait (the stream needs draining), and is told readable again once they drained', async () => {
+    // A real Duplex whose far end stops reading: write callbacks are held until released.
+    const held: (() => void)[] = [];
+    const conn = new Duplex({
+      highWaterMark: 64,
+      read() {},
+      write(_chunk, _enc, cb) {
+        held.push(() => cb());
+      },
+    });
+    const guarded = guardConnection(conn, { maxConnectBytes: 16_384, maxPacketBytes: 1_048_576, packetTimeoutMs: 60_000, onRefused: () => {} });
+    let readable = 0;
+    guarded.on('readable', () => readable++);
+    guarded.push(connect());
+    expect(guarded.read()).toEqual(connect());
+    // Answers pile up unsent: past the high-water mark the stream needs draining.
+    for (let i = 0; i < 40; i++) guarded.write(Buffer.from([0x40, 0x02, 0x00, i + 1]));
+    expect(guarded.writableNeedDrain).toBe(true);
+    const pingreq = gen({ cmd: 'pingreq' });
+    guarded.push(pingreq);
+    expect(guarded.read()).toBeNull(); // not read: the client is not reading its answers
+    await new Promise((resolve) => setImmediate(resolve)); // the push's own 'readable' has fired
+    const before = readable;
+    while (held.length > 0) held.shift()!();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(guarded.writableNeedDrain).toBe(false);
+    expect(readable).toBeGreaterThan(before);
+    expect(guarded.read()).toEqual(pingreq);
+    guarded.destroy();
   });
 });
