@@ -218,7 +218,7 @@ export const configSchema = {
         maxPacketBytes: { anyOf: [{ type: 'integer', minimum: 64, maximum: 268_435_455 }, { type: 'null' }], default: null },
         /** Largest remaining length of a connection's first packet (the CONNECT, read before authentication). */
         maxConnectBytes: { type: 'integer', minimum: 64, maximum: 268_435_455, default: 16_384 },
-        /** Longest an MQTT packet may take to arrive once its first byte was read (whatever the keepalive); also the longest a new connection may stay silent. */
+        /** Longest an MQTT packet may take to arrive once its first byte was read (whatever the keepalive); also the longest a new connection may stay silent, and the longest a client may leave what it is sent unread. */
         packetTimeoutMs: { ...positiveMs, default: 30_000 },
         /** Sensor publishes nobody subscribed to are read off the connection in place, before the broker's parser (README "Benchmarks"). */
         fastPublish: { type: 'boolean', default: true },

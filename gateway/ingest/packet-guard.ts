@@ -21,6 +21,8 @@ export const CONNECTION_REFUSAL_REASONS = [
   'malformed_length',
   /** Nothing at all arrived within mqtt.packetTimeoutMs of the connection being accepted. */
   'connect_timeout',
+  /** The client read nothing of what it was sent (PUBACKs, deliveries) for mqtt.packetTimeoutMs. */
+  'not_reading',
   /** A PUBLISH topic or SUBSCRIBE filter not well-formed UTF-8, or holding U+0000 [MQTT-1.5.3-1, -2] (found by the broker hooks). */
   'bad_utf8',
 ] as const;
@@ -321,19 +323,31 @@ export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardO
   };
 
   // A client that does not read what it is sent (PUBACKs, deliveries) is not read either until the
-  // stream drains: its TCP window fills, instead of the broker's answers piling up in memory. The
-  // broker reads only when idle, so telling it the stream is readable again after 'drain' is safe.
+  // stream drains: its TCP window fills, instead of the broker's answers piling up in memory; if
+  // it stays so for mqtt.packetTimeoutMs (whatever its keepalive), it is closed. The broker reads
+  // only when idle, so telling it the stream is readable again after 'drain' is safe. (The
+  // stream's own read(0) calls, which may come while the broker is busy, pass straight through.)
   let drainWait = false;
+  let drainTimer: NodeJS.Timeout | null = null;
   const onDrain = (): void => {
     drainWait = false;
+    if (drainTimer !== null) clearTimeout(drainTimer);
+    drainTimer = null;
     if (!conn.destroyed) conn.emit('readable');
+  };
+  const onNotReading = (): void => {
+    drainTimer = null;
+    if (scanner.refusal !== null || conn.destroyed || !conn.writableNeedDrain) return;
+    scanner.refusal = { reason: 'not_reading', detail: `the client read nothing it was sent for mqtt.packetTimeoutMs ${options.packetTimeoutMs} ms` };
+    refuse();
   };
 
   conn.read = function guardedRead(this: T, size?: number): unknown {
-    if (conn.writableNeedDrain) {
+    if (size !== 0 && conn.writableNeedDrain) {
       if (!drainWait) {
         drainWait = true;
         conn.once('drain', onDrain);
+        drainTimer = setTimeout(onNotReading, options.packetTimeoutMs);
       }
       return null;
     }
@@ -358,6 +372,8 @@ export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardO
   conn.once('close', () => {
     if (timer !== null) clearTimeout(timer);
     timer = null;
+    if (drainTimer !== null) clearTimeout(drainTimer);
+    drainTimer = null;
   });
   return conn;
 }

@@ -146,6 +146,8 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
   };
 
   conn.read = function fastRead(this: Duplex, size?: number): unknown {
+    // The stream's own read(0) calls (to start a read) are not the broker's: passed straight through.
+    if (size === 0) return read.call(this, size);
     if (pending > 0) {
       stalled = true;
       return null;
@@ -259,11 +261,14 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
  * Topics decoded before, by their bytes: a device publishes on the same topic every time, and
  * handing ingest the same string object again spares the UTF-8 decode and lets the topic's route
  * memo find it by its cached hash. A direct-mapped table (a colliding topic replaces the older);
- * topics over MAX_INTERNED_TOPIC_BYTES are decoded each time. At most TOPIC_SLOTS x that many bytes.
+ * topics over MAX_INTERNED_TOPIC_BYTES are decoded each time. Its bytes live in one slab (copies of
+ * a few bytes each would each pin a block of Buffer's shared pool).
  */
 const TOPIC_SLOTS = 16_384;
 const MAX_INTERNED_TOPIC_BYTES = 128;
-const topicBytes: (Buffer | undefined)[] = new Array<Buffer | undefined>(TOPIC_SLOTS);
+/** Slot k's bytes at k * MAX_INTERNED_TOPIC_BYTES, its length in topicLengths (-1: empty). One allocation of 2 MiB. */
+const topicSlab = Buffer.allocUnsafeSlow(TOPIC_SLOTS * MAX_INTERNED_TOPIC_BYTES);
+const topicLengths = new Int32Array(TOPIC_SLOTS).fill(-1);
 const topicStrings: string[] = new Array<string>(TOPIC_SLOTS);
 
 /** The topic in `buf[start, end)` as a string (ill-formed UTF-8 decoded to U+FFFD, as the broker's parser does). */
@@ -274,14 +279,15 @@ export function topicAt(buf: Buffer, start: number, end: number): string {
   let h = Math.imul(0x811c9dc5 ^ n, 0x01000193);
   for (let i = Math.max(start, end - 16); i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   const slot = (h >>> 0) & (TOPIC_SLOTS - 1);
-  const known = topicBytes[slot];
-  if (known !== undefined && known.length === n) {
+  const at = slot * MAX_INTERNED_TOPIC_BYTES;
+  if (topicLengths[slot] === n) {
     let i = n - 1;
-    while (i >= 0 && known[i] === buf[start + i]) i--;
+    while (i >= 0 && topicSlab[at + i] === buf[start + i]) i--;
     if (i < 0) return topicStrings[slot]!;
   }
   const topic = buf.toString('utf8', start, end);
-  topicBytes[slot] = Buffer.from(buf.subarray(start, end));
+  buf.copy(topicSlab, at, start, end);
+  topicLengths[slot] = n;
   topicStrings[slot] = topic;
   return topic;
 }

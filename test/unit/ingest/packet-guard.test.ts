@@ -180,3 +180,20 @@ describe('guardConnection: a client that does not read what it is sent', () => {
     guarded.destroy();
   });
 });
+
+describe('guardConnection: a client that never reads what it is sent', () => {
+  it('is closed after mqtt.packetTimeoutMs as not_reading, whatever its keepalive', async () => {
+    const conn = new Duplex({ highWaterMark: 64, read() {}, write() {} }); // write callbacks never come
+    const refusals: string[] = [];
+    const guarded = guardConnection(conn, { maxConnectBytes: 16_384, maxPacketBytes: 1_048_576, packetTimeoutMs: 150, onRefused: (reason) => refusals.push(reason) });
+    guarded.push(connect());
+    expect(guarded.read()).toEqual(connect());
+    for (let i = 0; i < 40; i++) guarded.write(Buffer.from([0x40, 0x02, 0x00, i + 1]));
+    guarded.push(gen({ cmd: 'pingreq' }));
+    const startedAt = Date.now();
+    expect(guarded.read()).toBeNull();
+    await new Promise<void>((resolve) => guarded.once('close', () => resolve()));
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(140);
+    expect(refusals).toEqual(['not_reading']);
+  });
+});
