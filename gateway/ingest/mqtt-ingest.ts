@@ -544,28 +544,6 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     }
   }
 
-  // The fast path (publish-fast-path.ts) takes a publish only when aedes would do nothing with it
-  // but hand it to the hook above: a topic that ingest reads (a sensor, a mapped source, Sparkplug B)
-  // and that no subscription or publish listener may want, and none that aedes refuses.
-  // aedes closes the connection of a PUBLISH whose topic has more levels (its option, default 100).
-  const topicLevels = (topic: string): number => {
-    let n = 1;
-    for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++;
-    return n;
-  };
-  let maxTopicLevels = Number.POSITIVE_INFINITY;
-  const fastPublishes: FastPublishTarget = {
-    take(client, topic, payload, qos, messageId, done) {
-      if (closed || topic.length === 0 || topic.indexOf('#') >= 0 || topic.indexOf('+') >= 0 || topicLevels(topic) > maxTopicLevels) return false;
-      if (gate.mayMatch(topic) || broker.listenerCount('publish') > 0) return false;
-      if (!(options.sparkplug && isSparkplugTopic(topic)) && router.route(topic) === null) return false;
-      const packet = { cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false } as PublishPacket;
-      metrics.readInPlace();
-      onPublish(client as Client, packet, done);
-      return true;
-    },
-  };
-
   const broker = await Aedes.createBroker({
     preConnect(client, packet, done) {
       // A CONNECT string (client id, will topic, username) that is not well-formed UTF-8, or holds
@@ -692,8 +670,29 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
   // Sensor publishes nobody subscribed to skip aedes' topic matching (route-gate.ts); the
   // broker has no `published` hook, which a skipped publish would not call.
   const gate = installRouteGate(broker);
-  maxTopicLevels = (broker as unknown as { maxTopicLevels?: number }).maxTopicLevels ?? 100;
   storeOnlyWellFormedFilters(broker);
+
+  // The fast path (publish-fast-path.ts) takes a publish only when aedes would do nothing with it
+  // but hand it to onPublish: a topic that ingest reads (a sensor, a mapped source, Sparkplug B)
+  // and that no subscription or publish listener may want, and none that aedes refuses.
+  // aedes closes the connection of a PUBLISH whose topic has more levels (its option, default 100).
+  const topicLevels = (topic: string): number => {
+    let n = 1;
+    for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) n++;
+    return n;
+  };
+  const maxTopicLevels = (broker as unknown as { maxTopicLevels?: number }).maxTopicLevels ?? 100;
+  const fastPublishes: FastPublishTarget = {
+    take(client, topic, payload, qos, messageId, done) {
+      if (closed || topic.length === 0 || topic.indexOf('#') >= 0 || topic.indexOf('+') >= 0 || topicLevels(topic) > maxTopicLevels) return false;
+      if (gate.mayMatch(topic) || broker.listenerCount('publish') > 0) return false;
+      if (!(options.sparkplug && isSparkplugTopic(topic)) && router.route(topic) === null) return false;
+      const packet = { cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false } as PublishPacket;
+      metrics.readInPlace();
+      onPublish(client as Client, packet, done);
+      return true;
+    },
+  };
 
   broker.on('client', () => metrics.connectedClients.inc());
   broker.on('clientDisconnect', () => metrics.connectedClients.dec());

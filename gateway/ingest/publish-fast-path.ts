@@ -75,7 +75,6 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
   let heldTotal = -1;
   /** The rest of a read for the broker, kept back until the publishes taken before it are answered. */
   let deferred: Buffer | null = null;
-  let deferredMidPacket = false;
 
   /** An answer was an error: the connection is closed, nothing more is taken from it. */
   let broken = false;
@@ -153,10 +152,10 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
       return null;
     }
     if (deferred !== null) {
+      // Nothing was read since it was kept back: the guard's scanner still stands at its end.
       const rest = deferred;
       deferred = null;
-      parserMidPacket = deferredMidPacket;
-      return rest;
+      return toBroker(rest);
     }
     for (;;) {
       const got: unknown = read.call(this, size);
@@ -245,7 +244,6 @@ export function takeFastPublishes(conn: Duplex, target: FastPublishTarget, midPa
         // The broker's packets wait for the taken publishes' answers, so that its PUBACKs come
         // after theirs.
         deferred = rest;
-        deferredMidPacket = midPacket();
         stalled = true;
         return null;
       }
