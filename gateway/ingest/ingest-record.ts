@@ -8,6 +8,7 @@ import { decodeIngestRecord, INGEST_TOPIC_START, receivedAtOfIngestRecord, topic
 import type { PayloadDecoder } from './payload-decoder.js';
 import { decodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
 import { createTopicRouter, type TopicRoute, type TopicRouter } from './topic-router.js';
+import { topicHash } from './topic.js';
 
 /**
  * The valid readings of one ingest record, decoded as the live path did (same receivedAt, same
@@ -57,14 +58,13 @@ export const TOPIC_MEMO_ENTRIES = 4096;
 /**
  * A replay reads the same few topics again and again (a device publishes on one): their routes
  * are kept by the topic's bytes, so a record's topic is neither decoded to a string nor parsed
- * again. The key is a hash of the bytes, and the bytes themselves are compared on a hit: two
+ * again. The key is topicHash of the bytes, and the bytes themselves are compared on a hit: two
  * topics of one hash take turns in the entry, each routed as itself.
  */
 function createTopicMemo(kinds: KindRegistry, router: TopicRouter, maxEntries: number): (buf: Buffer, start: number, end: number) => TopicEntry {
   const entries = new Map<number, TopicEntry>();
   return (buf, start, end) => {
-    let h = 0x811c9dc5;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    const h = topicHash(buf, start, end);
     const hit = entries.get(h);
     if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit;
     const entry: TopicEntry = { ...topicInfo(buf.toString('utf8', start, end), kinds, router), bytes: Buffer.from(buf.subarray(start, end)) };
@@ -74,9 +74,10 @@ function createTopicMemo(kinds: KindRegistry, router: TopicRouter, maxEntries: n
   };
 }
 
+/** Compared from the end, where topics of one kind differ. */
 function sameBytes(a: Buffer, buf: Buffer, start: number, end: number): boolean {
   if (a.length !== end - start) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== buf[start + i]) return false;
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== buf[start + i]) return false;
   return true;
 }
 

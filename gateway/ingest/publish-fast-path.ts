@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { topicHash } from './topic.js';
 
 /**
  * Sensor PUBLISH packets taken off a connection before aedes parses them.
@@ -273,10 +274,7 @@ const topicStrings: string[] = new Array<string>(TOPIC_SLOTS);
 export function topicAt(buf: Buffer, start: number, end: number): string {
   const n = end - start;
   if (n > MAX_INTERNED_TOPIC_BYTES) return buf.toString('utf8', start, end);
-  // FNV-1a over the length and the last 16 bytes (where one device's topic differs from the next).
-  let h = Math.imul(0x811c9dc5 ^ n, 0x01000193);
-  for (let i = Math.max(start, end - 16); i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  const slot = (h >>> 0) & (TOPIC_SLOTS - 1);
+  const slot = topicHash(buf, start, end) & (TOPIC_SLOTS - 1);
   const at = slot * MAX_INTERNED_TOPIC_BYTES;
   if (topicLengths[slot] === n) {
     let i = n - 1;

@@ -73,3 +73,14 @@ export function illFormedTopic(topic: string, what: 'topic' | 'topic filter' | '
 export function isValidDeviceId(id: string): boolean {
   return DEVICE_ID.test(id);
 }
+
+/**
+ * A hash of a topic's bytes buf[start, end) for tables of topics: FNV-1a over the length and the
+ * last 16 bytes, where one device's topic differs from the next (the rest is the shared
+ * `sensors/<kind>/` and a device id's common prefix). Callers compare the bytes on a hit.
+ */
+export function topicHash(buf: Uint8Array, start: number, end: number): number {
+  let h = Math.imul(0x811c9dc5 ^ (end - start), 0x01000193);
+  for (let i = Math.max(start, end - 16); i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
+}

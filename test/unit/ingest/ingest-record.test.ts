@@ -4,6 +4,7 @@ import { createIngestRecordReader, readingsOfIngestRecord } from '../../../gatew
 import { createPayloadDecoder } from '../../../gateway/ingest/payload-decoder.js';
 import { encodeSparkplugRecord } from '../../../gateway/ingest/sparkplug-record.js';
 import { createTopicRouter } from '../../../gateway/ingest/topic-router.js';
+import { topicHash } from '../../../gateway/ingest/topic.js';
 import { createConfiguredKindRegistry } from '../../../gateway/kinds/registry.js';
 import { encodeIngestRecord } from '../../../gateway/log/ingest-record-format.js';
 
@@ -48,10 +49,14 @@ describe('ingest record reader', () => {
   });
 
   it('ingest record reader should route two topics of the same hash each as itself', () => {
-    // These two topics have the same 32-bit FNV-1a hash, the key of the reader's topic memo.
+    // These two topics have the same topicHash, the key of the reader's topic memo: the same
+    // length and the same last 16 bytes.
+    const ids = ['a-0123456789abcdef', 'b-0123456789abcdef'];
+    const bytes = ids.map((id) => Buffer.from(`sensors/heart-rate/${id}`));
+    expect(topicHash(bytes[0]!, 0, bytes[0]!.length)).toBe(topicHash(bytes[1]!, 0, bytes[1]!.length));
     const reader = createIngestRecordReader(kinds, decoder, router);
     for (let i = 0; i < 3; i++) {
-      for (const deviceId of ['d78194', 'd1027050']) {
+      for (const deviceId of ids) {
         const rec = encodeIngestRecord(NOW, `sensors/heart-rate/${deviceId}`, json({ seq: i + 1, ts: NOW, bpm: 80 }));
         expect(reader.readings(rec)).toEqual([expect.objectContaining({ deviceId, seq: i + 1 })]);
       }
