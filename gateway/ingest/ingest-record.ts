@@ -58,20 +58,41 @@ export const TOPIC_MEMO_ENTRIES = 4096;
 /**
  * A replay reads the same few topics again and again (a device publishes on one): their routes
  * are kept by the topic's bytes, so a record's topic is neither decoded to a string nor parsed
- * again. The key is topicHash of the bytes, and the bytes themselves are compared on a hit: two
- * topics of one hash take turns in the entry, each routed as itself.
+ * again. The key is topicHash of the bytes (their length and last 16 bytes), and the bytes
+ * themselves are compared on a hit. Topics that share that hash (the same length and ending, as
+ * `site-a/.../dev-1` and `site-b/.../dev-1` can) are kept by a hash of every byte instead, in a
+ * second table, so they do not take turns in one entry; two of that hash too do, each still routed
+ * as itself.
  */
 function createTopicMemo(kinds: KindRegistry, router: TopicRouter, maxEntries: number): (buf: Buffer, start: number, end: number) => TopicEntry {
   const entries = new Map<number, TopicEntry>();
+  /** The topics whose topicHash an other topic holds in `entries`, by a hash of every byte. */
+  const shared = new Map<number, TopicEntry>();
   return (buf, start, end) => {
     const h = topicHash(buf, start, end);
     const hit = entries.get(h);
     if (hit !== undefined && sameBytes(hit.bytes, buf, start, end)) return hit;
+    const table = hit === undefined ? entries : shared;
+    const key = hit === undefined ? h : wholeHash(buf, start, end);
+    if (table === shared) {
+      const found = shared.get(key);
+      if (found !== undefined && sameBytes(found.bytes, buf, start, end)) return found;
+    }
     const entry: TopicEntry = { ...topicInfo(buf.toString('utf8', start, end), kinds, router), bytes: Buffer.from(buf.subarray(start, end)) };
-    if (entries.size >= maxEntries) entries.clear();
-    entries.set(h, entry);
+    if (entries.size + shared.size >= maxEntries) {
+      entries.clear();
+      shared.clear();
+    }
+    table.set(key, entry);
     return entry;
   };
+}
+
+/** FNV-1a over every byte of buf[start, end). */
+function wholeHash(buf: Buffer, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 /** Compared from the end, where topics of one kind differ. */

@@ -48,19 +48,23 @@ describe('ingest record reader', () => {
     expect(reader.readings(records()[0]!)[0]).toMatchObject({ kind: 'heart-rate', deviceId: 'd0' });
   });
 
-  it('ingest record reader should route two topics of the same hash each as itself', () => {
-    // These two topics have the same topicHash, the key of the reader's topic memo: the same
+  it('ingest record reader should route topics of the same hash each as itself, each once', () => {
+    // These three topics have the same topicHash, the key of the reader's topic memo: the same
     // length and the same last 16 bytes.
-    const ids = ['a-0123456789abcdef', 'b-0123456789abcdef'];
-    const bytes = ids.map((id) => Buffer.from(`sensors/heart-rate/${id}`));
-    expect(topicHash(bytes[0]!, 0, bytes[0]!.length)).toBe(topicHash(bytes[1]!, 0, bytes[1]!.length));
-    const reader = createIngestRecordReader(kinds, decoder, router);
+    const ids = ['a-0123456789abcdef', 'b-0123456789abcdef', 'c-0123456789abcdef'];
+    const hashes = ids.map((id) => Buffer.from(`sensors/heart-rate/${id}`)).map((b) => topicHash(b, 0, b.length));
+    expect(new Set(hashes).size).toBe(1);
+    // Each topic is routed once, not once per record: they do not take turns in one entry.
+    const routed: string[] = [];
+    const counting = { expected: router.expected, route: (topic: string) => (routed.push(topic), router.route(topic)) };
+    const reader = createIngestRecordReader(kinds, decoder, counting);
     for (let i = 0; i < 3; i++) {
       for (const deviceId of ids) {
         const rec = encodeIngestRecord(NOW, `sensors/heart-rate/${deviceId}`, json({ seq: i + 1, ts: NOW, bpm: 80 }));
         expect(reader.readings(rec)).toEqual([expect.objectContaining({ deviceId, seq: i + 1 })]);
       }
     }
+    expect(routed).toEqual(ids.map((id) => `sensors/heart-rate/${id}`));
   });
 
   it('ingest record reader should refuse a record of an unknown version as decodeIngestRecord does', () => {
