@@ -14,7 +14,7 @@ import type { KindRegistry } from '../kinds/registry.js';
 import { RECORD_TYPES, type DurableCallback, type MessageLog } from '../log/types.js';
 import type { IngestMetrics } from './ingest-metrics.js';
 import { DEFAULT_SUBSCRIBE, type CredentialStore } from './credentials.js';
-import { guardConnection, guardedMidPacket, type PacketGuardOptions } from './packet-guard.js';
+import { guardConnection, PacketScanner, type PacketGuardOptions } from './packet-guard.js';
 import { takeFastPublishes, type FastPublishTarget } from './publish-fast-path.js';
 import { encodeDeadLetter } from '../log/dead-letter.js';
 import { encodeIngestRecord, ingestRecordBody } from '../log/ingest-record-format.js';
@@ -715,8 +715,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   /** The one place a connection stream (of any listener) is handed to the broker, through the guard. */
   function handle(stream: Duplex, peer?: PeerIdentity): void {
-    const guarded = guardConnection(stream, packetGuard);
-    if (config.fastPublish) takeFastPublishes(guarded, fastPublishes, () => guardedMidPacket(guarded));
+    const scanner = new PacketScanner(packetGuard.maxConnectBytes, packetGuard.maxPacketBytes);
+    const guarded = guardConnection(stream, packetGuard, scanner);
+    if (config.fastPublish) takeFastPublishes(guarded, fastPublishes, () => scanner.midPacket);
     const client = broker.handle(guarded as never);
     // Set before any packet is read (that happens on a later tick), so authenticate sees it.
     if (peer !== undefined) peers.set(client, peer);

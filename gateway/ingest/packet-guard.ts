@@ -265,13 +265,6 @@ export class PacketScanner {
   }
 }
 
-const scanners = new WeakMap<Duplex, PacketScanner>();
-
-/** Whether the bytes read so far from a guarded connection end inside a packet. */
-export function guardedMidPacket(conn: Duplex): boolean {
-  return scanners.get(conn)?.midPacket ?? false;
-}
-
 /**
  * Puts a PacketScanner on a connection before the broker reads it, and returns the connection.
  *
@@ -286,10 +279,14 @@ export function guardedMidPacket(conn: Duplex): boolean {
  * The packet timer measures from the first byte of a packet the broker has read (from the accept
  * for the first one); it does not fire while bytes are waiting unread in the stream (the broker,
  * not the client, is slow then). aedes' own connectTimeout (30 s) stays as a backstop.
+ *
+ * `scanner`: given by a caller that also asks it where the stream stands (`midPacket`).
  */
-export function guardConnection<T extends Duplex>(conn: T, options: PacketGuardOptions): T {
-  const scanner = new PacketScanner(options.maxConnectBytes, options.maxPacketBytes);
-  scanners.set(conn, scanner);
+export function guardConnection<T extends Duplex>(
+  conn: T,
+  options: PacketGuardOptions,
+  scanner = new PacketScanner(options.maxConnectBytes, options.maxPacketBytes),
+): T {
   const read = conn.read;
   let timedPacket = 0;
   // Until the first byte, the clock runs from the accept: a silent connection is closed too.
