@@ -61,7 +61,7 @@ const WORKER_WAIT = 25_000;
  * deletes every other one from its database (platform_notification_context_impl.cc,
  * DoReadAllNotificationDataForServiceWorkerRegistration). A poll that lands between the worker's
  * write and the display loses that notification from every later read, though it stays on screen;
- * polling did that about once in twenty runs on a busy disk. The worker itself never reads them.
+ * polling did that in 2 of 17 runs on a busy disk. The worker itself never reads them.
  */
 const pushedIds = (page: Page): Promise<string[]> => page.evaluate(() => [...(window.__pushedIds ?? [])]);
 
