@@ -35,6 +35,14 @@ export interface GatewayEvents {
     /** Sequence numbers this record showed skipped (gaps), and skipped ones it filled, for its device. */
     readonly gaps: number;
     readonly gapFills: number;
+    /**
+     * The record's topic and MQTT payload when `readings` are every reading that payload decodes
+     * to on that topic (a native topic, none dropped as a duplicate): the store batch may keep
+     * the bytes instead of the readings. Absent or null otherwise (replay, Sparkplug B, mapped
+     * sources). A view of what ingest read: not to be changed, nor kept past the next batch.
+     */
+    readonly topic?: string | null;
+    readonly payload?: Uint8Array | null;
   };
   /** A reading later than allowed lateness for a window definition: not applied to it. */
   'reading.late': { readonly reading: Reading; readonly sizeMs: number; readonly offset: number; readonly replay: boolean };

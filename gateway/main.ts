@@ -140,7 +140,14 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 
   // sink tier, behind the sender-based side of the log
   const sinkMetrics = createSinkMetrics(registry);
-  const sink = createThreadedSink({ config: config.sinks, kinds, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
+  const sink = createThreadedSink({
+    config: config.sinks,
+    kinds,
+    metrics: sinkMetrics,
+    logger: logger.child({ tier: 'sinks' }),
+    // Store batches keep a publish of many readings as its payload; the sink thread decodes it as ingest did.
+    decoding: { maxPastAgeMs: config.ingest.maxPastAgeMs, maxFutureSkewMs: config.ingest.maxFutureSkewMs },
+  });
   opened.add('the sink thread', sink, () => sink.close());
   const outbox = createOutbox({
     log,
@@ -223,7 +230,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     clock,
     metrics: ingestMetrics,
     logger: logger.child({ tier: 'ingest' }),
-    onDurable: (readings, offset, receivedAt) => pipeline.process(readings, offset, receivedAt),
+    onDurable: (readings, offset, receivedAt, topic, payload) => pipeline.process(readings, offset, receivedAt, false, topic, payload),
     tls,
     sparkplug,
     onStatus: (status, offset) => pipeline.deviceStatus(status, offset),

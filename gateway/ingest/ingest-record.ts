@@ -20,6 +20,14 @@ export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, dec
   return readingsOfBody(topicInfo(rec.topic, kinds, router), rec.payload, 0, rec.receivedAt, decoder);
 }
 
+/**
+ * The valid readings of one publish's payload on `topic`, received at `receivedAt`: what ingest
+ * decoded it to (the sink thread decodes a store batch's payload entries so).
+ */
+export function readingsOfPayload(topic: string, payload: Buffer, receivedAt: number, kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter): readonly Reading[] {
+  return readingsOfBody(topicInfo(topic, kinds, router), payload, 0, receivedAt, decoder);
+}
+
 /** What a record's topic says of its body: Sparkplug B, or a route and its kind (null / undefined: no known kind). */
 interface TopicInfo {
   readonly sparkplug: boolean;

@@ -70,8 +70,10 @@ export interface MqttIngestOptions {
   /**
    * Receives the readings of each accepted publish once its ingest record is durable, in log
    * order, with the record's offset and its receivedAt. This is the only way readings leave ingest.
+   * `topic` and `payload`: the publish they were decoded from, when they are every reading it
+   * decodes to there (a native topic: not a mapped source, not Sparkplug B); else null.
    */
-  readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number) => void;
+  readonly onDurable: (readings: readonly Reading[], offset: number, receivedAt: number, topic: string | null, payload: Buffer | null) => void;
   /** Server certificate/key (and client CA) for mqtt.tlsPort / mqtt.wssPort; null when both are off. */
   readonly tls?: { readonly material: TlsMaterial; readonly metrics: TlsMetrics } | null;
   /** Sparkplug B ingest of spBv1.0/... topics (ingest.sparkplug); absent or null = off (such topics are bad_topic). */
@@ -305,16 +307,20 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // past the in-flight bound it waits like QoS 1, which stops reading its connection.
     // Written by the log straight into its buffer: append copies it at once.
     const waits = packet.qos > 0 || inFlightReadings > options.maxInFlightReadings;
+    // What the readings are every reading of (a mapped source's payload decodes otherwise), for
+    // the store batch to keep as bytes. One reading is batched as itself: its callback, the one
+    // of the busiest path, does not hold the payload.
+    const native = mapping === null && readings.length > 1 ? payload : null;
     try {
       const record = ingestRecordBody(receivedAt, topic, payload);
       if (waits) {
         log.append(RECORD_TYPES.ingest, record, (err, offset) => {
           // Closing the connection withholds the PUBACK; the client resends (QoS 1).
-          if (onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings)) done(null);
+          if (onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings, native)) done(null);
           else done(new Error('log unavailable'));
         });
       } else {
-        log.append(RECORD_TYPES.ingest, record, released(topic, receivedAt, kind, mapping, readings));
+        log.append(RECORD_TYPES.ingest, record, released(topic, receivedAt, kind, mapping, readings, native));
       }
     } catch (err) {
       // Its dead letter counts as in flight before this publish stops counting, so a shutdown
@@ -328,12 +334,13 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
   /**
    * The durable callback of a publish already released: made in a scope of its own, so that it
-   * holds the readings but not aedes' `done` (and through it the packet, its payload and aedes'
-   * per-packet closures). Under load a publish waits ~100 ms for its fdatasync; everything its
-   * callback holds outlives a young-generation collection or two and is copied on each.
+   * holds the readings (and `native`, the payload of a publish of several) but not aedes' `done`
+   * (and through it the packet and aedes' per-packet closures). Under load a publish waits ~100 ms
+   * for its fdatasync; everything its callback holds outlives a young-generation collection or two
+   * and is copied on each.
    */
-  function released(topic: string, receivedAt: number, kind: KindDescriptor, mapping: PayloadMapping | null, readings: readonly Reading[]): DurableCallback {
-    return (err, offset) => void onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings);
+  function released(topic: string, receivedAt: number, kind: KindDescriptor, mapping: PayloadMapping | null, readings: readonly Reading[], native: Buffer | null): DurableCallback {
+    return (err, offset) => void onPublishDurable(err, offset, topic, receivedAt, kind, mapping, readings, native);
   }
 
   /** Counts and processes a publish once its ingest record is durable; false if the append failed. */
@@ -345,6 +352,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     kind: KindDescriptor,
     mapping: PayloadMapping | null,
     readings: readonly Reading[],
+    native: Buffer | null,
   ): boolean {
     const n = readings.length;
     settle();
@@ -361,7 +369,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     // when done() runs: only now is the reading durable. The reading is in the log whatever
     // processing does, so a processing failure is logged and counted, and the ack still goes.
     try {
-      options.onDurable(readings, offset, receivedAt);
+      options.onDurable(readings, offset, receivedAt, native === null ? null : topic, native);
     } catch (processErr) {
       metrics.rejected('internal_error', 1);
       logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');
@@ -504,7 +512,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
           if (!err) {
             metrics.received(readings[0]!.kind, n);
             try {
-              options.onDurable(readings, offset, receivedAt);
+              options.onDurable(readings, offset, receivedAt, null, null);
             } catch (processErr) {
               metrics.rejected('internal_error', 1);
               logger.error({ err: processErr, topic, offset }, 'processing a durable publish failed');

@@ -52,7 +52,7 @@ export interface PayloadDecoderOptions {
 
 export function createPayloadDecoder(
   kinds: KindRegistry,
-  config: IngestConfig,
+  config: Pick<IngestConfig, 'maxPastAgeMs' | 'maxFutureSkewMs'>,
   protoFile = PROTO_FILE,
   options: PayloadDecoderOptions = {},
 ): PayloadDecoder {

@@ -95,8 +95,10 @@ export class ReadingPipeline {
    * `receivedAt`: when ingest received the publish, from its ingest record; it bounds the
    * windows' watermark, so live and replay must pass the same value. Defaults to the clock.
    * `replay`: the record comes from recovery, not from ingest (told to listeners).
+   * `topic`, `payload`: the publish the readings were decoded from, when they are all of its
+   * readings (native topics); told with reading.durable if dedup dropped none of them.
    */
-  process(readings: readonly Reading[], offset: number, receivedAt?: number, replay = false): void {
+  process(readings: readonly Reading[], offset: number, receivedAt?: number, replay = false, topic: string | null = null, payload: Uint8Array | null = null): void {
     const { tracker, windows, metrics, events } = this.options;
     let duplicates = 0;
     let accepted: Reading[] | null = null;
@@ -148,7 +150,10 @@ export class ReadingPipeline {
       this.syncSeqStats();
       if (offset >= this.upTo) this.upTo = offset + 1;
       const durable = accepted ?? readings;
-      if (durable.length > 0 && events.has('reading.durable')) events.emit('reading.durable', { readings: durable, offset, receivedAt: at, replay, gaps, gapFills });
+      if (durable.length > 0 && events.has('reading.durable')) {
+        const whole = accepted === null ? payload : null;
+        events.emit('reading.durable', { readings: durable, offset, receivedAt: at, replay, gaps, gapFills, topic: whole === null ? null : topic, payload: whole });
+      }
     } finally {
       this.offset = this.upTo - 1;
       this.replay = false;

@@ -2,17 +2,20 @@ import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { decodeAlertTransition, type AlertEvent } from '../wire/alert.js';
-import type { BatchCovers, HealthSample, SinkBatch } from './types.js';
+import { isPayloadReadings, type BatchCovers, type HealthSample, type OutgoingBatch, type PayloadExpander, type SinkBatch } from './types.js';
 
 /*
  * Binary form of a SinkBatch, stored in the message log as an outgoing record and decoded when
  * it is (re)sent. decode(encode(b)) deep-equals b, including key order, -0, NaN and Infinity.
  *
  *   "PGB" version(1)
- *   covers:   (versions 3 and 4 only) num from, num below    -- see SinkBatch.covers
+ *   covers:   (versions 3, 4, 7 and 8 only) num from, num below  -- see SinkBatch.covers
  *   strings:  varint n, n x (varint byteLength, utf8)       -- every kind, device, key and
  *                                                               string value, once
  *   readings: varint n, n x (str kind, str device, num seq, num ts, varint k, k x (str key, value))
+ *             in versions 5 to 8, each entry is tagged: 0x00 and a reading as above, or 0x01 and
+ *             the readings of one publish as its payload (PayloadReadings):
+ *             num receivedAt, str topic, varint count, varint byteLength, payload bytes
  *   windows:  varint n, n x (str kind, str device, num sizeMs, num slideMs, num start, num end,
  *                            varint g, g x (str key, str value), varint v, v x (str key, num),
  *                            num revision)
@@ -27,8 +30,10 @@ import type { BatchCovers, HealthSample, SinkBatch } from './types.js';
  * Version 1 is a batch without `alerts` (as every batch was before alerts were stored); a batch
  * with `alerts` (even an empty list) is version 2. Versions 3 and 4 are 1 and 2 with `covers`
  * (the gateway's batcher always sets it), placed first so that startup reads it without decoding
- * the batch (coversOfBatch). Every version is decoded, so an outbox written by an earlier gateway
- * is still delivered.
+ * the batch (coversOfBatch). Versions 5 to 8 are 1 to 4 with tagged reading entries: only a batch
+ * holding a payload entry is written so, and decoding one takes a PayloadExpander (the sink
+ * thread's). Every version is decoded, so an outbox written by an earlier gateway is still
+ * delivered; a gateway from before versions 5 to 8 refuses them as an unsupported version.
  *
  * A 5 Hz heart-rate reading takes about 12 bytes instead of about 90 as JSON: the log holds
  * an hour-long store outage in far fewer bytes.
@@ -38,7 +43,11 @@ const VERSION_WITHOUT_ALERTS = 1;
 const VERSION_WITH_ALERTS = 2;
 /** Added to the version of a batch that carries `covers`: 3 and 4. */
 const VERSION_COVERS = 2;
-const MAX_VERSION = VERSION_WITH_ALERTS + VERSION_COVERS;
+/** Added to the version of a batch whose reading entries are tagged (it holds payloads): 5 to 8. */
+const VERSION_TAGGED = 4;
+const MAX_VERSION = VERSION_WITH_ALERTS + VERSION_COVERS + VERSION_TAGGED;
+const ENTRY_READING = 0;
+const ENTRY_PAYLOAD = 1;
 const TAG_UINT = 0;
 const TAG_FLOAT = 1;
 const TAG_STRING = 2;
@@ -125,6 +134,12 @@ class BatchWriter {
       this.buf[this.pos++] = TAG_FLOAT;
       this.pos = this.buf.writeDoubleLE(n, this.pos);
     }
+  }
+
+  /** Raw bytes (a payload entry's); reserve() room first. */
+  bytes(src: Uint8Array): void {
+    this.buf.set(src, this.pos);
+    this.pos += src.length;
   }
 
   /** Writes the string's index in the table, adding it on first use. */
@@ -346,6 +361,13 @@ class Reader {
     }
   }
 
+  /** The next n bytes, as a view. */
+  bytes(n: number): Buffer {
+    const start = this.pos;
+    this.skip(n);
+    return this.buf.subarray(start, this.pos);
+  }
+
   skip(n: number): void {
     if (this.pos + n > this.buf.length) throw corrupt('truncated');
     this.pos += n;
@@ -359,18 +381,41 @@ class Reader {
 /** Reused by every batch (encoding is synchronous); the result is copied out of it. */
 let encodeBuffer: Buffer = Buffer.allocUnsafe(64 * 1024);
 
-export function encodeBatch(batch: SinkBatch): Buffer {
+function writeReading(writer: BatchWriter, r: Reading): void {
+  writer.reserve(3 * VARINT_MAX_BYTES + 2 * NUM_MAX_BYTES); // kind, device, value count; seq, ts
+  writer.slotStr(r.kind, SLOT_KIND);
+  writer.str(r.deviceId);
+  writer.num(r.seq);
+  writer.num(r.ts);
+  writer.readingValues(r.values);
+}
+
+export function encodeBatch(batch: OutgoingBatch): Buffer {
   // The body is written first (collecting strings), then the string table that goes in front.
   const writer = new BatchWriter(encodeBuffer);
+  const readings = batch.readings;
   writer.reserve(VARINT_MAX_BYTES);
-  writer.varint(batch.readings.length);
-  for (const r of batch.readings) {
-    writer.reserve(3 * VARINT_MAX_BYTES + 2 * NUM_MAX_BYTES); // kind, device, value count; seq, ts
-    writer.slotStr(r.kind, SLOT_KIND);
-    writer.str(r.deviceId);
-    writer.num(r.seq);
-    writer.num(r.ts);
-    writer.readingValues(r.values);
+  writer.varint(readings.length);
+  const tagged = readings.some(isPayloadReadings);
+  if (!tagged) {
+    for (let i = 0; i < readings.length; i++) writeReading(writer, readings[i] as Reading);
+  } else {
+    for (const r of readings) {
+      if (!isPayloadReadings(r)) {
+        writer.reserve(1);
+        writer.buf[writer.pos++] = ENTRY_READING;
+        writeReading(writer, r);
+        continue;
+      }
+      const bytes = r.payload;
+      writer.reserve(1 + NUM_MAX_BYTES + 3 * VARINT_MAX_BYTES + bytes.length);
+      writer.buf[writer.pos++] = ENTRY_PAYLOAD;
+      writer.num(r.receivedAt);
+      writer.str(r.topic);
+      writer.varint(r.count);
+      writer.varint(bytes.length);
+      writer.bytes(bytes);
+    }
   }
   writer.reserve(VARINT_MAX_BYTES);
   writer.varint(batch.windows.length);
@@ -424,7 +469,7 @@ export function encodeBatch(batch: SinkBatch): Buffer {
   const out = Buffer.allocUnsafe(MAGIC.length + 1 + writer.pos);
   let pos = 0;
   for (const b of MAGIC) out[pos++] = b;
-  out[pos++] = (alerts === undefined ? VERSION_WITHOUT_ALERTS : VERSION_WITH_ALERTS) + (covers === undefined ? 0 : VERSION_COVERS);
+  out[pos++] = (alerts === undefined ? VERSION_WITHOUT_ALERTS : VERSION_WITH_ALERTS) + (covers === undefined ? 0 : VERSION_COVERS) + (tagged ? VERSION_TAGGED : 0);
   pos += writer.buf.copy(out, pos, tableEnd, writer.pos);
   pos += writer.buf.copy(out, pos, bodyBytes, tableEnd);
   writer.buf.copy(out, pos, 0, bodyBytes);
@@ -432,20 +477,45 @@ export function encodeBatch(batch: SinkBatch): Buffer {
   return out;
 }
 
-export function decodeBatch(payload: Buffer): SinkBatch {
+/** Versions 5 to 8 are 1 to 4 with tagged reading entries. */
+function untagged(version: number): number {
+  return version > VERSION_TAGGED ? version - VERSION_TAGGED : version;
+}
+
+/**
+ * The batch of an encoded one. `expand` decodes its payload entries (PayloadReadings) to their
+ * readings, in their place among the others; a batch holding one cannot be decoded without it.
+ */
+export function decodeBatch(payload: Buffer, expand?: PayloadExpander): SinkBatch {
   const reader = new Reader(payload);
   for (const b of MAGIC) {
     if (reader.byte() !== b) throw corrupt('bad magic');
   }
   const version = reader.byte();
   if (version < VERSION_WITHOUT_ALERTS || version > MAX_VERSION) throw corrupt(`unsupported version ${version}`);
-  const covers = version > VERSION_WITH_ALERTS ? { from: reader.num(), below: reader.num() } : undefined;
-  const withAlerts = version === VERSION_WITH_ALERTS || version === VERSION_WITH_ALERTS + VERSION_COVERS;
+  const tagged = version > VERSION_TAGGED;
+  const base = untagged(version);
+  const covers = base > VERSION_WITH_ALERTS ? { from: reader.num(), below: reader.num() } : undefined;
+  const withAlerts = base === VERSION_WITH_ALERTS || base === VERSION_WITH_ALERTS + VERSION_COVERS;
   reader.readStringTable();
 
   const readings: Reading[] = [];
   const readingCount = reader.varint();
   for (let i = 0; i < readingCount; i++) {
+    if (tagged) {
+      const entry = reader.byte();
+      if (entry === ENTRY_PAYLOAD) {
+        const receivedAt = reader.num();
+        const topic = reader.str();
+        const count = reader.varint();
+        const bytes = reader.bytes(reader.varint());
+        if (expand === undefined) throw corrupt('a payload entry, and no decoder for it');
+        const rs = expand(receivedAt, topic, bytes, count);
+        for (let j = 0; j < rs.length; j++) readings.push(rs[j]!);
+        continue;
+      }
+      if (entry !== ENTRY_READING) throw corrupt(`unexpected reading entry tag ${entry}`);
+    }
     const kind = reader.str();
     const deviceId = reader.str();
     const seq = reader.num();
@@ -533,7 +603,7 @@ export function coversOfBatch(payload: Buffer): BatchCovers | null {
   if (payload.length < MAGIC.length + 1) return null;
   for (let i = 0; i < MAGIC.length; i++) if (payload[i] !== MAGIC[i]) return null;
   const version = payload[MAGIC.length]!;
-  if (version <= VERSION_WITH_ALERTS || version > MAX_VERSION) return null;
+  if (version > MAX_VERSION || untagged(version) <= VERSION_WITH_ALERTS) return null;
   try {
     const reader = new Reader(payload);
     reader.skip(MAGIC.length + 1);

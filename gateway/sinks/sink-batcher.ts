@@ -2,7 +2,7 @@ import { sleepUnlessAborted } from '../backoff.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import type { BatchCovers, HealthSample, SinkBatch } from '../sinks/types.js';
+import type { BatchCovers, HealthSample, OutgoingBatch, PayloadReadings } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
@@ -19,6 +19,10 @@ import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
  * arrives (ingest withholds acks, so no new readings are processed): health samples and idle
  * windows, merged into the last waiting batch up to `maxPoints`.
  *
+ * A publish of several readings is kept as its payload bytes (PayloadReadings, see
+ * addRecordReadings), which the sink thread decodes again: the gateway's thread copies bytes
+ * instead of encoding every reading into the batch.
+ *
  * Each batch says which ingest records' raw readings it completes (`covers`, from the offsets
  * given to addReadings). At startup the batches already in the log's tail are chained up from
  * the checkpoint (outgoingCoverage in gateway/log/outbox.ts) and resume() is told where the
@@ -29,7 +33,7 @@ export interface SinkBatcherOptions {
   readonly maxPoints: number;
   readonly flushIntervalMs: number;
   /** Appends the batch to the outbox; resolves once it is durable. */
-  readonly enqueue: (batch: SinkBatch) => Promise<unknown>;
+  readonly enqueue: (batch: OutgoingBatch) => Promise<unknown>;
   readonly logger: Logger;
   /**
    * Batches kept for a retry. Overflow policy: drop the oldest; from then on flush() rejects, so no
@@ -46,29 +50,50 @@ export interface SinkBatcherOptions {
 }
 
 interface Waiting {
-  batch: SinkBatch;
+  batch: OutgoingBatch;
   readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
 
-function pointsOf(b: SinkBatch): number {
-  return b.readings.length + b.windows.length + b.health.length + (b.alerts?.length ?? 0);
+/** A raw reading entry of a batch: a reading, or the readings of one publish as its payload. */
+type RawEntry = Reading | PayloadReadings;
+
+/**
+ * A publish of at least this many readings is batched as its payload (PayloadReadings) when
+ * its bytes are at most PAYLOAD_MAX_BYTES_PER_READING a reading. Below, the entry's own header
+ * (arrival time, topic, count, length: ~12 bytes) outweighs what it saves; a wordier payload
+ * (JSON) would hold a store outage in several times the log's bytes.
+ */
+export const PAYLOAD_MIN_READINGS = 4;
+/** About what the batch codec spends on a reading of a few values. */
+export const PAYLOAD_MAX_BYTES_PER_READING = 24;
+
+function rawPointsOf(readings: readonly RawEntry[]): number {
+  let n = 0;
+  for (const r of readings) n += (r as Partial<PayloadReadings>).count ?? 1;
+  return n;
+}
+
+function pointsOf(b: OutgoingBatch): number {
+  return rawPointsOf(b.readings) + b.windows.length + b.health.length + (b.alerts?.length ?? 0);
 }
 
 /** The batch of these parts; `alerts` only when there are some, `covers` only when it is known. */
-function batchOf(readings: Reading[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[], covers: BatchCovers | undefined): SinkBatch {
-  const batch: SinkBatch = alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
+function batchOf(readings: RawEntry[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[], covers: BatchCovers | undefined): OutgoingBatch {
+  const batch: OutgoingBatch = alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
   return covers === undefined ? batch : { ...batch, covers };
 }
 
-function withoutCovers(b: SinkBatch): SinkBatch {
+function withoutCovers(b: OutgoingBatch): OutgoingBatch {
   const { covers: _, ...rest } = b;
   return rest;
 }
 
 export class SinkBatcher {
-  private readings: Reading[] = [];
+  private readings: RawEntry[] = [];
+  /** The raw readings pending: a payload entry counts for each of its readings. */
+  private rawPoints = 0;
   private windows: WindowResult[] = [];
   private health: HealthSample[] = [];
   private alerts: AlertEvent[] = [];
@@ -100,7 +125,7 @@ export class SinkBatcher {
   }
 
   get pendingPoints(): number {
-    return this.readings.length + this.windows.length + this.health.length + this.alerts.length;
+    return this.rawPoints + this.windows.length + this.health.length + this.alerts.length;
   }
 
   /** Batches waiting for the log to take them again. */
@@ -127,6 +152,7 @@ export class SinkBatcher {
 
   addReading(r: Reading): void {
     this.readings.push(r);
+    this.rawPoints++;
     if (this.pendingPoints >= this.options.maxPoints) void this.flush();
   }
 
@@ -142,6 +168,7 @@ export class SinkBatcher {
     while (i < rs.length) {
       const stop = Math.min(rs.length, i + Math.max(1, max - this.pendingPoints));
       const readings = this.readings;
+      this.rawPoints += stop - i;
       for (; i < stop; i++) readings.push(rs[i]!);
       if (i === rs.length && offset >= 0) this.cover(offset);
       if (this.pendingPoints >= max) void this.flush();
@@ -165,13 +192,27 @@ export class SinkBatcher {
   /**
    * The raw readings of one durable ingest record (reading.durable): batched, unless it is
    * replayed from below resume()'s point, where the log's batches hold them already.
+   * `payload`: the MQTT payload they are every reading of, as decoded from `topic` at
+   * `receivedAt` (see reading.durable); a publish of several readings is then batched as those
+   * bytes (PAYLOAD_MIN_READINGS), whole, in one batch.
    */
-  addRecordReadings(rs: readonly Reading[], offset: number, replay: boolean): void {
+  addRecordReadings(rs: readonly Reading[], offset: number, replay: boolean, topic: string | null = null, payload: Uint8Array | null = null, receivedAt = 0): void {
     if (replay && offset < this.resumedBelow) {
       this.passedOver++;
       return;
     }
-    this.addReadings(rs, offset);
+    const n = rs.length;
+    const max = this.options.maxPoints;
+    if (payload === null || topic === null || n < PAYLOAD_MIN_READINGS || n > max || payload.length > n * PAYLOAD_MAX_BYTES_PER_READING) {
+      this.addReadings(rs, offset);
+      return;
+    }
+    // Not split across batches: the batch it does not fit in goes first.
+    if (this.pendingPoints + n > max) void this.flush();
+    this.readings.push({ receivedAt, topic, payload, count: n });
+    this.rawPoints += n;
+    if (offset >= 0) this.cover(offset);
+    if (this.pendingPoints >= max) void this.flush();
   }
 
   addWindow(w: WindowResult): void {
@@ -201,6 +242,7 @@ export class SinkBatcher {
       const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers);
       this.pendingFrom = this.coveredBelow;
       this.readings = [];
+      this.rawPoints = 0;
       this.windows = [];
       this.health = [];
       this.alerts = [];
@@ -232,7 +274,7 @@ export class SinkBatcher {
   }
 
   /** Queues a batch behind the waiting ones (merged into the last while it has room). */
-  private wait(batch: SinkBatch): Promise<void> {
+  private wait(batch: OutgoingBatch): Promise<void> {
     if (this.waiting.length === 0) this.failedSince = Date.now();
     const last = this.waiting[this.waiting.length - 1];
     // The last entry is not being appended unless it is also the first (the one in flight).
@@ -329,7 +371,7 @@ export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, opt
   ];
   if (options.writeRawReadings) {
     off.push(
-      events.on('reading.durable', (e) => batcher.addRecordReadings(e.readings, e.offset, e.replay)),
+      events.on('reading.durable', (e) => batcher.addRecordReadings(e.readings, e.offset, e.replay, e.topic, e.payload, e.receivedAt)),
     );
   }
   return () => {

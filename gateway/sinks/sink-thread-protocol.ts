@@ -7,6 +7,14 @@ export interface SinkThreadData {
   readonly config: SinksConfig;
   readonly kinds: readonly KindDescriptor[];
   readonly logLevel: string;
+  /** The ingest limits payload entries (PayloadReadings) are decoded with, as ingest did; null: none are decoded. */
+  readonly decoding: PayloadDecoding | null;
+}
+
+/** What decoding a publish's payload again takes beyond its kind: ingest's event-time bounds. */
+export interface PayloadDecoding {
+  readonly maxPastAgeMs: number;
+  readonly maxFutureSkewMs: number;
 }
 
 export type SinkThreadRequest = { readonly id: number } & (

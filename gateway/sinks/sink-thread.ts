@@ -13,7 +13,7 @@ import { encodeBatch } from './batch-codec.js';
 import { EMBEDDED_SINK_NAME, type EmbeddedRetentionResult } from './embedded-sink.js';
 import { INFLUX_SINK_NAME } from './influx-sink.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
-import type { SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
+import type { PayloadDecoding, SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
 import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, SinkBatch, WindowQuery } from './types.js';
 
 /**
@@ -35,7 +35,18 @@ export interface ThreadedSinkOptions {
   /** Receives the sink thread's log lines. */
   readonly logger: Logger;
   readonly metrics?: SinkWriteObserver;
+  /**
+   * The thread's entry module, by the URL of its compiled `.js` (the `.ts` beside it is run when
+   * there is none): it serves the requests with serveSinkThread. Default: the gateway's,
+   * gateway/sink-thread-main.ts, the thread's composition root (it gives the sink thread the
+   * payload decoder of ingest).
+   */
+  readonly entry?: URL;
+  /** The ingest limits the thread decodes payload entries with (PayloadReadings); absent: none are decoded. */
+  readonly decoding?: PayloadDecoding;
 }
+
+const DEFAULT_ENTRY = new URL('../sink-thread-main.js', import.meta.url);
 
 /** How long close() waits for the store to close before it ends the thread. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -46,7 +57,7 @@ type RequestBody = SinkThreadRequest extends infer R ? (R extends unknown ? Omit
 export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
   const { config, logger, metrics } = options;
   const name = config.influxUrl !== null ? INFLUX_SINK_NAME : EMBEDDED_SINK_NAME;
-  const data: SinkThreadData = { config, kinds: [...options.kinds.values()], logLevel: logger.level };
+  const data: SinkThreadData = { config, kinds: [...options.kinds.values()], logLevel: logger.level, decoding: options.decoding ?? null };
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let worker: Worker | null = null;
@@ -55,7 +66,7 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
   let closing: Promise<void> | null = null;
 
   function spawn(): Worker {
-    const w = startSinkWorker(data);
+    const w = startSinkWorker(options.entry ?? DEFAULT_ENTRY, data);
     w.unref();
     w.on('message', (message: SinkThreadReply) => {
       if (message.type === 'reply') {
@@ -173,13 +184,12 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
 }
 
 /**
- * The worker runs the compiled `sink-worker.js` next to this module (dist/, the bench build);
- * from the TypeScript sources (tsx, vitest) it registers tsx's loader first.
+ * The worker runs the compiled entry (dist/, the bench build); from the TypeScript sources (tsx,
+ * vitest) it registers tsx's loader first and runs the `.ts` beside it.
  */
-function startSinkWorker(data: SinkThreadData): Worker {
-  const compiled = new URL('./sink-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData: data });
-  const source = new URL('./sink-worker.ts', import.meta.url).href;
+function startSinkWorker(entry: URL, data: SinkThreadData): Worker {
+  if (existsSync(fileURLToPath(entry))) return new Worker(entry, { workerData: data });
+  const source = new URL(entry.href.replace(/\.js$/, '.ts')).href;
   // tsx's ESM entry (its CommonJS twin cannot register the loader from a worker).
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { (m.register ?? m.default.register)(); return import(${JSON.stringify(source)}); });`;

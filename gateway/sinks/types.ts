@@ -27,6 +27,35 @@ export interface SinkBatch {
 }
 
 /**
+ * The readings of one ingest record kept in a batch as the MQTT payload they were decoded from
+ * (a native publish of several readings, none of them dropped as a duplicate). Copying the bytes
+ * costs the gateway's thread far less than encoding each reading; the sink thread decodes them
+ * again, as a replay would, with the gateway's kinds and ingest limits (PayloadExpander).
+ */
+export interface PayloadReadings {
+  readonly receivedAt: number;
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  /** How many readings it decoded to: what it counts for in a batch. */
+  readonly count: number;
+}
+
+/** A batch as the gateway's batcher makes it: raw readings may be kept as payloads, decoded on the sink thread. */
+export interface OutgoingBatch extends Omit<SinkBatch, 'readings'> {
+  readonly readings: readonly (Reading | PayloadReadings)[];
+}
+
+export function isPayloadReadings(r: Reading | PayloadReadings): r is PayloadReadings {
+  return (r as Partial<PayloadReadings>).payload !== undefined;
+}
+
+/**
+ * The readings of a PayloadReadings' bytes, decoded as ingest decoded them (on the sink thread).
+ * `count`: how many the gateway's thread had, so that one decoded otherwise can be told.
+ */
+export type PayloadExpander = (receivedAt: number, topic: string, payload: Buffer, count: number) => readonly Reading[];
+
+/**
  * Log offsets [from, below): every raw reading of the ingest records below `below` is in this
  * batch or an earlier one, provided those below `from` are. The batches of the log's tail chain
  * up from the checkpoint (outgoingCoverage in gateway/log/outbox.ts): a replay after a crash does not batch again the raw

@@ -4,11 +4,16 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config/load-config.js';
+import { readingsOfPayload } from '../../gateway/ingest/ingest-record.js';
+import { createPayloadDecoder } from '../../gateway/ingest/payload-decoder.js';
+import { createTopicRouter } from '../../gateway/ingest/topic-router.js';
 import { createKindRegistry } from '../../gateway/kinds/registry.js';
 import { decodeOutgoing } from '../../gateway/log/outbox.js';
 import { RECORD_TYPES } from '../../gateway/log/types.js';
 import { decodeBatch } from '../../gateway/sinks/batch-codec.js';
 import { createEmbeddedSink } from '../../gateway/sinks/embedded-sink.js';
+import type { PayloadExpander } from '../../gateway/sinks/types.js';
+import { createPayloadEncoder } from '../../simulators/payload-encoder.js';
 import { startChildGatewayWithConfig } from '../helpers/child-gateway-config.js';
 import type { ChildGateway } from '../helpers/child-gateway.js';
 import { readLogRecords } from '../helpers/log-records.js';
@@ -20,28 +25,51 @@ import { readLogRecords } from '../helpers/log-records.js';
  */
 const PUBLISHES = 250;
 const DEVICES = 5;
-const dataDir = mkdtempSync(join(tmpdir(), 'pg-stored-replay-'));
+const dataDirs: string[] = [];
 let gw: ChildGateway | null = null;
 afterAll(() => {
   // A failed assertion leaves the gateway of the moment running.
   if (gw !== null && gw.child.exitCode === null) gw.child.kill('SIGKILL');
-  if (process.env['PULSEGATE_KEEP_TEST_DATA']) process.stderr.write(`kept ${dataDir}\n`);
-  else rmSync(dataDir, { recursive: true, force: true });
+  for (const dataDir of dataDirs) {
+    if (process.env['PULSEGATE_KEEP_TEST_DATA']) process.stderr.write(`kept ${dataDir}\n`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
 });
+
+const kinds = createKindRegistry();
+const ingestConfig = loadConfig({ env: {}, overrides: { dataDir: '/nonexistent' } }).ingest;
+const decoder = createPayloadDecoder(kinds, ingestConfig);
+const router = createTopicRouter({ kinds });
+/** What the sink thread decodes a store batch's payload entries with. */
+const expand: PayloadExpander = (receivedAt, topic, payload) => readingsOfPayload(topic, payload, receivedAt, kinds, decoder, router);
+const hr = createPayloadEncoder('heart-rate', 'protobuf');
+
+/**
+ * The publishes of both runs: one JSON reading each (batched reading by reading), or protobuf
+ * batches of 10 (batched as their payloads, whole: a batch covers whole records).
+ */
+const SHAPES = [
+  { name: 'one JSON reading a publish', publishes: PUBLISHES, perPublish: 1, encode: (seq: number, ts: number) => Buffer.from(JSON.stringify({ seq, ts, bpm: 70 })) },
+  // 255: 2,550 readings, so that the last store batch (100 points) is still filling at the kill.
+  { name: 'protobuf batches of 10 readings', publishes: PUBLISHES + DEVICES, perPublish: 10, encode: (seq: number, ts: number) => hr.encodeBatch(Array.from({ length: 10 }, (_, i) => ({ seq: (seq - 1) * 10 + i + 1, ts: ts + i * 20, bpm: 70 + i }))) },
+] as const;
 
 // Batches of 100 points are appended as they fill; the rest waits for an interval that does not
 // come before the kill, and no periodic checkpoint is written: the replay covers the whole run.
 const config = { sinks: { batchMaxPoints: 100, flushIntervalMs: 600_000, healthIntervalMs: 600_000 }, log: { checkpointIntervalMs: 600_000 } };
 
 describe('replay after kill -9 with store batches in the log', () => {
-  it('should batch again only the raw readings no logged batch holds, and store every acknowledged reading once', async () => {
+  it.each(SHAPES)('should batch again only the raw readings no logged batch holds, and store every acknowledged reading once: $name', async ({ publishes, perPublish, encode }) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pg-stored-replay-'));
+    dataDirs.push(dataDir);
+    const readings = publishes * perPublish;
     gw = await startChildGatewayWithConfig(dataDir, config);
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.ports.mqtt}`, { protocolVersion: 4, reconnectPeriod: 0 });
     const baseTs = Date.now() - 60_000;
     await Promise.all(
-      Array.from({ length: PUBLISHES }, (_, i) => {
+      Array.from({ length: publishes }, (_, i) => {
         const seq = Math.floor(i / DEVICES) + 1;
-        return client.publishAsync(`sensors/heart-rate/sr-${i % DEVICES}`, JSON.stringify({ seq, ts: baseTs + seq * 200, bpm: 70 }), { qos: 1 });
+        return client.publishAsync(`sensors/heart-rate/sr-${i % DEVICES}`, encode(seq, baseTs + seq * 200), { qos: 1 });
       }),
     );
     await client.endAsync();
@@ -49,16 +77,16 @@ describe('replay after kill -9 with store batches in the log', () => {
     await gw.exited;
 
     const logDir = loadConfig({ env: {}, overrides: { dataDir } }).log.dir;
-    const batchedBefore = (await readLogRecords(logDir)).filter((r) => r.type === RECORD_TYPES.outgoing).reduce((n, r) => n + decodeBatch(decodeOutgoing(r.payload).payload).readings.length, 0);
+    const batchedBefore = (await readLogRecords(logDir)).filter((r) => r.type === RECORD_TYPES.outgoing).reduce((n, r) => n + decodeBatch(decodeOutgoing(r.payload).payload, expand).readings.length, 0);
     // Some batches filled before the kill, and some readings were still waiting in memory.
     expect(batchedBefore).toBeGreaterThan(0);
-    expect(batchedBefore).toBeLessThan(PUBLISHES);
+    expect(batchedBefore).toBeLessThan(readings);
 
     gw = await startChildGatewayWithConfig(dataDir, config);
     const line = gw.output.find((l) => l.includes('were not batched again'));
     expect(line, 'the replay passed over the batched readings').toBeDefined();
     const told = JSON.parse(line!) as { passedOverRecords: number };
-    expect(told.passedOverRecords).toBe(batchedBefore);
+    expect(told.passedOverRecords * perPublish).toBe(batchedBefore);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
 
@@ -67,17 +95,17 @@ describe('replay after kill -9 with store batches in the log', () => {
     const seqs = new Map<string, number[]>();
     for (const r of await readLogRecords(logDir)) {
       if (r.type !== RECORD_TYPES.outgoing) continue;
-      for (const reading of decodeBatch(decodeOutgoing(r.payload).payload).readings) seqs.set(reading.deviceId, [...(seqs.get(reading.deviceId) ?? []), reading.seq]);
+      for (const reading of decodeBatch(decodeOutgoing(r.payload).payload, expand).readings) seqs.set(reading.deviceId, [...(seqs.get(reading.deviceId) ?? []), reading.seq]);
     }
     const batchedTotal = [...seqs.values()].reduce((n, s) => n + s.length, 0);
-    expect(batchedTotal).toBe(PUBLISHES);
+    expect(batchedTotal).toBe(readings);
 
     const sink = createEmbeddedSink({ config: loadConfig({ env: {}, overrides: { dataDir } }).sinks, kinds: createKindRegistry() });
     await sink.start();
     try {
       for (let d = 0; d < DEVICES; d++) {
         const stored = await sink.queryReadings({ kind: 'heart-rate', deviceId: `sr-${d}`, from: 0, to: Date.now() + 3_600_000, limit: 10_000 });
-        expect(stored.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: PUBLISHES / DEVICES }, (_, i) => i + 1));
+        expect(stored.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: readings / DEVICES }, (_, i) => i + 1));
       }
     } finally {
       await sink.close();

@@ -4,7 +4,7 @@ import { createMessageLog, type FileMessageLog } from '../../../gateway/log/mess
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
 import { SinkBatcher, subscribeSinkBatcher } from '../../../gateway/sinks/sink-batcher.js';
 import { createEventBus } from '../../../gateway/events.js';
-import type { SinkBatch } from '../../../gateway/sinks/types.js';
+import type { OutgoingBatch as SinkBatch } from '../../../gateway/sinks/types.js';
 import { ALERT_WIRE_VERSION, type AlertTransition } from '../../../gateway/wire/alert.js';
 import { decodeBatch, encodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
@@ -103,7 +103,7 @@ describe('sink batcher on the event bus', () => {
       events.emit('reading.durable', { readings: [reading(1), reading(2)], offset: 4, receivedAt: 1, replay: false, gaps: 0, gapFills: 0 });
       batcher.addHealth({ ts: 1, values: { heap_mb: 1 } });
       await batcher.close();
-      expect(batches.map((b) => b.readings.map((r) => r.seq)), `writeRawReadings ${writeRawReadings}`).toEqual([writeRawReadings ? [1, 2] : []]);
+      expect(batches.map((b) => b.readings.map((r) => (r as Reading).seq)), `writeRawReadings ${writeRawReadings}`).toEqual([writeRawReadings ? [1, 2] : []]);
       expect(batches[0]!.covers).toEqual({ from: 0, below: writeRawReadings ? 5 : 0 });
     }
   });
@@ -177,7 +177,7 @@ describe('sink batcher covers', () => {
         const covers = batches[b]!.covers!;
         expect(covers.from, `seed ${seed}, batch ${b}: starts where the one before ended`).toBe(b === 0 ? 0 : batches[b - 1]!.covers!.below);
         for (const r of batches[b]!.readings) {
-          const record = recordOfSeq.get(r.seq)!;
+          const record = recordOfSeq.get((r as Reading).seq)!;
           seen.set(record, (seen.get(record) ?? 0) + 1);
           if (seen.get(record) === readingsOf.get(record)) completedBelow = Math.max(completedBelow, record + 1);
         }
@@ -197,7 +197,7 @@ describe('sink batcher covers', () => {
     batcher.addRecordReadings([reading(5)], 52, false);
     await batcher.flush();
     expect(batcher.passedOverRecords).toBe(2);
-    expect(batches.map((b) => ({ seqs: b.readings.map((r) => r.seq), covers: b.covers }))).toEqual([{ seqs: [4, 5], covers: { from: 50, below: 53 } }]);
+    expect(batches.map((b) => ({ seqs: b.readings.map((r) => (r as Reading).seq), covers: b.covers }))).toEqual([{ seqs: [4, 5], covers: { from: 50, below: 53 } }]);
   });
 
   it('should leave covers off every batch behind one dropped for good, so no chain of them passes over its readings', async () => {
@@ -223,12 +223,12 @@ describe('sink batcher covers', () => {
     // Flushed once the log takes batches again: still behind the dropped one.
     batcher.addRecordReadings([reading(5)], 14, false);
     await expect(batcher.close()).rejects.toThrow(/dropped/);
-    expect(appended.at(-1)!.readings[0]!.seq).toBe(5);
-    const seqs = appended.map((b) => b.readings[0]!.seq);
+    expect((appended.at(-1)!.readings[0] as Reading).seq).toBe(5);
+    const seqs = appended.map((b) => (b.readings[0] as Reading).seq);
     expect(seqs.length).toBeLessThan(5);
     // A batch appended with every one before it keeps its range; one behind a dropped batch has none.
     for (const b of appended) {
-      const s = b.readings[0]!.seq;
+      const s = (b.readings[0] as Reading).seq;
       const noneMissing = Array.from({ length: s - 1 }, (_, i) => i + 1).every((x) => seqs.includes(x));
       expect(b.covers, `the batch of reading ${s} (appended: ${seqs.join(', ')})`).toEqual(noneMissing ? { from: s === 1 ? 0 : 9 + s, below: 10 + s } : undefined);
     }
