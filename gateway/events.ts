@@ -39,7 +39,7 @@ export interface GatewayEvents {
      * The record's topic and MQTT payload when `readings` are every reading that payload decodes
      * to on that topic (a native topic, none dropped as a duplicate): the store batch may keep
      * the bytes instead of the readings. Absent or null otherwise (replay, Sparkplug B, mapped
-     * sources). A view of what ingest read: not to be changed, nor kept past the next batch.
+     * sources). A view of what ingest read: a listener that keeps it keeps a copy.
      */
     readonly topic?: string | null;
     readonly payload?: Uint8Array | null;

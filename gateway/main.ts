@@ -145,8 +145,6 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     kinds,
     metrics: sinkMetrics,
     logger: logger.child({ tier: 'sinks' }),
-    // Store batches keep a publish of many readings as its payload; the sink thread decodes it as ingest did.
-    decoding: { maxPastAgeMs: config.ingest.maxPastAgeMs, maxFutureSkewMs: config.ingest.maxFutureSkewMs },
   });
   opened.add('the sink thread', sink, () => sink.close());
   const outbox = createOutbox({
@@ -184,7 +182,14 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     events.on('device.status', (e) => alerts.onDeviceStatus(e.kind, e.deviceId, e.status, e.reason, e.at, e.replay));
     alerts.onTransition((transition, offset, replay, logged) => events.emit('alert.transition', { transition, offset, replay, logged }));
   }
-  const batcher = new SinkBatcher({ maxPoints: config.sinks.batchMaxPoints, flushIntervalMs: config.sinks.flushIntervalMs, enqueue: (batch) => outbox.enqueue(encodeBatch(batch)), logger });
+  const batcher = new SinkBatcher({
+    maxPoints: config.sinks.batchMaxPoints,
+    flushIntervalMs: config.sinks.flushIntervalMs,
+    enqueue: (batch) => outbox.enqueue(encodeBatch(batch)),
+    logger,
+    // A publish of several readings is batched as its payload; the sink thread decodes it with these.
+    payloadLimits: { maxPastAgeMs: config.ingest.maxPastAgeMs, maxFutureSkewMs: config.ingest.maxFutureSkewMs },
+  });
   opened.add('the sink batcher', batcher, () => batcher.close());
   subscribeSinkBatcher(events, batcher, { writeRawReadings: config.sinks.writeRawReadings });
   deadLetterLateReadings(events, log, clock);

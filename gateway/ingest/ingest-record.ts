@@ -5,7 +5,8 @@
 import type { KindDescriptor, Reading } from '../kinds/kind-descriptor.js';
 import type { KindRegistry } from '../kinds/registry.js';
 import { decodeIngestRecord, INGEST_TOPIC_START, receivedAtOfIngestRecord, topicEndOfIngestRecord } from '../log/ingest-record-format.js';
-import type { PayloadDecoder } from './payload-decoder.js';
+import type { IngestConfig } from '../config/config.js';
+import { createPayloadDecoder, type PayloadDecoder } from './payload-decoder.js';
 import { decodeSparkplugRecord, isSparkplugTopic } from './sparkplug-record.js';
 import { createTopicRouter, type TopicRoute, type TopicRouter } from './topic-router.js';
 import { topicHash } from './topic.js';
@@ -20,12 +21,32 @@ export function readingsOfIngestRecord(payload: Buffer, kinds: KindRegistry, dec
   return readingsOfBody(topicInfo(rec.topic, kinds, router), rec.payload, 0, rec.receivedAt, decoder);
 }
 
+/** Payload decoders kept by a payload reader, one per pair of limits (a gateway has one; a restart with other limits adds one). */
+const PAYLOAD_DECODERS_MAX = 8;
+
 /**
- * The valid readings of one publish's payload on `topic`, received at `receivedAt`: what ingest
- * decoded it to (the sink thread decodes a store batch's payload entries so).
+ * What the sink thread decodes a store batch's payload entries with (PayloadReadings): the
+ * valid readings of one publish's payload on a native topic (`sensors/<kind>/<deviceId>`), as
+ * ingest decoded it, received at `receivedAt`, with the event-time bounds `limits` the batch says
+ * ingest applied. Any other topic (a payload entry is never of a mapped source or Sparkplug B)
+ * gives no readings.
  */
-export function readingsOfPayload(topic: string, payload: Buffer, receivedAt: number, kinds: KindRegistry, decoder: PayloadDecoder, router: TopicRouter): readonly Reading[] {
-  return readingsOfBody(topicInfo(topic, kinds, router), payload, 0, receivedAt, decoder);
+export function createPayloadReader(kinds: KindRegistry): (topic: string, payload: Buffer, receivedAt: number, limits: Pick<IngestConfig, 'maxPastAgeMs' | 'maxFutureSkewMs'>) => readonly Reading[] {
+  const router = createTopicRouter({ kinds });
+  const decoders = new Map<string, PayloadDecoder>();
+  return (topic, payload, receivedAt, limits) => {
+    const key = `${limits.maxPastAgeMs}/${limits.maxFutureSkewMs}`;
+    let decoder = decoders.get(key);
+    if (decoder === undefined) {
+      if (decoders.size >= PAYLOAD_DECODERS_MAX) decoders.clear();
+      decoder = createPayloadDecoder(kinds, { maxPastAgeMs: limits.maxPastAgeMs, maxFutureSkewMs: limits.maxFutureSkewMs });
+      decoders.set(key, decoder);
+    }
+    const route = router.route(topic);
+    if (route === null || route.mapping !== null) return [];
+    const kind = kinds.get(route.kind);
+    return kind === undefined ? [] : decoder.decode(kind, route.deviceId, payload, receivedAt).readings;
+  };
 }
 
 /** What a record's topic says of its body: Sparkplug B, or a route and its kind (null / undefined: no known kind). */

@@ -2,7 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { decodeAlertTransition, type AlertEvent } from '../wire/alert.js';
-import { isPayloadReadings, type BatchCovers, type HealthSample, type OutgoingBatch, type PayloadExpander, type SinkBatch } from './types.js';
+import { isPayloadReadings, type BatchCovers, type HealthSample, type OutgoingBatch, type PayloadExpander, type PayloadLimits, type SinkBatch } from './types.js';
 
 /*
  * Binary form of a SinkBatch, stored in the message log as an outgoing record and decoded when
@@ -13,8 +13,9 @@ import { isPayloadReadings, type BatchCovers, type HealthSample, type OutgoingBa
  *   strings:  varint n, n x (varint byteLength, utf8)       -- every kind, device, key and
  *                                                               string value, once
  *   readings: varint n, n x (str kind, str device, num seq, num ts, varint k, k x (str key, value))
- *             in versions 5 to 8, each entry is tagged: 0x00 and a reading as above, or 0x01 and
- *             the readings of one publish as its payload (PayloadReadings):
+ *             in versions 5 to 8 the section starts with the batch's PayloadLimits (num
+ *             maxPastAgeMs, num maxFutureSkewMs), and each entry is tagged: 0x00 and a reading as
+ *             above, or 0x01 and the readings of one publish as its payload (PayloadReadings):
  *             num receivedAt, str topic, varint count, varint byteLength, payload bytes
  *   windows:  varint n, n x (str kind, str device, num sizeMs, num slideMs, num start, num end,
  *                            varint g, g x (str key, str value), varint v, v x (str key, num),
@@ -394,9 +395,16 @@ export function encodeBatch(batch: OutgoingBatch): Buffer {
   // The body is written first (collecting strings), then the string table that goes in front.
   const writer = new BatchWriter(encodeBuffer);
   const readings = batch.readings;
+  const tagged = readings.some(isPayloadReadings);
+  if (tagged) {
+    const limits = batch.payloadLimits;
+    if (limits === undefined) throw new Error('a batch holding payloads needs the payloadLimits they were decoded with');
+    writer.reserve(2 * NUM_MAX_BYTES);
+    writer.num(limits.maxPastAgeMs);
+    writer.num(limits.maxFutureSkewMs);
+  }
   writer.reserve(VARINT_MAX_BYTES);
   writer.varint(readings.length);
-  const tagged = readings.some(isPayloadReadings);
   if (!tagged) {
     for (let i = 0; i < readings.length; i++) writeReading(writer, readings[i] as Reading);
   } else {
@@ -500,9 +508,10 @@ export function decodeBatch(payload: Buffer, expand?: PayloadExpander): SinkBatc
   reader.readStringTable();
 
   const readings: Reading[] = [];
+  const limits: PayloadLimits | null = tagged ? { maxPastAgeMs: reader.num(), maxFutureSkewMs: reader.num() } : null;
   const readingCount = reader.varint();
   for (let i = 0; i < readingCount; i++) {
-    if (tagged) {
+    if (limits !== null) {
       const entry = reader.byte();
       if (entry === ENTRY_PAYLOAD) {
         const receivedAt = reader.num();
@@ -510,7 +519,7 @@ export function decodeBatch(payload: Buffer, expand?: PayloadExpander): SinkBatc
         const count = reader.varint();
         const bytes = reader.bytes(reader.varint());
         if (expand === undefined) throw corrupt('a payload entry, and no decoder for it');
-        const rs = expand(receivedAt, topic, bytes, count);
+        const rs = expand(receivedAt, topic, bytes, count, limits);
         for (let j = 0; j < rs.length; j++) readings.push(rs[j]!);
         continue;
       }

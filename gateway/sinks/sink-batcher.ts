@@ -2,7 +2,7 @@ import { sleepUnlessAborted } from '../backoff.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import type { BatchCovers, HealthSample, OutgoingBatch, PayloadReadings } from '../sinks/types.js';
+import type { BatchCovers, HealthSample, OutgoingBatch, PayloadLimits, PayloadReadings } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
@@ -47,6 +47,20 @@ export interface SinkBatcherOptions {
   readonly retryMaxMs?: number;
   /** While appends keep failing, at most one log line per this many ms. Default 10000. */
   readonly failureLogIntervalMs?: number;
+  /**
+   * Ingest's event-time bounds (ingest.maxPastAgeMs, ingest.maxFutureSkewMs): with them, a
+   * publish of several readings is batched as its payload (addRecordReadings), which the sink
+   * thread decodes again with these bounds, as the batch says. Absent: every reading is batched
+   * as itself.
+   */
+  readonly payloadLimits?: PayloadLimits;
+}
+
+/** The publish a record's readings are every reading of (reading.durable's topic, payload and receivedAt). */
+export interface RecordPayload {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly receivedAt: number;
 }
 
 interface Waiting {
@@ -79,10 +93,14 @@ function pointsOf(b: OutgoingBatch): number {
   return rawPointsOf(b.readings) + b.windows.length + b.health.length + (b.alerts?.length ?? 0);
 }
 
-/** The batch of these parts; `alerts` only when there are some, `covers` only when it is known. */
-function batchOf(readings: RawEntry[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[], covers: BatchCovers | undefined): OutgoingBatch {
-  const batch: OutgoingBatch = alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
-  return covers === undefined ? batch : { ...batch, covers };
+/**
+ * The batch of these parts; `alerts` only when there are some, `covers` only when it is known,
+ * `payloadLimits` only when some readings are payloads.
+ */
+function batchOf(readings: RawEntry[], windows: WindowResult[], health: HealthSample[], alerts: AlertEvent[], covers: BatchCovers | undefined, payloadLimits: PayloadLimits | undefined): OutgoingBatch {
+  let batch: OutgoingBatch = alerts.length === 0 ? { readings, windows, health } : { readings, windows, health, alerts };
+  if (covers !== undefined) batch = { ...batch, covers };
+  return payloadLimits === undefined ? batch : { ...batch, payloadLimits };
 }
 
 function withoutCovers(b: OutgoingBatch): OutgoingBatch {
@@ -94,6 +112,15 @@ export class SinkBatcher {
   private readings: RawEntry[] = [];
   /** The raw readings pending: a payload entry counts for each of its readings. */
   private rawPoints = 0;
+  /**
+   * The pending batch's payload bytes, copied here from what ingest read (nothing of a socket's
+   * reads is held past the durable callback), allocated at its first payload for the room the
+   * batch has left: at most PAYLOAD_MAX_BYTES_PER_READING a point. Each batch has its own.
+   */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+  /** Whether the pending batch holds a payload entry. */
+  private payloads = false;
   private windows: WindowResult[] = [];
   private health: HealthSample[] = [];
   private alerts: AlertEvent[] = [];
@@ -192,27 +219,42 @@ export class SinkBatcher {
   /**
    * The raw readings of one durable ingest record (reading.durable): batched, unless it is
    * replayed from below resume()'s point, where the log's batches hold them already.
-   * `payload`: the MQTT payload they are every reading of, as decoded from `topic` at
-   * `receivedAt` (see reading.durable); a publish of several readings is then batched as those
-   * bytes (PAYLOAD_MIN_READINGS), whole, in one batch.
+   * `source`: the publish they are every reading of (see reading.durable). With payloadLimits,
+   * a publish of at least PAYLOAD_MIN_READINGS readings, at most PAYLOAD_MAX_BYTES_PER_READING
+   * bytes a reading and no more than a batch holds, is batched as a copy of its payload, whole,
+   * in one batch.
    */
-  addRecordReadings(rs: readonly Reading[], offset: number, replay: boolean, topic: string | null = null, payload: Uint8Array | null = null, receivedAt = 0): void {
+  addRecordReadings(rs: readonly Reading[], offset: number, replay: boolean, source: RecordPayload | null = null): void {
     if (replay && offset < this.resumedBelow) {
       this.passedOver++;
       return;
     }
     const n = rs.length;
     const max = this.options.maxPoints;
-    if (payload === null || topic === null || n < PAYLOAD_MIN_READINGS || n > max || payload.length > n * PAYLOAD_MAX_BYTES_PER_READING) {
+    if (source === null || this.options.payloadLimits === undefined || n < PAYLOAD_MIN_READINGS || n > max || source.payload.length > n * PAYLOAD_MAX_BYTES_PER_READING) {
       this.addReadings(rs, offset);
       return;
     }
     // Not split across batches: the batch it does not fit in goes first.
     if (this.pendingPoints + n > max) void this.flush();
-    this.readings.push({ receivedAt, topic, payload, count: n });
+    this.readings.push({ receivedAt: source.receivedAt, topic: source.topic, payload: this.copyPayload(source.payload), count: n });
+    this.payloads = true;
     this.rawPoints += n;
     if (offset >= 0) this.cover(offset);
     if (this.pendingPoints >= max) void this.flush();
+  }
+
+  /** The payload's bytes in the pending batch's slab (room for every point it has left). */
+  private copyPayload(payload: Uint8Array): Buffer {
+    let slab = this.slab;
+    if (slab === null || this.slabUsed + payload.length > slab.length) {
+      slab = this.slab = Buffer.allocUnsafeSlow(Math.max(payload.length, (this.options.maxPoints - this.pendingPoints) * PAYLOAD_MAX_BYTES_PER_READING));
+      this.slabUsed = 0;
+    }
+    const start = this.slabUsed;
+    slab.set(payload, start);
+    this.slabUsed = start + payload.length;
+    return slab.subarray(start, this.slabUsed);
   }
 
   addWindow(w: WindowResult): void {
@@ -239,10 +281,12 @@ export class SinkBatcher {
     if (this.pendingPoints > 0) {
       // After a drop no batch says what it covers: a chain through the dropped one would be wrong.
       const covers = this.dropped === null && !this.unordered ? { from: this.pendingFrom, below: this.coveredBelow } : undefined;
-      const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers);
+      const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers, this.payloads ? this.options.payloadLimits : undefined);
       this.pendingFrom = this.coveredBelow;
       this.readings = [];
       this.rawPoints = 0;
+      this.slab = null;
+      this.payloads = false;
       this.windows = [];
       this.health = [];
       this.alerts = [];
@@ -286,6 +330,7 @@ export class SinkBatcher {
         (last.batch.alerts ?? []).concat(batch.alerts ?? []),
         // Consecutive batches: the first's start, the second's end.
         last.batch.covers === undefined || batch.covers === undefined ? undefined : { from: last.batch.covers.from, below: batch.covers.below },
+        last.batch.payloadLimits ?? batch.payloadLimits,
       );
       return last.done;
     }
@@ -371,7 +416,9 @@ export function subscribeSinkBatcher(events: EventBus, batcher: SinkBatcher, opt
   ];
   if (options.writeRawReadings) {
     off.push(
-      events.on('reading.durable', (e) => batcher.addRecordReadings(e.readings, e.offset, e.replay, e.topic, e.payload, e.receivedAt)),
+      events.on('reading.durable', (e) =>
+        batcher.addRecordReadings(e.readings, e.offset, e.replay, e.payload == null || e.topic == null ? null : { topic: e.topic, payload: e.payload, receivedAt: e.receivedAt }),
+      ),
     );
   }
   return () => {

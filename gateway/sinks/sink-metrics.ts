@@ -9,6 +9,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export interface SinkWriteObserver {
   written(sink: string, points: number, seconds: number): void;
   failed(sink: string, seconds: number): void;
+  /** A store batch payload (PayloadReadings) that decoded to `decoded` readings where ingest had `batched`. */
+  payloadMismatch?(batched: number, decoded: number): void;
 }
 
 export interface SinkMetrics extends SinkWriteObserver {
@@ -18,6 +20,7 @@ export interface SinkMetrics extends SinkWriteObserver {
   readonly batchSeconds: Histogram<'sink' | 'outcome'>;
   readonly retries: Counter<'sink'>;
   readonly pendingBatches: Gauge;
+  readonly payloadMismatches: Counter;
 }
 
 /** The metric already registered under `name`, so that two callers share it instead of clashing. */
@@ -51,6 +54,12 @@ export function createSinkMetrics(registry: Registry, sinks: readonly string[] =
     help: 'Outgoing batches logged but not yet acknowledged by the time-series store',
     registers: [registry],
   }));
+  const payloadMismatches = existing(registry, 'pulsegate_sink_payload_mismatches_total', () => new Counter({
+    name: 'pulsegate_sink_payload_mismatches_total',
+    help: 'Store batch payloads (publishes of several readings kept as their bytes) that decoded to other readings than ingest had: their kind changed while they waited for the store',
+    registers: [registry],
+  }));
+  payloadMismatches.inc(0);
   // Every series exists from the start, so rate() over it has no missing first step.
   for (const sink of sinks) {
     pointsWritten.labels(sink).inc(0);
@@ -70,9 +79,13 @@ export function createSinkMetrics(registry: Registry, sinks: readonly string[] =
     setPendingBatches(n) {
       pendingBatches.set(n);
     },
+    payloadMismatch() {
+      payloadMismatches.inc();
+    },
     pointsWritten,
     batchSeconds,
     retries,
     pendingBatches,
+    payloadMismatches,
   };
 }

@@ -7,14 +7,6 @@ export interface SinkThreadData {
   readonly config: SinksConfig;
   readonly kinds: readonly KindDescriptor[];
   readonly logLevel: string;
-  /** The ingest limits payload entries (PayloadReadings) are decoded with, as ingest did; null: none are decoded. */
-  readonly decoding: PayloadDecoding | null;
-}
-
-/** What decoding a publish's payload again takes beyond its kind: ingest's event-time bounds. */
-export interface PayloadDecoding {
-  readonly maxPastAgeMs: number;
-  readonly maxFutureSkewMs: number;
 }
 
 export type SinkThreadRequest = { readonly id: number } & (
@@ -46,4 +38,6 @@ export type SinkThreadReply =
   | { readonly type: 'reply'; readonly id: number; readonly ok: false; readonly error: SerializedError }
   /** One pino JSON line of the sink thread's logger. */
   | { readonly type: 'log'; readonly line: string }
-  | { readonly type: 'metric'; readonly outcome: 'ok' | 'error'; readonly sink: string; readonly points: number; readonly seconds: number };
+  | { readonly type: 'metric'; readonly outcome: 'ok' | 'error'; readonly sink: string; readonly points: number; readonly seconds: number }
+  /** A store batch payload that decoded to `decoded` readings where ingest had `batched`. */
+  | { readonly type: 'payloadMismatch'; readonly batched: number; readonly decoded: number };

@@ -13,7 +13,7 @@ import { encodeBatch } from './batch-codec.js';
 import { EMBEDDED_SINK_NAME, type EmbeddedRetentionResult } from './embedded-sink.js';
 import { INFLUX_SINK_NAME } from './influx-sink.js';
 import type { SinkWriteObserver } from './sink-metrics.js';
-import type { PayloadDecoding, SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
+import type { SerializedError, SinkThreadData, SinkThreadReply, SinkThreadRequest } from './sink-thread-protocol.js';
 import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, SinkBatch, WindowQuery } from './types.js';
 
 /**
@@ -39,11 +39,9 @@ export interface ThreadedSinkOptions {
    * The thread's entry module, by the URL of its compiled `.js` (the `.ts` beside it is run when
    * there is none): it serves the requests with serveSinkThread. Default: the gateway's,
    * gateway/sink-thread-main.ts, the thread's composition root (it gives the sink thread the
-   * payload decoder of ingest).
+   * payload reader of ingest).
    */
   readonly entry?: URL;
-  /** The ingest limits the thread decodes payload entries with (PayloadReadings); absent: none are decoded. */
-  readonly decoding?: PayloadDecoding;
 }
 
 const DEFAULT_ENTRY = new URL('../sink-thread-main.js', import.meta.url);
@@ -57,7 +55,7 @@ type RequestBody = SinkThreadRequest extends infer R ? (R extends unknown ? Omit
 export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
   const { config, logger, metrics } = options;
   const name = config.influxUrl !== null ? INFLUX_SINK_NAME : EMBEDDED_SINK_NAME;
-  const data: SinkThreadData = { config, kinds: [...options.kinds.values()], logLevel: logger.level, decoding: options.decoding ?? null };
+  const data: SinkThreadData = { config, kinds: [...options.kinds.values()], logLevel: logger.level };
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let worker: Worker | null = null;
@@ -79,6 +77,8 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
       } else if (message.type === 'metric') {
         if (message.outcome === 'ok') metrics?.written(message.sink, message.points, message.seconds);
         else metrics?.failed(message.sink, message.seconds);
+      } else if (message.type === 'payloadMismatch') {
+        metrics?.payloadMismatch?.(message.batched, message.decoded);
       } else {
         relayLog(logger, message.line);
       }

@@ -15,12 +15,20 @@ import type { SinkWriteObserver } from './sink-metrics.js';
 import type { SinkThreadData, SinkThreadReply, SinkThreadRequest, SerializedError } from './sink-thread-protocol.js';
 import type { PayloadExpander, Sink } from './types.js';
 
+/** What the thread's entry builds its payload decoder from. */
+export interface PayloadExpanderContext {
+  readonly data: SinkThreadData;
+  readonly logger: Logger;
+  /** Counts a payload that decoded to other readings than ingest had (pulsegate_sink_payload_mismatches_total). */
+  readonly mismatch: (batched: number, decoded: number) => void;
+}
+
 /**
  * Serves the sink thread's requests. `expanderFor` makes the decoder of the batches' payload
- * entries (PayloadReadings) from the thread's data and logger; without it, a batch holding one
- * is refused as corrupt.
+ * entries (PayloadReadings); without it, a batch holding one is refused as corrupt. If it throws,
+ * every request answers that configuration error, as when the store cannot be built.
  */
-export function serveSinkThread(expanderFor?: (data: SinkThreadData, logger: Logger) => PayloadExpander | undefined): void {
+export function serveSinkThread(expanderFor?: (context: PayloadExpanderContext) => PayloadExpander): void {
   const port = parentPort;
   if (port === null) throw new Error('the sink thread runs only as a worker thread');
   const data = workerData as SinkThreadData;
@@ -51,8 +59,9 @@ export function serveSinkThread(expanderFor?: (data: SinkThreadData, logger: Log
   let loadError: GatewayError | null = null;
   let expand: PayloadExpander | undefined;
   try {
+    // The decoder first: a sink is only served with it.
+    expand = expanderFor?.({ data, logger, mismatch: (batched, decoded) => post({ type: 'payloadMismatch', batched, decoded }) });
     sink = createSink({ config: data.config, kinds: createKindRegistry(data.kinds), logger, metrics });
-    expand = expanderFor?.(data, logger);
   } catch (err) {
     loadError = new GatewayError('GW_ERR_CONFIG_INVALID', `sinks: ${(err as Error).message}`, { retryable: false });
   }

@@ -30,7 +30,8 @@ export interface SinkBatch {
  * The readings of one ingest record kept in a batch as the MQTT payload they were decoded from
  * (a native publish of several readings, none of them dropped as a duplicate). Copying the bytes
  * costs the gateway's thread far less than encoding each reading; the sink thread decodes them
- * again, as a replay would, with the gateway's kinds and ingest limits (PayloadExpander).
+ * again, as a replay would: with the kinds, against the publish's arrival time and with the
+ * event-time bounds the batch says ingest applied (PayloadLimits).
  */
 export interface PayloadReadings {
   readonly receivedAt: number;
@@ -40,9 +41,19 @@ export interface PayloadReadings {
   readonly count: number;
 }
 
-/** A batch as the gateway's batcher makes it: raw readings may be kept as payloads, decoded on the sink thread. */
+/** Ingest's event-time bounds a payload's readings were validated with (ingest.maxPastAgeMs, ingest.maxFutureSkewMs). */
+export interface PayloadLimits {
+  readonly maxPastAgeMs: number;
+  readonly maxFutureSkewMs: number;
+}
+
+/**
+ * A batch as the gateway's batcher makes it: raw readings may be kept as payloads, decoded on
+ * the sink thread. `payloadLimits` must be given when there is one.
+ */
 export interface OutgoingBatch extends Omit<SinkBatch, 'readings'> {
   readonly readings: readonly (Reading | PayloadReadings)[];
+  readonly payloadLimits?: PayloadLimits;
 }
 
 export function isPayloadReadings(r: Reading | PayloadReadings): r is PayloadReadings {
@@ -50,10 +61,11 @@ export function isPayloadReadings(r: Reading | PayloadReadings): r is PayloadRea
 }
 
 /**
- * The readings of a PayloadReadings' bytes, decoded as ingest decoded them (on the sink thread).
- * `count`: how many the gateway's thread had, so that one decoded otherwise can be told.
+ * The readings of a PayloadReadings' bytes, decoded as ingest decoded them (on the sink thread),
+ * with the batch's limits. `count`: how many the gateway's thread had, so that a payload decoded
+ * otherwise (the kinds changed while the batch waited for the store) can be told.
  */
-export type PayloadExpander = (receivedAt: number, topic: string, payload: Buffer, count: number) => readonly Reading[];
+export type PayloadExpander = (receivedAt: number, topic: string, payload: Buffer, count: number, limits: PayloadLimits) => readonly Reading[];
 
 /**
  * Log offsets [from, below): every raw reading of the ingest records below `below` is in this

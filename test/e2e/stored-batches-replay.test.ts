@@ -4,9 +4,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config/load-config.js';
-import { readingsOfPayload } from '../../gateway/ingest/ingest-record.js';
-import { createPayloadDecoder } from '../../gateway/ingest/payload-decoder.js';
-import { createTopicRouter } from '../../gateway/ingest/topic-router.js';
+import { createPayloadReader } from '../../gateway/ingest/ingest-record.js';
 import { createKindRegistry } from '../../gateway/kinds/registry.js';
 import { decodeOutgoing } from '../../gateway/log/outbox.js';
 import { RECORD_TYPES } from '../../gateway/log/types.js';
@@ -36,12 +34,9 @@ afterAll(() => {
   }
 });
 
-const kinds = createKindRegistry();
-const ingestConfig = loadConfig({ env: {}, overrides: { dataDir: '/nonexistent' } }).ingest;
-const decoder = createPayloadDecoder(kinds, ingestConfig);
-const router = createTopicRouter({ kinds });
 /** What the sink thread decodes a store batch's payload entries with. */
-const expand: PayloadExpander = (receivedAt, topic, payload) => readingsOfPayload(topic, payload, receivedAt, kinds, decoder, router);
+const readPayload = createPayloadReader(createKindRegistry());
+const expand: PayloadExpander = (receivedAt, topic, payload, _count, limits) => readPayload(topic, payload, receivedAt, limits);
 const hr = createPayloadEncoder('heart-rate', 'protobuf');
 
 /**

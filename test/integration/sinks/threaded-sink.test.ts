@@ -7,6 +7,8 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
+import { encodeBatch } from '../../../gateway/sinks/batch-codec.js';
+import { createPayloadEncoder } from '../../../simulators/payload-encoder.js';
 import { createSinkMetrics } from '../../../gateway/sinks/sink-metrics.js';
 import { createThreadedSink } from '../../../gateway/sinks/sink-thread.js';
 import { baseSinksConfig, BASE_TS, heartRateReading, heartRateWindow, runSinkContract } from './sink-contract.js';
@@ -49,6 +51,43 @@ describe('sink thread', () => {
     await sink.close();
     expect(await registry.metrics()).toContain('pulsegate_sink_points_written_total{sink="embedded"} 2');
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'embedded store ready', path, level: 30 }));
+  });
+
+  it('should decode a batch holding payloads on the thread, and count and tell a payload that decodes to other readings than batched', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
+    const registry = new Registry();
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'payloads.sqlite') }), kinds: createKindRegistry(), logger, metrics: createSinkMetrics(registry) });
+    await sink.start();
+    const hr = createPayloadEncoder('heart-rate', 'protobuf');
+    const receivedAt = BASE_TS + 60_000;
+    const payload = (device: string) => ({ topic: `sensors/heart-rate/${device}`, receivedAt, payload: hr.encodeBatch(Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, ts: BASE_TS + i * 200, bpm: 60 + i }))) });
+    // "ok" as batched (10 readings); "off" says 12: as if its kind had changed while it waited.
+    await sink.writeEncoded(
+      encodeBatch({
+        readings: [heartRateReading('single', 1, BASE_TS, 70), { ...payload('ok'), count: 10 }, { ...payload('off'), count: 12 }],
+        windows: [],
+        health: [],
+        payloadLimits: { maxPastAgeMs: 7 * 86_400_000, maxFutureSkewMs: 300_000 },
+      }),
+    );
+    const stored = await sink.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 3_600_000, limit: 100 });
+    await sink.close();
+    const seqs = (device: string) => stored.filter((r) => r.deviceId === device).map((r) => r.seq).sort((x, y) => x - y);
+    expect(seqs('single')).toEqual([1]);
+    expect(seqs('ok')).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(seqs('off')).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(stored.find((r) => r.deviceId === 'ok' && r.seq === 3)!.values).toEqual({ bpm: 62 });
+    expect(await registry.metrics()).toContain('pulsegate_sink_payload_mismatches_total 1');
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, topic: 'sensors/heart-rate/off', batched: 12, decoded: 10 }));
   });
 
   it('should age out rows on the sink thread and answer null for a store without its own retention', async () => {

@@ -7,9 +7,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../gateway/errors.js';
 import { createEventBus } from '../../../gateway/events.js';
-import { readingsOfPayload } from '../../../gateway/ingest/ingest-record.js';
+import { createPayloadReader } from '../../../gateway/ingest/ingest-record.js';
 import { createPayloadDecoder } from '../../../gateway/ingest/payload-decoder.js';
-import { createTopicRouter } from '../../../gateway/ingest/topic-router.js';
 import type { Reading } from '../../../gateway/kinds/kind-descriptor.js';
 import { createKindRegistry } from '../../../gateway/kinds/registry.js';
 import { ReadingPipeline } from '../../../gateway/pipeline/reading-pipeline.js';
@@ -25,9 +24,18 @@ import { loadConfig } from '../../../gateway/config/load-config.js';
 const kinds = createKindRegistry();
 const limits = { maxPastAgeMs: 7 * 86_400_000, maxFutureSkewMs: 300_000 };
 const decoder = createPayloadDecoder(kinds, limits);
-const router = createTopicRouter({ kinds });
-const expand: PayloadExpander = (receivedAt, topic, payload) => readingsOfPayload(topic, payload, receivedAt, kinds, decoder, router);
+const readPayload = createPayloadReader(kinds);
+const expand: PayloadExpander = (receivedAt, topic, payload, _count, batchLimits) => readPayload(topic, payload, receivedAt, batchLimits);
 const T0 = 1_764_000_000_000;
+const sourceOf = (p: { topic: string; payload: Buffer; receivedAt: number }) => ({ topic: p.topic, payload: p.payload, receivedAt: p.receivedAt });
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
 const hr = createPayloadEncoder('heart-rate', 'protobuf');
 const bridge = createPayloadEncoder('bridge', 'protobuf');
 
@@ -65,6 +73,7 @@ describe('store batch payload entries: codec', () => {
     readings: [single, entryOf(a), entryOf(b), { ...single, seq: 10 }],
     windows: [],
     health: [{ ts: T0, values: { heap_mb: 1 } }],
+    payloadLimits: limits,
   };
 
   it('should decode each payload entry in its place, to the readings ingest had, with and without alerts and covers', () => {
@@ -73,13 +82,15 @@ describe('store batch payload entries: codec', () => {
       const encoded = encodeBatch({ ...outgoing, ...extra });
       // Versions 5 to 8: 1 to 4 with tagged entries.
       expect(encoded[3], JSON.stringify(extra)).toBeGreaterThanOrEqual(5);
-      expect(decodeBatch(encoded, expand)).toEqual({ ...outgoing, readings: expected, ...extra });
+      const { payloadLimits: _, ...rest } = outgoing;
+      expect(decodeBatch(encoded, expand)).toEqual({ ...rest, readings: expected, ...extra });
       expect(coversOfBatch(encoded)).toEqual('covers' in extra ? extra.covers : null);
     }
   });
 
   it('should write a batch without payload entries as before (untagged), whatever the expander', () => {
-    const plain = { ...outgoing, readings: [single] };
+    const { payloadLimits: _, ...rest } = outgoing;
+    const plain = { ...rest, readings: [single] };
     const encoded = encodeBatch(plain);
     expect(encoded[3]).toBe(1);
     expect(decodeBatch(encoded)).toEqual(plain);
@@ -87,9 +98,9 @@ describe('store batch payload entries: codec', () => {
   });
 
   it('should hold a payload entry in about the bytes of its payload, fewer than its readings encoded one by one', () => {
-    const asPayload = encodeBatch({ readings: [entryOf(a)], windows: [], health: [] }).length;
+    const asPayload = encodeBatch({ readings: [entryOf(a)], windows: [], health: [], payloadLimits: limits }).length;
     const asReadings = encodeBatch({ readings: a.readings, windows: [], health: [] }).length;
-    expect(asPayload).toBeLessThan(a.payload.length + 48);
+    expect(asPayload).toBeLessThan(a.payload.length + 64);
     expect(asPayload).toBeLessThan(asReadings);
   });
 
@@ -101,27 +112,45 @@ describe('store batch payload entries: codec', () => {
     const bad = Buffer.from(encoded);
     let pos = 4;
     const strings = bad[pos++]!;
+    // The body begins with the limits: two numbers, each a tag byte and a varint.
     for (let i = 0; i < strings; i++) pos += 1 + bad[pos]!; // every string here is under 128 bytes
-    const tagAt = pos + 1;
+    const tagAt = pos + 1 + varintBytes(limits.maxPastAgeMs) + 1 + varintBytes(limits.maxFutureSkewMs) + 1;
     expect(bad[tagAt]).toBe(0);
     bad[tagAt] = 7;
     expect(codeOf(() => decodeBatch(bad, expand))).toBe('GW_ERR_LOG_CORRUPT');
   });
 
-  it('should give the expander the count the batch was made with', () => {
-    const counts: number[] = [];
-    decodeBatch(encodeBatch(outgoing), (receivedAt, topic, payload, count) => {
-      counts.push(count);
-      return expand(receivedAt, topic, payload, count);
+  it('should give the expander the count the batch was made with and the limits it says', () => {
+    const seen: [number, unknown][] = [];
+    decodeBatch(encodeBatch({ ...outgoing, payloadLimits: { maxPastAgeMs: 86_400_000, maxFutureSkewMs: 1234.5 } }), (receivedAt, topic, payload, count, batchLimits) => {
+      seen.push([count, batchLimits]);
+      return expand(receivedAt, topic, payload, count, batchLimits);
     });
-    expect(counts).toEqual([50, 7]);
+    expect(seen).toEqual([
+      [50, { maxPastAgeMs: 86_400_000, maxFutureSkewMs: 1234.5 }],
+      [7, { maxPastAgeMs: 86_400_000, maxFutureSkewMs: 1234.5 }],
+    ]);
+  });
+
+  it('should decode a payload with the limits of its batch, not those of the thread decoding it', () => {
+    // Readings 3 days old, batched under the default 7 days: all kept, whatever limits decode others.
+    const old = publish('heart-rate', 'hr-old', 20);
+    const later = { ...entryOf(old), receivedAt: old.receivedAt + 3 * 86_400_000 };
+    const under = (maxPastAgeMs: number) => decodeBatch(encodeBatch({ readings: [later], windows: [], health: [], payloadLimits: { ...limits, maxPastAgeMs } }), expand).readings;
+    expect(under(7 * 86_400_000)).toEqual(old.readings);
+    expect(under(86_400_000)).toEqual([]);
+  });
+
+  it('should refuse to write a batch holding payloads without their limits', () => {
+    const { payloadLimits: _, ...rest } = outgoing;
+    expect(() => encodeBatch(rest)).toThrow(/payloadLimits/);
   });
 });
 
 describe('store batch payload entries: the batcher', () => {
   function batcherOf(maxPoints: number): { batcher: SinkBatcher; batches: OutgoingBatch[] } {
     const batches: OutgoingBatch[] = [];
-    const batcher = new SinkBatcher({ maxPoints, flushIntervalMs: 60_000, enqueue: async (batch) => void batches.push(batch), logger: pino({ level: 'silent' }) });
+    const batcher = new SinkBatcher({ maxPoints, flushIntervalMs: 60_000, enqueue: async (batch) => void batches.push(batch), logger: pino({ level: 'silent' }), payloadLimits: limits });
     return { batcher, batches };
   }
   const shapes = (batches: OutgoingBatch[]): (string | number)[][] => batches.map((b) => b.readings.map((r) => (isPayloadReadings(r) ? `payload of ${r.count}` : r.seq)));
@@ -132,16 +161,16 @@ describe('store batch payload entries: the batcher', () => {
     const few = publish('heart-rate', 'hr-2', PAYLOAD_MIN_READINGS - 1, 500);
     const fits = publish('heart-rate', 'hr-3', 30, 1000);
     const over = publish('heart-rate', 'hr-4', 20, 2000);
-    batcher.addRecordReadings(big.readings, 0, false, big.topic, big.payload, big.receivedAt);
-    batcher.addRecordReadings(few.readings, 1, false, few.topic, few.payload, few.receivedAt);
-    batcher.addRecordReadings(fits.readings, 2, false, fits.topic, fits.payload, fits.receivedAt);
+    batcher.addRecordReadings(big.readings, 0, false, sourceOf(big));
+    batcher.addRecordReadings(few.readings, 1, false, sourceOf(few));
+    batcher.addRecordReadings(fits.readings, 2, false, sourceOf(fits));
     // 93 pending: 20 more do not fit, so the batch goes first and the publish starts the next one.
-    batcher.addRecordReadings(over.readings, 3, false, over.topic, over.payload, over.receivedAt);
+    batcher.addRecordReadings(over.readings, 3, false, sourceOf(over));
     // No payload (replay, Sparkplug B, a mapped source): readings.
     batcher.addRecordReadings(big.readings.slice(0, 5), 4, false);
     // Bytes above PAYLOAD_MAX_BYTES_PER_READING a reading (JSON, say): readings.
     const wordy = Buffer.alloc(PAYLOAD_MAX_BYTES_PER_READING * 5 + 1);
-    batcher.addRecordReadings(big.readings.slice(0, 5), 5, false, big.topic, wordy, big.receivedAt);
+    batcher.addRecordReadings(big.readings.slice(0, 5), 5, false, { ...sourceOf(big), payload: wordy });
     await batcher.close();
     expect(shapes(batches)).toEqual([
       ['payload of 60', 500, 501, 502, 'payload of 30'],
@@ -157,10 +186,28 @@ describe('store batch payload entries: the batcher', () => {
     expect(decoded[1]).toEqual([...over.readings, ...big.readings.slice(0, 5), ...big.readings.slice(0, 5)]);
   });
 
+  it('should keep a copy of the payload, not the bytes ingest read, and make no payload entry without payloadLimits', async () => {
+    const { batcher, batches } = batcherOf(100);
+    const p = publish('heart-rate', 'hr-1', 10);
+    const read = Buffer.from(p.payload);
+    batcher.addRecordReadings(p.readings, 0, false, { ...sourceOf(p), payload: read });
+    // What ingest read is the socket's, not the batch's: changed after, the batch holds what it was.
+    read.fill(0);
+    await batcher.close();
+    expect(decodeBatch(encodeBatch(batches[0]!), expand).readings).toEqual(p.readings);
+
+    const plain: OutgoingBatch[] = [];
+    const without = new SinkBatcher({ maxPoints: 100, flushIntervalMs: 60_000, enqueue: async (b) => void plain.push(b), logger: pino({ level: 'silent' }) });
+    without.addRecordReadings(p.readings, 0, false, sourceOf(p));
+    await without.close();
+    expect(shapes(plain)).toEqual([p.readings.map((r) => r.seq)]);
+    expect(plain[0]!.payloadLimits).toBeUndefined();
+  });
+
   it('should split a publish of more readings than a batch holds across batches, as readings', async () => {
     const { batcher, batches } = batcherOf(40);
     const p = publish('bridge', 'br-1', 90);
-    batcher.addRecordReadings(p.readings, 0, false, p.topic, p.payload, p.receivedAt);
+    batcher.addRecordReadings(p.readings, 0, false, sourceOf(p));
     await batcher.close();
     expect(batches.map((b) => b.readings.length)).toEqual([40, 40, 10]);
     expect(batches.flatMap((b) => b.readings).every((r) => !isPayloadReadings(r))).toBe(true);
@@ -173,6 +220,7 @@ describe('store batch payload entries: the batcher', () => {
       maxPoints: 100,
       flushIntervalMs: 60_000,
       retryInitialMs: 1,
+      payloadLimits: limits,
       enqueue: async (batch) => {
         if (fail) throw new Error('disk full');
         batches.push(batch);
@@ -182,12 +230,12 @@ describe('store batch payload entries: the batcher', () => {
     const p = publish('heart-rate', 'hr-1', 45);
     const q = publish('heart-rate', 'hr-2', 45, 100);
     const r = publish('heart-rate', 'hr-3', 45, 200);
-    batcher.addRecordReadings(p.readings, 0, false, p.topic, p.payload, p.receivedAt);
+    batcher.addRecordReadings(p.readings, 0, false, sourceOf(p));
     expect(batcher.pendingPoints).toBe(45);
     void batcher.flush();
-    batcher.addRecordReadings(q.readings, 1, false, q.topic, q.payload, q.receivedAt);
+    batcher.addRecordReadings(q.readings, 1, false, sourceOf(q));
     void batcher.flush();
-    batcher.addRecordReadings(r.readings, 2, false, r.topic, r.payload, r.receivedAt);
+    batcher.addRecordReadings(r.readings, 2, false, sourceOf(r));
     void batcher.flush();
     // Waiting: [p] in flight, [q], then r merged into q's (90 points), not into a third.
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -206,7 +254,7 @@ describe('store batch payload entries: what the pipeline tells', () => {
     const windows = createWindowEngine({ kinds, config: config.window, clock, maxPastAgeMs: config.ingest.maxPastAgeMs });
     const pipeline = new ReadingPipeline({ kinds, tracker: new SequenceTracker(1024, 1000), windows, events, metrics: { duplicate: () => undefined }, registry: new Registry(), clock });
     const batches: OutgoingBatch[] = [];
-    const batcher = new SinkBatcher({ maxPoints: 1000, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger: pino({ level: 'silent' }) });
+    const batcher = new SinkBatcher({ maxPoints: 1000, flushIntervalMs: 60_000, enqueue: async (b) => void batches.push(b), logger: pino({ level: 'silent' }), payloadLimits: limits });
     subscribeSinkBatcher(events, batcher, { writeRawReadings: true });
     const p = publish('heart-rate', 'hr-1', 10);
     const again = publish('heart-rate', 'hr-1', 20, 6); // seq 6-10 seen already
