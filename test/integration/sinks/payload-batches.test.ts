@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../gateway/config/load-config.js';
 import { decodeOutgoing } from '../../../gateway/log/outbox.js';
 import { RECORD_TYPES } from '../../../gateway/log/types.js';
+import { decodeBatch } from '../../../gateway/sinks/batch-codec.js';
 import { createPayloadEncoder } from '../../../simulators/payload-encoder.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { readLogRecords } from '../../helpers/log-records.js';
@@ -53,6 +54,9 @@ describe('store batches holding payloads, through a real gateway', () => {
       await client.publishAsync('sensors/heart-rate/pb-4', hrJson.encodeBatch(heart(1, 10)), { qos: 1 });
       await client.publishAsync('sensors/heart-rate/pb-1', hr.encodeBatch(heart(201, 40)), { qos: 1 });
       await client.publishAsync('sensors/heart-rate/pb-1', hr.encodeBatch(heart(221, 40)), { qos: 0 });
+      // A publish of 12 readings with 3 invalid ones (bpm 400, rrMs 50, a ts 8 days old): its 9 valid readings.
+      const partly = heart(1, 12).map((r, i) => (i === 2 ? { ...r, bpm: 400 } : i === 6 ? { ...r, rrMs: 50 } : i === 10 ? { ...r, ts: Date.now() - 8 * 86_400_000 } : r));
+      await client.publishAsync('sensors/heart-rate/pb-5', hr.encodeBatch(partly), { qos: 1 });
     } finally {
       await client.endAsync();
     }
@@ -67,15 +71,26 @@ describe('store batches holding payloads, through a real gateway', () => {
     expectHeart(pb1, 'pb-1', heart(1, 260));
     expectHeart(await waitForValue(() => rows('heart-rate', 'pb-3'), (r) => r.length >= 2, { what: 'pb-3' }), 'pb-3', heart(1, 2));
     expectHeart(await waitForValue(() => rows('heart-rate', 'pb-4'), (r) => r.length >= 10, { what: 'pb-4' }), 'pb-4', heart(1, 10));
+    expectHeart(await waitForValue(() => rows('heart-rate', 'pb-5'), (r) => r.length >= 9, { what: 'pb-5' }), 'pb-5', heart(1, 12).filter((_, i) => i !== 2 && i !== 6 && i !== 10));
     const pb2 = (await waitForValue(() => rows('bridge', 'pb-2'), (r) => r.length >= 30, { what: 'pb-2' })).sort((a, b) => a.seq - b.seq);
     expect(pb2.map((r) => [r.seq, r.ts, r.values])).toEqual(
       vehicles.map((v) => [v.seq, v.ts, { lane: v.lane, vehicleClass: v.vehicleClass, speedKmh: v.speedKmh, axles: v.axles, ...(v.weightKg === undefined ? {} : { weightKg: v.weightKg }) }]),
     );
 
-    // The batches did hold payloads: versions 5 to 8 of the batch codec.
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.ports.http}/metrics`)).text();
+    expect(metrics).toContain('pulsegate_sink_payload_mismatches_total 0');
+
+    // The batches held payloads, of the publishes of 4 readings or more that dedup left whole.
     await gw.close();
     const logDir = loadConfig({ env: {}, overrides: { dataDir } }).log.dir;
-    const versions = (await readLogRecords(logDir)).filter((r) => r.type === RECORD_TYPES.outgoing).map((r) => decodeOutgoing(r.payload).payload[3]!);
-    expect(versions.some((v) => v >= 5), `batch versions ${versions.join(', ')}`).toBe(true);
+    const entries: string[] = [];
+    for (const r of await readLogRecords(logDir)) {
+      if (r.type !== RECORD_TYPES.outgoing) continue;
+      decodeBatch(decodeOutgoing(r.payload).payload, (_receivedAt, topic, _payload, count) => {
+        entries.push(`${topic} x${count}`);
+        return [];
+      });
+    }
+    expect(entries.sort()).toEqual(['sensors/bridge/pb-2 x30', 'sensors/heart-rate/pb-1 x100', 'sensors/heart-rate/pb-1 x120', 'sensors/heart-rate/pb-5 x9']);
   });
 });
