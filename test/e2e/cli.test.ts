@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LOCK_FILE } from '../../gateway/log/data-dir-lock.js';
 import { spawnCli, startChildGateway } from '../helpers/child-gateway.js';
 import { eventually, sample, scrape } from '../helpers/metrics.js';
 
@@ -57,10 +58,14 @@ describe('pulsegate CLI', () => {
       expect(sample(text, 'pulsegate_readings_rejected_total', { reason: 'decode_error' })).toBe(0);
       const ready = await fetch(`http://127.0.0.1:${gw.ports.http}/readyz`);
       expect(ready.status).toBe(200);
+      // A query leaves its SQL process idle for the next one: the shutdown ends it too, and still finishes.
+      const query = await fetch(`http://127.0.0.1:${gw.ports.http}/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM readings' }) });
+      expect(((await query.json()) as { rows: unknown[] }).rows).toHaveLength(1);
     } finally {
       gw.child.kill('SIGTERM');
     }
     expect(await gw.exited).toBe(0);
     expect(gw.output.join('\n')).toContain('pulsegate stopped');
+    expect(existsSync(join(dir, 'data', LOCK_FILE)), 'the data directory lock is released').toBe(false);
   });
 });

@@ -164,7 +164,12 @@ export function createSqlRunner(options: SqlRunnerOptions): SqlQueryService {
     async close() {
       closed = true;
       const exits = [...all].map((qp) => new Promise<void>((resolve) => (qp.exited ? resolve() : qp.child.once('exit', () => resolve()))));
-      for (const qp of all) qp.child.kill('SIGKILL');
+      for (const qp of all) {
+        // An idle process is unref'd; its exit must still be waited for, or a shutdown waiting on
+        // nothing else would end the process here (before the gateway's last steps).
+        qp.child.ref();
+        qp.child.kill('SIGKILL');
+      }
       idle.length = 0;
       await Promise.all(exits);
     },
