@@ -24,6 +24,21 @@ afterAll(async () => {
 
 const silent = pino({ level: 'silent' });
 
+/** A logger whose lines are kept, parsed. */
+function capturingLogger(): { lines: Record<string, unknown>[]; logger: pino.Logger } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        cb();
+      },
+    }),
+  );
+  return { lines, logger };
+}
+
 runSinkContract({
   name: 'embedded on the sink thread',
   async create(overrides) {
@@ -33,16 +48,7 @@ runSinkContract({
 
 describe('sink thread', () => {
   it("should record the thread's writes in the gateway's registry and relay its log lines", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const logger = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
+    const { lines, logger } = capturingLogger();
     const registry = new Registry();
     const path = join(dir, 'metrics.sqlite');
     const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: path }), kinds: createKindRegistry(), logger, metrics: createSinkMetrics(registry) });
@@ -54,16 +60,7 @@ describe('sink thread', () => {
   });
 
   it('should decode a batch holding payloads on the thread, and count and tell a payload that decodes to other readings than batched', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const logger = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
+    const { lines, logger } = capturingLogger();
     const registry = new Registry();
     const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'payloads.sqlite') }), kinds: createKindRegistry(), logger, metrics: createSinkMetrics(registry) });
     await sink.start();
@@ -88,6 +85,23 @@ describe('sink thread', () => {
     expect(stored.find((r) => r.deviceId === 'ok' && r.seq === 3)!.values).toEqual({ bpm: 62 });
     expect(await registry.metrics()).toContain('pulsegate_sink_payload_mismatches_total 1');
     expect(lines).toContainEqual(expect.objectContaining({ level: 40, topic: 'sensors/heart-rate/off', batched: 12, decoded: 10 }));
+  });
+
+  it('should refuse for good, and serve no store, when the payload reader of its entry cannot be built', async () => {
+    const sink = createThreadedSink({
+      config: baseSinksConfig({ embeddedPath: join(dir, 'no-reader.sqlite') }),
+      kinds: createKindRegistry(),
+      logger: silent,
+      entry: new URL('./failing-payload-reader-entry.js', import.meta.url),
+    });
+    const err = await sink.start().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isGatewayError(err) && err.code).toBe('GW_ERR_CONFIG_INVALID');
+    expect((err as Error).message).toContain('no payload reader here');
+    await expect(sink.write({ readings: [heartRateReading('a', 1, BASE_TS, 70)], windows: [], health: [] })).rejects.toMatchObject({ code: 'GW_ERR_CONFIG_INVALID' });
+    await sink.close();
   });
 
   it('should age out rows on the sink thread and answer null for a store without its own retention', async () => {

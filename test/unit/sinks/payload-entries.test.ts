@@ -28,14 +28,6 @@ const readPayload = createPayloadReader(kinds);
 const expand: PayloadExpander = (receivedAt, topic, payload, _count, batchLimits) => readPayload(topic, payload, receivedAt, batchLimits);
 const T0 = 1_764_000_000_000;
 const sourceOf = (p: { topic: string; payload: Buffer; receivedAt: number }) => ({ topic: p.topic, payload: p.payload, receivedAt: p.receivedAt });
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    bytes++;
-  }
-  return bytes;
-}
 const hr = createPayloadEncoder('heart-rate', 'protobuf');
 const bridge = createPayloadEncoder('bridge', 'protobuf');
 
@@ -108,13 +100,13 @@ describe('store batch payload entries: codec', () => {
     const encoded = encodeBatch(outgoing);
     expect(codeOf(() => decodeBatch(encoded))).toBe('GW_ERR_LOG_CORRUPT');
     for (let cut = 4; cut < encoded.length; cut += 37) expect(codeOf(() => decodeBatch(encoded.subarray(0, cut), expand)), `cut at ${cut}`).toBe('GW_ERR_LOG_CORRUPT');
-    // The first entry's tag sits right after the string table and the entry count: make it 7.
-    const bad = Buffer.from(encoded);
+    // The first entry's tag sits after the string table, the limits (limits of one varint byte
+    // each here: two bytes apiece with their tags) and the entry count: make it 7.
+    const bad = encodeBatch({ ...outgoing, payloadLimits: { maxPastAgeMs: 100, maxFutureSkewMs: 100 } });
     let pos = 4;
     const strings = bad[pos++]!;
-    // The body begins with the limits: two numbers, each a tag byte and a varint.
     for (let i = 0; i < strings; i++) pos += 1 + bad[pos]!; // every string here is under 128 bytes
-    const tagAt = pos + 1 + varintBytes(limits.maxPastAgeMs) + 1 + varintBytes(limits.maxFutureSkewMs) + 1;
+    const tagAt = pos + 2 + 2 + 1;
     expect(bad[tagAt]).toBe(0);
     bad[tagAt] = 7;
     expect(codeOf(() => decodeBatch(bad, expand))).toBe('GW_ERR_LOG_CORRUPT');
