@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config/load-config.js';
 import { createKindRegistry } from '../../gateway/kinds/registry.js';
 import { createEmbeddedSink } from '../../gateway/sinks/embedded-sink.js';
+import { createPayloadEncoder } from '../../simulators/payload-encoder.js';
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -15,8 +16,25 @@ import { mulberry32 } from '../helpers/random.js';
  */
 const DEVICES = 6;
 const KILLS = 4;
-const dataDir = mkdtempSync(join(tmpdir(), 'pg-crash-'));
-afterAll(() => (process.env['PULSEGATE_KEEP_TEST_DATA'] ? process.stderr.write(`kept ${dataDir}\n`) : rmSync(dataDir, { recursive: true, force: true })));
+const dataDirs: string[] = [];
+afterAll(() => {
+  for (const dataDir of dataDirs) process.env['PULSEGATE_KEEP_TEST_DATA'] ? process.stderr.write(`kept ${dataDir}\n`) : rmSync(dataDir, { recursive: true, force: true });
+});
+
+const hr = createPayloadEncoder('heart-rate', 'protobuf');
+/**
+ * The publishes: one JSON reading each, or protobuf batches of 10 (stored through the store
+ * batches' payload entries, decoded again on the sink thread).
+ */
+const SHAPES = [
+  { name: 'one JSON reading a publish', perPublish: 1, body: (seq: number, ts: number) => JSON.stringify({ seq, ts, bpm: 60 + (seq % 100) }) },
+  {
+    name: 'protobuf batches of 10 readings',
+    perPublish: 10,
+    body: (seq: number, ts: number) => hr.encodeBatch(Array.from({ length: 10 }, (_, i) => ({ seq: seq + i, ts: ts + i, bpm: 60 + ((seq + i) % 100) }))),
+  },
+] as const;
+type Shape = (typeof SHAPES)[number];
 
 interface Publisher {
   readonly deviceId: string;
@@ -25,7 +43,7 @@ interface Publisher {
 }
 
 /** Publishes QoS 1 readings as fast as acks come back (a window of 20 in flight) until stopped. */
-function drive(port: number, pubs: Publisher[], baseTs: number): { stop: () => Promise<void> } {
+function drive(port: number, pubs: Publisher[], baseTs: number, shape: Shape): { stop: () => Promise<void> } {
   let running = true;
   const clients: MqttClient[] = [];
   const loops = pubs.map(async (p) => {
@@ -37,10 +55,12 @@ function drive(port: number, pubs: Publisher[], baseTs: number): { stop: () => P
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
     const inflight = new Set<Promise<void>>();
     while (running && client.connected) {
-      const seq = p.nextSeq++;
-      const body = JSON.stringify({ seq, ts: baseTs + seq, bpm: 60 + (seq % 100) });
-      const pr = client.publishAsync(`sensors/heart-rate/${p.deviceId}`, body, { qos: 1 }).then(
-        () => void p.acked.add(seq),
+      const seq = p.nextSeq;
+      p.nextSeq += shape.perPublish;
+      const pr = client.publishAsync(`sensors/heart-rate/${p.deviceId}`, shape.body(seq, baseTs + seq), { qos: 1 }).then(
+        () => {
+          for (let i = 0; i < shape.perPublish; i++) p.acked.add(seq + i);
+        },
         () => undefined,
       );
       inflight.add(pr);
@@ -60,7 +80,9 @@ function drive(port: number, pubs: Publisher[], baseTs: number): { stop: () => P
 }
 
 describe('crash recovery', () => {
-  it('should count every acknowledged QoS 1 reading exactly once after repeated kill -9', async () => {
+  it.each(SHAPES)('should count every acknowledged QoS 1 reading exactly once after repeated kill -9: $name', async (shape) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pg-crash-'));
+    dataDirs.push(dataDir);
     const random = mulberry32(0xc0ffee);
     const pubs: Publisher[] = Array.from({ length: DEVICES }, (_, i) => ({ deviceId: `crash-${i}`, nextSeq: 1, acked: new Set<number>() }));
     // Event times 1 ms apart from a few minutes ago: all valid (not out of range), in order.
@@ -68,7 +90,7 @@ describe('crash recovery', () => {
     const env = {};
     let gw: ChildGateway = await startChildGateway(dataDir, env);
     for (let k = 0; k < KILLS; k++) {
-      const load = drive(gw.ports.mqtt, pubs, baseTs);
+      const load = drive(gw.ports.mqtt, pubs, baseTs, shape);
       // The kill comes after a (seeded) random stretch of load: the moment is the point, not a wait.
       await new Promise((r) => setTimeout(r, 400 + Math.floor(random() * 900)));
       gw.child.kill('SIGKILL');
