@@ -140,12 +140,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
 
   // sink tier, behind the sender-based side of the log
   const sinkMetrics = createSinkMetrics(registry);
-  const sink = createThreadedSink({
-    config: config.sinks,
-    kinds,
-    metrics: sinkMetrics,
-    logger: logger.child({ tier: 'sinks' }),
-  });
+  const sink = createThreadedSink({ config: config.sinks, kinds, metrics: sinkMetrics, logger: logger.child({ tier: 'sinks' }) });
   opened.add('the sink thread', sink, () => sink.close());
   const outbox = createOutbox({
     log,

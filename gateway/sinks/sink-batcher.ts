@@ -2,7 +2,7 @@ import { sleepUnlessAborted } from '../backoff.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { EventBus } from '../events.js';
-import type { BatchCovers, HealthSample, OutgoingBatch, PayloadLimits, PayloadReadings } from '../sinks/types.js';
+import { isPayloadReadings, type BatchCovers, type HealthSample, type OutgoingBatch, type PayloadLimits, type PayloadReadings } from '../sinks/types.js';
 import type { Reading } from '../kinds/kind-descriptor.js';
 import type { WindowResult } from '../window/types.js';
 import { toAlertEvent, type AlertEvent } from '../wire/alert.js';
@@ -90,7 +90,7 @@ export const PAYLOAD_MAX_BYTES_PER_READING = 32;
 
 function rawPointsOf(readings: readonly RawEntry[]): number {
   let n = 0;
-  for (const r of readings) n += (r as Partial<PayloadReadings>).count ?? 1;
+  for (const r of readings) n += isPayloadReadings(r) ? r.count : 1;
   return n;
 }
 
@@ -120,12 +120,11 @@ export class SinkBatcher {
   /**
    * The pending batch's payload bytes, copied here from what ingest read (nothing of a socket's
    * reads is held past the durable callback), allocated at its first payload for the room the
-   * batch has left: at most PAYLOAD_MAX_BYTES_PER_READING a point. Each batch has its own.
+   * batch has left: at most PAYLOAD_MAX_BYTES_PER_READING a point. Each batch has its own, so it
+   * is null exactly while the pending batch holds no payload entry.
    */
   private slab: Buffer | null = null;
   private slabUsed = 0;
-  /** Whether the pending batch holds a payload entry. */
-  private payloads = false;
   private windows: WindowResult[] = [];
   private health: HealthSample[] = [];
   private alerts: AlertEvent[] = [];
@@ -243,7 +242,6 @@ export class SinkBatcher {
     // Not split across batches: the batch it does not fit in goes first.
     if (this.pendingPoints + n > max) void this.flush();
     this.readings.push({ receivedAt: source.receivedAt, topic: source.topic, payload: this.copyPayload(source.payload), count: n });
-    this.payloads = true;
     this.rawPoints += n;
     if (offset >= 0) this.cover(offset);
     if (this.pendingPoints >= max) void this.flush();
@@ -286,12 +284,11 @@ export class SinkBatcher {
     if (this.pendingPoints > 0) {
       // After a drop no batch says what it covers: a chain through the dropped one would be wrong.
       const covers = this.dropped === null && !this.unordered ? { from: this.pendingFrom, below: this.coveredBelow } : undefined;
-      const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers, this.payloads ? this.options.payloadLimits : undefined);
+      const batch = batchOf(this.readings, this.windows, this.health, this.alerts, covers, this.slab !== null ? this.options.payloadLimits : undefined);
       this.pendingFrom = this.coveredBelow;
       this.readings = [];
       this.rawPoints = 0;
       this.slab = null;
-      this.payloads = false;
       this.windows = [];
       this.health = [];
       this.alerts = [];
