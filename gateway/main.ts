@@ -146,6 +146,8 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     log,
     destination: sink.name,
     send: (payload: Buffer) => sink.writeEncoded(payload),
+    // While the embedded store lags, up to 8 waiting batches go in one transaction.
+    ...(config.sinks.influxUrl === null ? { sendMany: (payloads: readonly Buffer[]) => sink.writeEncodedMany(payloads) } : {}),
     retry: { initialMs: config.sinks.retryInitialMs, maxMs: config.sinks.retryMaxMs },
     stateDir: config.log.dir,
     clock,

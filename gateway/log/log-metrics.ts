@@ -11,6 +11,8 @@ export interface MeteredOutbox {
   readonly oldestUnackedAgeMs: number;
   readonly pending: number;
   readonly deadLettered: number;
+  readonly groupsDelivered: number;
+  readonly groupsFailed: number;
 }
 
 /** What the log metrics read of a log consumer. */
@@ -116,6 +118,21 @@ export function createLogMetrics(registry: Registry): LogMetrics {
       }
     },
   });
+  const groupSeen = new Map<string, { delivered: number; failed: number }>();
+  const outboxGroups = new Counter({
+    name: 'pulsegate_log_outbox_group_sends_total',
+    help: 'Sends of several outgoing records at once (while the destination lags), by outcome: delivered, or failed (then sent one by one)',
+    labelNames: ['destination', 'outcome'],
+    registers: [registry],
+    collect() {
+      for (const o of outboxes) {
+        const prev = groupSeen.get(o.destination) ?? { delivered: 0, failed: 0 };
+        outboxGroups.labels(o.destination, 'delivered').inc(o.groupsDelivered - prev.delivered);
+        outboxGroups.labels(o.destination, 'failed').inc(o.groupsFailed - prev.failed);
+        groupSeen.set(o.destination, { delivered: o.groupsDelivered, failed: o.groupsFailed });
+      }
+    },
+  });
   const consumers: MeteredConsumer[] = [];
   const skippedSeen = new Map<string, number>();
   const consumerLag = new Gauge({
@@ -165,6 +182,8 @@ export function createLogMetrics(registry: Registry): LogMetrics {
       oldestUnackedAge.labels(o.destination).set(0);
       outboxPending.labels(o.destination).set(0);
       outboxDeadLettered.labels(o.destination).inc(0);
+      outboxGroups.labels(o.destination, 'delivered').inc(0);
+      outboxGroups.labels(o.destination, 'failed').inc(0);
     },
     attachConsumer(c) {
       // A consumer of the same name again (a restart in one process) replaces the old one.

@@ -142,6 +142,18 @@ export interface OutboxOptions {
    * and retries the same record.
    */
   readonly send: (payload: Buffer, context: SendContext) => Promise<void>;
+  /**
+   * Delivers several outgoing payloads at once, in order, all or none (the embedded store: one
+   * transaction); resolves once the receiver has them all durably. Used while more than one
+   * record waits (the receiver lags), for up to `maxGroupRecords` of them. A rejection is not
+   * judged: the group's records are sent again one by one with `send`, which retries and
+   * dead-letters each on its own. Absent = one record at a time.
+   */
+  readonly sendMany?: (payloads: readonly Buffer[], contexts: readonly SendContext[]) => Promise<void>;
+  /** Records in one sendMany call. Default 8. */
+  readonly maxGroupRecords?: number;
+  /** ...and their bytes (a group holds at least two records). Default 4 MiB. */
+  readonly maxGroupBytes?: number;
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
   readonly clock?: Clock;
   /** Outgoing records held in memory ahead of the one being sent. Default 16. */
@@ -186,6 +198,10 @@ export interface Outbox {
   readonly delivered: number;
   readonly deadLettered: number;
   readonly retries: number;
+  /** sendMany calls that delivered their group (each of its records counts in `delivered`). */
+  readonly groupsDelivered: number;
+  /** sendMany calls that failed (their records were then sent one by one). */
+  readonly groupsFailed: number;
   /**
    * Resolves once nothing is pending (every outgoing record acked or dead-lettered), or when
    * `deadlineMs` has passed, or on close, with the records still pending: shutdown delivers what
@@ -216,6 +232,9 @@ export function createOutbox(options: OutboxOptions): Outbox {
   const readAheadRecords = Math.max(1, options.readAheadRecords ?? 16);
   const readAheadBytes = options.readAheadBytes ?? 4 * 1024 * 1024;
   const maxTracked = Math.max(1, options.maxTrackedOffsets ?? 65_536);
+  const sendMany = options.sendMany;
+  const maxGroupRecords = Math.max(2, options.maxGroupRecords ?? 8);
+  const maxGroupBytes = options.maxGroupBytes ?? 4 * 1024 * 1024;
 
   // Offsets (and append times) of pending records at or above `trackedFloor`, in order.
   let tracked: number[] = [];
@@ -232,6 +251,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
   let delivered = 0;
   let deadLettered = 0;
   let retries = 0;
+  let groupsDelivered = 0;
+  let groupsFailed = 0;
   let started = false;
   let closing = false;
   let dirty = false;
@@ -423,6 +444,47 @@ export function createOutbox(options: OutboxOptions): Outbox {
     }
   }
 
+  /** The first records of the read-ahead that go in one sendMany call; fewer than two: none. */
+  function group(): Pending[] {
+    if (sendMany === undefined || readAhead.length < 2) return [];
+    const recs = [readAhead[0]!];
+    let bytes = recs[0]!.payload.length;
+    for (let i = 1; i < readAhead.length && recs.length < maxGroupRecords; i++) {
+      const next = readAhead[i]!;
+      if (bytes + next.payload.length > maxGroupBytes) break;
+      recs.push(next);
+      bytes += next.payload.length;
+    }
+    return recs.length < 2 ? [] : recs;
+  }
+
+  /**
+   * One sendMany call for `recs` (the head of the read-ahead), then their acks, appended
+   * together (one group commit). False when the call failed: nothing is acked, and the caller
+   * sends the records one by one.
+   */
+  async function deliverGroup(recs: readonly Pending[]): Promise<boolean> {
+    try {
+      await sendMany!(
+        recs.map((r) => r.payload),
+        recs.map((r) => ({ offset: r.offset, attempt: 1, signal: stops.work })),
+      );
+    } catch (err) {
+      if (closing) return true;
+      groupsFailed++;
+      logger?.debug({ err, destination, offsets: recs.map((r) => r.offset) }, 'outbox group send failed; sending its records one by one');
+      return false;
+    }
+    // Log failures here propagate: run() backs off and reads the records again (resent, idempotent).
+    await Promise.all(recs.map((r) => log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, r.offset, ACK_OUTCOMES.delivered))));
+    groupsDelivered++;
+    for (const r of recs) {
+      delivered++;
+      finish(r);
+    }
+    return true;
+  }
+
   function finish(rec: Pending): void {
     readAhead.shift();
     if (rec.offset > lastAcked) lastAcked = rec.offset;
@@ -439,6 +501,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
 
   async function run(): Promise<void> {
     let failures = 0;
+    // Records of a failed group still to send one by one before the next group.
+    let singles = 0;
     while (!closing) {
       try {
         if (readAhead.length === 0) {
@@ -448,13 +512,23 @@ export function createOutbox(options: OutboxOptions): Outbox {
             continue;
           }
         }
+        if (singles === 0) {
+          const recs = group();
+          if (recs.length > 0 && (await deliverGroup(recs))) {
+            failures = 0;
+            continue;
+          }
+          singles = recs.length;
+        }
         await deliver(readAhead[0]!);
+        if (singles > 0) singles--;
         failures = 0;
       } catch (err) {
         // The log itself failed (read, ack append): report, back off, try again from disk.
         if (closing) break;
         reportError(err, { offset: readAhead[0]?.offset ?? null, attempt: 0 });
         readAhead.length = 0;
+        singles = 0;
         const tracedFrom = readPos;
         readPos = Math.min(readPos, lastAcked + 1);
         trackedFloor = Math.max(trackedFloor, tracedFrom);
@@ -517,6 +591,12 @@ export function createOutbox(options: OutboxOptions): Outbox {
     },
     get retries() {
       return retries;
+    },
+    get groupsDelivered() {
+      return groupsDelivered;
+    },
+    get groupsFailed() {
+      return groupsFailed;
     },
     drain(deadlineMs) {
       if (pending === 0 || closing) return Promise.resolve(pending);

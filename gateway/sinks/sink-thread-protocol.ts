@@ -13,6 +13,8 @@ export type SinkThreadRequest = { readonly id: number } & (
   | { readonly op: 'start' }
   /** A batch in batch-codec form; decoded on the sink thread. */
   | { readonly op: 'write'; readonly payload: Uint8Array }
+  /** Several batches, written in order: in one transaction by a sink with writeMany, else one by one. */
+  | { readonly op: 'writeMany'; readonly payloads: readonly Uint8Array[] }
   | { readonly op: 'queryWindows'; readonly query: WindowQuery }
   | { readonly op: 'queryReadings'; readonly query: ReadingQuery }
   | { readonly op: 'queryWindowsJson'; readonly query: WindowQuery }

@@ -25,6 +25,12 @@ import type { AlertQuery, ReadingQuery, SerializedRows, SerializingSink, Sink, S
 export interface ThreadedSink extends SerializingSink {
   /** Writes one batch in batch-codec form, as the outbox reads it from the log. */
   writeEncoded(payload: Uint8Array): Promise<void>;
+  /**
+   * Writes several such batches in order, as one write on the embedded store (one transaction:
+   * all or none); InfluxDB gets them one by one, and a failure leaves the earlier ones written
+   * (resending them overwrites, never duplicates).
+   */
+  writeEncodedMany(payloads: readonly Uint8Array[]): Promise<void>;
   /** Ages out the embedded store's rows; null for a sink that keeps its own retention. */
   applyRetention(nowMs: number): Promise<EmbeddedRetentionResult | null>;
 }
@@ -125,6 +131,11 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
     return call({ op: 'write', payload: own }, [own.buffer]) as Promise<void>;
   }
 
+  function writeEncodedMany(payloads: readonly Uint8Array[]): Promise<void> {
+    const own = payloads.map((p) => new Uint8Array(p));
+    return call({ op: 'writeMany', payloads: own }, own.map((o) => o.buffer)) as Promise<void>;
+  }
+
   return {
     name,
     async start() {
@@ -135,6 +146,7 @@ export function createThreadedSink(options: ThreadedSinkOptions): ThreadedSink {
       return writeEncoded(encodeBatch(batch));
     },
     writeEncoded,
+    writeEncodedMany,
     queryWindows(query: WindowQuery) {
       return call({ op: 'queryWindows', query }) as Promise<WindowResult[]>;
     },

@@ -87,6 +87,12 @@ export function serveSinkThread(expanderFor?: (context: PayloadExpanderContext) 
         return sink.start();
       case 'write':
         return sink.write(decodeBatch(Buffer.from(request.payload.buffer, request.payload.byteOffset, request.payload.byteLength), expand));
+      case 'writeMany': {
+        const batches = request.payloads.map((p) => decodeBatch(Buffer.from(p.buffer, p.byteOffset, p.byteLength), expand));
+        if (sink.writeMany !== undefined) return sink.writeMany(batches);
+        for (const b of batches) await sink.write(b);
+        return;
+      }
       case 'queryWindows':
         return sink.queryWindows(request.query);
       case 'queryReadings':

@@ -123,6 +123,11 @@ export interface Sink {
   readonly name: string;
   start(): Promise<void>;
   write(batch: SinkBatch): Promise<void>;
+  /**
+   * Writes several batches, in order, all or none (one transaction), as one write; resolves once
+   * the store has them all durably. A sink without it is written batch by batch.
+   */
+  writeMany?(batches: readonly SinkBatch[]): Promise<void>;
   queryWindows(query: WindowQuery): Promise<WindowResult[]>;
   queryReadings(query: ReadingQuery): Promise<Reading[]>;
   queryAlerts(query: AlertQuery): Promise<AlertEvent[]>;

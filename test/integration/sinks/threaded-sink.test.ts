@@ -141,6 +141,37 @@ describe('sink thread', () => {
     await sink.close();
   });
 
+  it('should write several encoded batches as one write, all or none: one unknown kind stores none of them', async () => {
+    const registry = new Registry();
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'many.sqlite') }), kinds: createKindRegistry(), logger: silent, metrics: createSinkMetrics(registry) });
+    await sink.start();
+    const batchOf = (device: string, from: number): Buffer =>
+      encodeBatch({ readings: [0, 1, 2].map((i) => heartRateReading(device, from + i, BASE_TS + (from + i) * 200, 60 + i)), windows: [], health: [] });
+    const all = async (): Promise<unknown[]> => sink.queryReadings({ kind: 'heart-rate', from: 0, to: BASE_TS + 100_000, limit: 100 });
+
+    const bad = encodeBatch({ readings: [{ ...heartRateReading('m', 9, BASE_TS, 1), kind: 'no-such-kind' }], windows: [], health: [] });
+    const err = await sink.writeEncodedMany([batchOf('m', 0), bad, batchOf('m', 3)]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isGatewayError(err, 'GW_ERR_SINK_WRITE'), String(err)).toBe(true);
+    expect((err as { retryable: boolean }).retryable).toBe(false);
+    expect(await all()).toEqual([]);
+
+    // The caller's buffers are copied, not moved: they stay usable.
+    const parts = [batchOf('m', 0), batchOf('m', 3), batchOf('n', 0)];
+    await sink.writeEncodedMany(parts);
+    expect(parts.every((p) => p.length > 0)).toBe(true);
+    const rows = (await all()) as { deviceId: string; seq: number }[];
+    expect(rows.map((r) => `${r.deviceId}:${r.seq}`).sort()).toEqual(['m:0', 'm:1', 'm:2', 'm:3', 'm:4', 'm:5', 'n:0', 'n:1', 'n:2']);
+    await sink.close();
+    const text = await registry.metrics();
+    // One write of 9 points (and the refused one).
+    expect(text).toContain('pulsegate_sink_points_written_total{sink="embedded"} 9');
+    expect(text).toMatch(/pulsegate_sink_batch_seconds_count\{sink="embedded",outcome="ok"\} 1\n/);
+    expect(text).toMatch(/pulsegate_sink_batch_seconds_count\{sink="embedded",outcome="error"\} 1\n/);
+  });
+
   it('should take a batch that is a view into a larger buffer without the rest of it', async () => {
     const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'view.sqlite') }), kinds: createKindRegistry(), logger: silent });
     await sink.start();

@@ -188,6 +188,144 @@ describe('outbox', () => {
     expect(acks.find((a) => a.offset === poison)?.outcome).toBe(1);
   });
 
+  it('outbox should send the records waiting behind a slow send in groups through sendMany, ack each, and resend none after a restart', async () => {
+    let log = await logAt();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const singles: string[] = [];
+    const groups: string[][] = [];
+    const contexts: number[][] = [];
+    let started = 0;
+    let outbox = await outboxOn(
+      log,
+      async (p) => {
+        started++;
+        await gate;
+        singles.push(text(p));
+      },
+      {
+        sendMany: async (ps, ctxs) => {
+          groups.push(ps.map(text));
+          contexts.push(ctxs.map((c) => c.offset));
+        },
+        maxGroupRecords: 4,
+        readAheadRecords: 16,
+      },
+    );
+    const offsets: number[] = [];
+    // The first is sent alone (nothing waits behind it yet) and holds the sender until released.
+    offsets.push(await outbox.enqueue(Buffer.from('batch-0')));
+    await until(() => started === 1);
+    for (let i = 1; i < 11; i++) offsets.push(await outbox.enqueue(Buffer.from(`batch-${i}`)));
+    release();
+    await until(() => outbox.delivered === 11);
+    expect(singles).toEqual(['batch-0']);
+    // 10 waiting, read ahead at once: groups of at most 4, in order, then what is left.
+    expect(groups).toEqual([
+      ['batch-1', 'batch-2', 'batch-3', 'batch-4'],
+      ['batch-5', 'batch-6', 'batch-7', 'batch-8'],
+      ['batch-9', 'batch-10'],
+    ]);
+    expect(contexts.flat()).toEqual(offsets.slice(1));
+    expect(outbox.groupsDelivered).toBe(3);
+    expect(outbox.pending).toBe(0);
+    expect(outbox.lastAckedOffset).toBe(offsets[10]);
+    await until(() => log.durableOffset === log.nextOffset);
+    const acks = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.outgoingAck).map((r) => decodeOutgoingAck(r.payload));
+    expect(acks.map((a) => a.offset)).toEqual(offsets);
+    expect(acks.every((a) => a.outcome === 0)).toBe(true);
+
+    await outbox.close();
+    await log.close();
+    log = await logAt();
+    const again: string[] = [];
+    outbox = await outboxOn(log, async (p) => void again.push(text(p)), { sendMany: async (ps) => void again.push(...ps.map(text)) });
+    expect(outbox.pending).toBe(0);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(again).toEqual([]);
+  });
+
+  it('outbox should send the records of a failed group one by one: a record refused for good is dead-lettered alone, the others are delivered and acked once', async () => {
+    const log = await logAt();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const singles: string[] = [];
+    const groups: string[][] = [];
+    const dead: number[] = [];
+    let started = false;
+    const outbox = await outboxOn(
+      log,
+      async (p) => {
+        if (text(p) === 'first') {
+          started = true;
+          await gate;
+        }
+        if (text(p) === 'poison') throw new GatewayError('GW_ERR_SINK_WRITE', 'unknown sensor kind', { retryable: false });
+        singles.push(text(p));
+      },
+      {
+        sendMany: async (ps) => {
+          groups.push(ps.map(text));
+          // All or none, as the embedded store's transaction.
+          if (ps.some((p) => text(p) === 'poison')) throw new GatewayError('GW_ERR_SINK_WRITE', 'unknown sensor kind', { retryable: false });
+        },
+        maxGroupRecords: 3,
+        onDeadLetter: (offset) => dead.push(offset),
+      },
+    );
+    await outbox.enqueue(Buffer.from('first'));
+    await until(() => started);
+    const names = ['a', 'poison', 'b', 'c', 'd', 'e'];
+    const offsets = new Map<string, number>();
+    for (const n of names) offsets.set(n, await outbox.enqueue(Buffer.from(n)));
+    release();
+    await until(() => outbox.delivered === 6 && outbox.deadLettered === 1);
+    // [a, poison, b] fails as a whole and is sent again one by one; then grouping resumes.
+    expect(groups).toEqual([
+      ['a', 'poison', 'b'],
+      ['c', 'd', 'e'],
+    ]);
+    expect(singles).toEqual(['first', 'a', 'b']);
+    expect(dead).toEqual([offsets.get('poison')]);
+    expect(outbox.groupsFailed).toBe(1);
+    expect(outbox.groupsDelivered).toBe(1);
+    expect(outbox.pending).toBe(0);
+    await until(() => log.durableOffset === log.nextOffset);
+    const acks = (await readAll(log)).filter((r) => r.type === RECORD_TYPES.outgoingAck).map((r) => decodeOutgoingAck(r.payload));
+    const byOffset = new Map(acks.map((a) => [a.offset, a.outcome]));
+    expect(acks).toHaveLength(7);
+    expect(byOffset.size).toBe(7);
+    expect(byOffset.get(offsets.get('poison')!)).toBe(1);
+    for (const n of ['a', 'b', 'c', 'd', 'e']) expect(byOffset.get(offsets.get(n)!)).toBe(0);
+  });
+
+  it('outbox should keep a group within maxGroupBytes and send a record alone when the next would pass it', async () => {
+    const log = await logAt();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const singles: number[] = [];
+    const groups: number[][] = [];
+    let started = false;
+    const outbox = await outboxOn(
+      log,
+      async (p) => {
+        if (p.length === 1) {
+          started = true;
+          await gate;
+        }
+        singles.push(p.length);
+      },
+      { sendMany: async (ps) => void groups.push(ps.map((p) => p.length)), maxGroupBytes: 250 },
+    );
+    await outbox.enqueue(Buffer.alloc(1));
+    await until(() => started);
+    for (const n of [100, 100, 100, 300, 120, 120]) await outbox.enqueue(Buffer.alloc(n));
+    release();
+    await until(() => outbox.delivered === 7);
+    expect(groups).toEqual([[100, 100], [120, 120]]);
+    expect(singles).toEqual([1, 100, 300]);
+  });
+
   it('outbox should deliver a long backlog in order from disk when it tracks only a few offsets', async () => {
     const log = await logAt();
     let release: () => void = () => {};
