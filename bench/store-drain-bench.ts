@@ -11,6 +11,8 @@
  * bench/publisher.ts in another process for --duration s, then waits (at most --max-wait s) until
  * no store batch is pending in the log (`pulsegate_log_outbox_pending_records` 0), and counts the
  * rows of the store's readings table. Store rate = rows stored / (load time + time to catch up).
+ * While it waits it also times a GET /v1/readings every 0.5 s: the store's thread answers it
+ * between two writes, so this is how long a query waits while the store works through a backlog.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,8 +55,16 @@ try {
   const durableAtEnd = durable;
   const pendingAtEnd = await metric('pulsegate_log_outbox_pending_records');
   let pending = pendingAtEnd;
-  while (pending > 0 && performance.now() - loadEnd < maxWaitMs) {
+  // While the store catches up: how long a query the store answers waits (its thread is busy writing).
+  const queryMs: number[] = [];
+  for (let i = 0; pending > 0 && performance.now() - loadEnd < maxWaitMs; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
+    if (i % 5 === 4) {
+      const q0 = performance.now();
+      const res = await fetch(`${base}/v1/readings?kind=heart-rate&from=0&limit=1`);
+      await res.arrayBuffer();
+      if (res.ok) queryMs.push(performance.now() - q0);
+    }
     pending = await metric('pulsegate_log_outbox_pending_records');
   }
   const caughtUpS = (performance.now() - loadEnd) / 1000;
@@ -72,6 +82,11 @@ try {
       : `  the store caught up ${caughtUpS.toFixed(1)} s after the load: ${fmt(stored)} readings stored in ${(loadS + caughtUpS).toFixed(1)} s = ${fmt(stored / (loadS + caughtUpS))} readings/s\n`,
   );
   process.stdout.write(`  stored ${stored === durable ? '=' : '!='} durable (${fmt(stored)} / ${fmt(durable)})\n`);
+  if (queryMs.length > 0) {
+    const sorted = [...queryMs].sort((a, b) => a - b);
+    const at = (q: number): string => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(0);
+    process.stdout.write(`  GET /v1/readings (limit 1) while catching up: p50 ${at(0.5)} ms, p90 ${at(0.9)} ms, max ${at(1)} ms (${sorted.length} queries)\n`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -106,6 +106,7 @@ export interface SinksConfig {
   readonly windowRetention: string;
   readonly writeRawReadings: boolean;
   readonly batchMaxPoints: number;
+  readonly maxBatchesPerWrite: number;
   readonly flushIntervalMs: number;
   readonly retryInitialMs: number;
   readonly retryMaxMs: number;

@@ -361,6 +361,8 @@ export const configSchema = {
         windowRetention: { type: 'string', pattern: '^(INF|[0-9]+[hdw])$', default: '520w' },
         writeRawReadings: { type: 'boolean', default: true },
         batchMaxPoints: { type: 'integer', minimum: 1, default: 5000 },
+        /** While the embedded store lags, waiting batches written in one transaction; 1 = one at a time. */
+        maxBatchesPerWrite: { type: 'integer', minimum: 1, maximum: 64, default: 8 },
         flushIntervalMs: { ...positiveMs, default: 1000 },
         retryInitialMs: { ...positiveMs, default: 200 },
         retryMaxMs: { ...positiveMs, default: 30_000 },

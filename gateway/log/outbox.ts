@@ -143,11 +143,13 @@ export interface OutboxOptions {
    */
   readonly send: (payload: Buffer, context: SendContext) => Promise<void>;
   /**
-   * Delivers several outgoing payloads at once, in order, all or none (the embedded store: one
-   * transaction); resolves once the receiver has them all durably. Used while more than one
-   * record waits (the receiver lags), for up to `maxGroupRecords` of them. A rejection is not
-   * judged: the group's records are sent again one by one with `send`, which retries and
-   * dead-letters each on its own. Absent = one record at a time.
+   * Delivers several outgoing payloads at once, in order (the embedded store: in one
+   * transaction, all or none); resolves once the receiver has them all durably. Used while more
+   * than one record waits (the receiver lags), for up to `maxGroupRecords` of them. A rejection
+   * is not judged: the group's records are sent again one by one with `send`, which retries and
+   * dead-letters each on its own, so a receiver that took some of them before failing gets those
+   * again (sends must be idempotent, as `send`'s retries already require). Absent = one record
+   * at a time.
    */
   readonly sendMany?: (payloads: readonly Buffer[], contexts: readonly SendContext[]) => Promise<void>;
   /** Records in one sendMany call. Default 8. */
@@ -475,13 +477,17 @@ export function createOutbox(options: OutboxOptions): Outbox {
       logger?.debug({ err, destination, offsets: recs.map((r) => r.offset) }, 'outbox group send failed; sending its records one by one');
       return false;
     }
-    // Log failures here propagate: run() backs off and reads the records again (resent, idempotent).
-    await Promise.all(recs.map((r) => log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, r.offset, ACK_OUTCOMES.delivered))));
-    groupsDelivered++;
-    for (const r of recs) {
+    // The acks are appended in order and become durable in order: those that did are finished,
+    // so none is written twice; a log failure then propagates (run() backs off and reads the rest
+    // again, resent: writes are idempotent).
+    const acked = await Promise.allSettled(recs.map((r) => log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, r.offset, ACK_OUTCOMES.delivered))));
+    for (let i = 0; i < recs.length; i++) {
+      const a = acked[i]!;
+      if (a.status === 'rejected') throw a.reason;
       delivered++;
-      finish(r);
+      finish(recs[i]!);
     }
+    groupsDelivered++;
     return true;
   }
 
@@ -513,6 +519,8 @@ export function createOutbox(options: OutboxOptions): Outbox {
           }
         }
         if (singles === 0) {
+          // Read ahead what arrived since: a group is formed from all that waits.
+          if (sendMany !== undefined && readAhead.length < maxGroupRecords) await fill();
           const recs = group();
           if (recs.length > 0 && (await deliverGroup(recs))) {
             failures = 0;

@@ -38,7 +38,7 @@ export function createSinkMetrics(registry: Registry, sinks: readonly string[] =
   }));
   const batchSeconds = existing(registry, 'pulsegate_sink_batch_seconds', () => new Histogram({
     name: 'pulsegate_sink_batch_seconds',
-    help: 'Duration of one batch write to the time-series store, by sink and outcome (ok, error)',
+    help: 'Duration of one write to the time-series store (a batch, or several batches in one transaction while the embedded store lags), by sink and outcome (ok, error)',
     labelNames: ['sink', 'outcome'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,9 +142,10 @@ describe('sink thread', () => {
     await sink.close();
   });
 
-  it('should write several encoded batches as one write, all or none: one unknown kind stores none of them', async () => {
+  it('should write several encoded batches as one write, all or none: one unknown kind, or one row SQLite refuses, stores none of them', async () => {
     const registry = new Registry();
-    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: join(dir, 'many.sqlite') }), kinds: createKindRegistry(), logger: silent, metrics: createSinkMetrics(registry) });
+    const path = join(dir, 'many.sqlite');
+    const sink = createThreadedSink({ config: baseSinksConfig({ embeddedPath: path }), kinds: createKindRegistry(), logger: silent, metrics: createSinkMetrics(registry) });
     await sink.start();
     const batchOf = (device: string, from: number): Buffer =>
       encodeBatch({ readings: [0, 1, 2].map((i) => heartRateReading(device, from + i, BASE_TS + (from + i) * 200, 60 + i)), windows: [], health: [] });
@@ -158,6 +160,18 @@ describe('sink thread', () => {
     expect((err as { retryable: boolean }).retryable).toBe(false);
     expect(await all()).toEqual([]);
 
+    // A row refused inside the transaction (a trigger put in by another connection), in the second batch of three.
+    const other = new Database(path);
+    other.exec(`CREATE TRIGGER refuse_x BEFORE INSERT ON readings WHEN NEW.device = 'x' BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END;`);
+    const inTx = await sink.writeEncodedMany([batchOf('m', 0), batchOf('x', 0), batchOf('m', 3)]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(String(inTx)).toContain('refused by trigger');
+    expect(await all()).toEqual([]);
+    other.exec('DROP TRIGGER refuse_x');
+    other.close();
+
     // The caller's buffers are copied, not moved: they stay usable.
     const parts = [batchOf('m', 0), batchOf('m', 3), batchOf('n', 0)];
     await sink.writeEncodedMany(parts);
@@ -166,10 +180,10 @@ describe('sink thread', () => {
     expect(rows.map((r) => `${r.deviceId}:${r.seq}`).sort()).toEqual(['m:0', 'm:1', 'm:2', 'm:3', 'm:4', 'm:5', 'n:0', 'n:1', 'n:2']);
     await sink.close();
     const text = await registry.metrics();
-    // One write of 9 points (and the refused one).
+    // One write of 9 points (and the two refused ones).
     expect(text).toContain('pulsegate_sink_points_written_total{sink="embedded"} 9');
     expect(text).toMatch(/pulsegate_sink_batch_seconds_count\{sink="embedded",outcome="ok"\} 1\n/);
-    expect(text).toMatch(/pulsegate_sink_batch_seconds_count\{sink="embedded",outcome="error"\} 1\n/);
+    expect(text).toMatch(/pulsegate_sink_batch_seconds_count\{sink="embedded",outcome="error"\} 2\n/);
   });
 
   it('should take a batch that is a view into a larger buffer without the rest of it', async () => {

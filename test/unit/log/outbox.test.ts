@@ -299,6 +299,97 @@ describe('outbox', () => {
     for (const n of ['a', 'b', 'c', 'd', 'e']) expect(byOffset.get(offsets.get(n)!)).toBe(0);
   });
 
+  it('outbox should leave a group whose sendMany is in flight at close un-acked, and resend all of it after a restart', async () => {
+    let log = await logAt();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = 0;
+    let inGroup = false;
+    let outbox = await outboxOn(
+      log,
+      async () => {
+        started++;
+        await gate;
+      },
+      {
+        sendMany: async (_ps, ctxs) => {
+          inGroup = true;
+          // Like the store, which finishes its transaction but is told the outbox is closing.
+          await new Promise((r) => setTimeout(r, 20));
+          if (ctxs[0]!.signal.aborted) throw new Error('aborted');
+        },
+      },
+    );
+    await outbox.enqueue(Buffer.from('first'));
+    await until(() => started === 1);
+    for (let i = 0; i < 4; i++) await outbox.enqueue(Buffer.from(`g-${i}`));
+    release();
+    await until(() => inGroup);
+    await outbox.close();
+    expect(outbox.delivered).toBe(1);
+    await log.close();
+
+    log = await logAt();
+    const again: string[] = [];
+    outbox = await outboxOn(log, async (p) => void again.push(text(p)));
+    expect(outbox.pending).toBe(4);
+    await until(() => outbox.delivered === 4);
+    expect(again).toEqual(['g-0', 'g-1', 'g-2', 'g-3']);
+  });
+
+  it('outbox should finish the records of a group whose acks the log took before failing, and ack each of the group once after it recovers', async () => {
+    const real = await logAt();
+    let acks = 0;
+    let failed = false;
+    let failing = false;
+    // From the group's third ack on, the log refuses appends for a moment (an I/O error it then
+    // recovers from), as a log does after the first two were durable.
+    const log = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === 'appendDurable') {
+          return (type: number, payload: Buffer) => {
+            if (type === RECORD_TYPES.outgoingAck && ++acks === 4 && !failed) {
+              failed = true;
+              failing = true;
+              setTimeout(() => (failing = false), 10);
+            }
+            if (failing) return Promise.reject(new GatewayError('GW_ERR_LOG_IO', 'disk gone for a moment'));
+            return target.appendDurable(type as never, payload);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as FileMessageLog;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = 0;
+    const sent: string[] = [];
+    const outbox = await outboxOn(
+      log,
+      async (p) => {
+        started++;
+        if (text(p) === 'first') await gate;
+        sent.push(text(p));
+      },
+      { sendMany: async (ps) => void sent.push(...ps.map((p) => `[${text(p)}]`)), maxGroupRecords: 4 },
+    );
+    const offsets = [await outbox.enqueue(Buffer.from('first'))];
+    await until(() => started === 1);
+    for (let i = 0; i < 4; i++) offsets.push(await outbox.enqueue(Buffer.from(`g-${i}`)));
+    release();
+    await until(() => outbox.pending === 0);
+    expect(failed).toBe(true);
+    // g-0 and g-1 were acked before the failure and are not sent again; g-2 and g-3 are.
+    expect(sent.slice(0, 5)).toEqual(['first', '[g-0]', '[g-1]', '[g-2]', '[g-3]']);
+    // (as often as the log refused their acks)
+    expect(sent.length).toBeGreaterThan(5);
+    expect(sent.slice(5).every((x) => /^\[?g-[23]\]?$/.test(x))).toBe(true);
+    await until(() => real.durableOffset === real.nextOffset);
+    const ackOffsets = (await readAll(real)).filter((r) => r.type === RECORD_TYPES.outgoingAck).map((r) => decodeOutgoingAck(r.payload).offset);
+    expect(ackOffsets.sort((a, b) => a - b)).toEqual(offsets);
+  });
+
   it('outbox should keep a group within maxGroupBytes and send a record alone when the next would pass it', async () => {
     const log = await logAt();
     let release: () => void = () => {};
