@@ -533,6 +533,17 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
    * exception ends the process. A publish that trips code not expecting its bytes is rejected
    * alone, counted as internal_error, and the connection stays up.
    */
+  // aedes handles the packets of one read at once and, when a publish's authorizePublish answers,
+  // writes its QoS 1 PUBACK and forwards it to subscribers: the answers are released in the order
+  // the publishes came, so one answered at once (a refusal, an empty retained publish) does not
+  // overtake one waiting for its fsync [MQTT-4.6.0-2, MQTT-4.6.0-6]. (The fast path orders its own.)
+  const answerQueues = new WeakMap<Client, InOrderAnswers>();
+  function answersOf(client: Client): InOrderAnswers {
+    let q = answerQueues.get(client);
+    if (q === undefined) answerQueues.set(client, (q = new InOrderAnswers()));
+    return q;
+  }
+
   function onPublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
     let answered = false;
     const answer = (err?: Error | null): void => {
@@ -619,7 +630,7 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
 
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
       if (client === null) return done(null); // the gateway's own publishes (alerts)
-      onPublish(client, packet, done);
+      onPublish(client, packet, wills.has(packet) ? done : answersOf(client).next(done));
       return undefined;
     },
 
@@ -868,4 +879,42 @@ function illFormedConnect(packet: ConnectPacket): string | null {
     (packet.will === undefined ? null : illFormedTopic(packet.will.topic, 'will topic')) ??
     (packet.username === undefined ? null : illFormedTopic(packet.username, 'username'))
   );
+}
+
+type Answer = (error?: Error | null) => void;
+
+/** Answers released in the order they were taken: slot k waits for slots 0..k-1 (each answers once). */
+class InOrderAnswers {
+  private dones: Answer[] = [];
+  private errors: (Error | null | undefined)[] = [];
+  private ready: boolean[] = [];
+  private head = 0;
+
+  /** The answer of the next publish: calling it releases `done` once every earlier one is released. */
+  next(done: Answer): Answer {
+    const slot = this.dones.length;
+    this.dones.push(done);
+    this.errors.push(undefined);
+    this.ready.push(false);
+    return (err) => {
+      this.errors[slot] = err;
+      this.ready[slot] = true;
+      this.release();
+    };
+  }
+
+  private release(): void {
+    // A released answer may make aedes take the next packets at once (re-entering next() and
+    // this): the head moves before each call, and the slots are reset only once all are released.
+    while (this.head < this.dones.length && this.ready[this.head]!) {
+      const i = this.head++;
+      this.dones[i]!(this.errors[i]);
+    }
+    if (this.head === this.dones.length && this.head > 0) {
+      this.dones = [];
+      this.errors = [];
+      this.ready = [];
+      this.head = 0;
+    }
+  }
 }
