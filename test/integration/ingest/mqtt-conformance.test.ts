@@ -536,19 +536,27 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
 
   it('through the broker (fast path off), PUBACKs keep the order of their PUBLISHes when a later one is answered at once: an empty retained publish and a rate-limited refusal behind readings waiting for their fsync [MQTT-4.6.0-2]', async () => {
     const limited = await startIngest({ fastPublish: false }, null, { rateLimit: { publishesPerSecond: 0.001, burst: 1, maxDevices: 100 } });
+    const sub = await connect(limited.port);
     try {
+      // And the publishes reach a subscriber in that order [MQTT-4.6.0-6] (the refused ones not at all).
+      await sub.subscribeAsync('sensors/heart-rate/+', { qos: 0 });
+      const got: string[] = [];
+      sub.on('message', (t, p) => got.push(`${t.slice('sensors/heart-rate/'.length)}:${p.length === 0 ? 'empty' : String((JSON.parse(p.toString()) as { seq: number }).seq)}`));
       const c = await rawConnected(limited.port);
       const topic = 'sensors/heart-rate/limited-broker';
       // 1: appended; 2: an empty retained publish (clears the topic's retained message, nothing
       // logged: answered at once); 3: the first refusal, dead-lettered; 4: refused, answered at once;
-      // 5: another device, appended.
+      // 5: a third device, appended.
       const clear = gen({ cmd: 'publish', topic: 'sensors/heart-rate/other-broker', payload: Buffer.alloc(0), qos: 1, retain: true, dup: false, messageId: 2 });
-      c.socket.write(Buffer.concat([publish(topic, 1, 1, 1), clear, publish(topic, 2, 1, 3), publish(topic, 3, 1, 4), publish('sensors/heart-rate/other-broker', 1, 1, 5)]));
+      c.socket.write(Buffer.concat([publish(topic, 1, 1, 1), clear, publish(topic, 2, 1, 3), publish(topic, 3, 1, 4), publish('sensors/heart-rate/third-broker', 1, 1, 5)]));
       await waitFor(() => pubackIds(c).length === 5 || c.closed, { what: 'five PUBACKs' });
       expect(pubackIds(c)).toEqual([1, 2, 3, 4, 5]);
+      await waitFor(() => got.length === 3, { what: 'three publishes delivered' });
+      expect(got).toEqual(['limited-broker:1', 'other-broker:empty', 'third-broker:1']);
       expect(await limited.metric('pulsegate_mqtt_publishes_read_in_place_total')).toBe(0);
       c.socket.destroy();
     } finally {
+      await sub.endAsync();
       await limited.close();
     }
   });
