@@ -146,7 +146,7 @@ async function startTiers(config: GatewayConfig, deps: GatewayDeps, logger: Logg
     log,
     destination: sink.name,
     send: (payload: Buffer) => sink.writeEncoded(payload),
-    // While the embedded store lags, up to sinks.maxBatchesPerWrite waiting batches go in one transaction.
+    // While the embedded store lags, up to sinks.maxBatchesPerWrite (4) waiting batches go in one transaction.
     ...(config.sinks.influxUrl === null && config.sinks.maxBatchesPerWrite > 1
       ? { sendMany: (payloads: readonly Buffer[]) => sink.writeEncodedMany(payloads), maxGroupRecords: config.sinks.maxBatchesPerWrite }
       : {}),

@@ -152,7 +152,7 @@ export interface OutboxOptions {
    * at a time.
    */
   readonly sendMany?: (payloads: readonly Buffer[], contexts: readonly SendContext[]) => Promise<void>;
-  /** Records in one sendMany call. Default 8. */
+  /** Records in one sendMany call. Default 4. */
   readonly maxGroupRecords?: number;
   /** ...and their bytes (a group holds at least two records). Default 4 MiB. */
   readonly maxGroupBytes?: number;
@@ -235,7 +235,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
   const readAheadBytes = options.readAheadBytes ?? 4 * 1024 * 1024;
   const maxTracked = Math.max(1, options.maxTrackedOffsets ?? 65_536);
   const sendMany = options.sendMany;
-  const maxGroupRecords = Math.max(2, options.maxGroupRecords ?? 8);
+  const maxGroupRecords = Math.max(2, options.maxGroupRecords ?? 4);
   const maxGroupBytes = options.maxGroupBytes ?? 4 * 1024 * 1024;
 
   // Offsets (and append times) of pending records at or above `trackedFloor`, in order.

@@ -275,9 +275,13 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       return points;
     };
     const writeBatch = handle.transaction(insertBatch);
-    const writeBatches = handle.transaction((batches: readonly SinkBatch[]): number => {
+    const writeBatches = handle.transaction((batches: Iterable<SinkBatch>): number => {
       let points = 0;
-      for (const b of batches) points += insertBatch(b);
+      for (const b of batches) {
+        // Inside the transaction: a batch refused here rolls back the ones before it.
+        assertKinds(b);
+        points += insertBatch(b);
+      }
       return points;
     });
     return { writeBatch, writeBatches };
@@ -338,7 +342,6 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       const startedAt = performance.now();
       try {
         open();
-        for (const b of batches) assertKinds(b);
         const points = statements!.writeBatches(batches);
         metrics?.written(EMBEDDED_SINK_NAME, points, (performance.now() - startedAt) / 1000);
       } catch (err) {

@@ -88,9 +88,17 @@ export function serveSinkThread(expanderFor?: (context: PayloadExpanderContext) 
       case 'write':
         return sink.write(decodeBatch(Buffer.from(request.payload.buffer, request.payload.byteOffset, request.payload.byteLength), expand));
       case 'writeMany': {
-        const batches = request.payloads.map((p) => decodeBatch(Buffer.from(p.buffer, p.byteOffset, p.byteLength), expand));
-        if (sink.writeMany !== undefined) return sink.writeMany(batches);
-        for (const b of batches) await sink.write(b);
+        // Decoded as the sink takes them: one decoded batch alive at a time.
+        const decode = (p: Uint8Array) => decodeBatch(Buffer.from(p.buffer, p.byteOffset, p.byteLength), expand);
+        if (sink.writeMany !== undefined) {
+          const payloads = request.payloads;
+          return sink.writeMany({
+            *[Symbol.iterator]() {
+              for (const p of payloads) yield decode(p);
+            },
+          });
+        }
+        for (const p of request.payloads) await sink.write(decode(p));
         return;
       }
       case 'queryWindows':

@@ -125,9 +125,11 @@ export interface Sink {
   write(batch: SinkBatch): Promise<void>;
   /**
    * Writes several batches, in order, all or none (one transaction), as one write; resolves once
-   * the store has them all durably. A sink without it is written batch by batch.
+   * the store has them all durably. Taken one at a time from `batches`, so a caller that decodes
+   * them as they are asked for holds one decoded batch at a time. A sink without it is written
+   * batch by batch.
    */
-  writeMany?(batches: readonly SinkBatch[]): Promise<void>;
+  writeMany?(batches: Iterable<SinkBatch>): Promise<void>;
   queryWindows(query: WindowQuery): Promise<WindowResult[]>;
   queryReadings(query: ReadingQuery): Promise<Reading[]>;
   queryAlerts(query: AlertQuery): Promise<AlertEvent[]>;

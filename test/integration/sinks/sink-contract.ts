@@ -23,7 +23,7 @@ export function baseSinksConfig(overrides: Partial<SinksConfig> = {}): SinksConf
     windowRetention: '520w',
     writeRawReadings: true,
     batchMaxPoints: 5000,
-    maxBatchesPerWrite: 8,
+    maxBatchesPerWrite: 4,
     flushIntervalMs: 1000,
     retryInitialMs: 200,
     retryMaxMs: 30_000,
