@@ -644,3 +644,47 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
     }
   });
 });
+
+describe('a client that stops reading what it is sent, on a real socket', () => {
+  it('is closed as not_reading once its deliveries back up for mqtt.packetTimeoutMs; a client that reads stays', async () => {
+    const x = await startIngest({ passthrough: ['bulk/#'], packetTimeoutMs: 400 });
+    const pub = await connect(x.port);
+    const stalled = await rawConnected(x.port);
+    const reader = await rawConnected(x.port);
+    // The stalled client keeps sending PINGREQs (its writes are not blocked), which the broker
+    // stops reading once what it sends the client backs up.
+    let pinger: NodeJS.Timeout | null = null;
+    try {
+      for (const c of [stalled, reader]) {
+        c.socket.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bulk/#', qos: 0 }] }));
+        await waitFor(() => c.packets.some((p) => p.cmd === 'suback'), { what: 'the SUBACK' });
+      }
+      stalled.socket.pause();
+      pinger = setInterval(() => {
+        if (!stalled.closed) stalled.socket.write(gen({ cmd: 'pingreq' }));
+      }, 100);
+      // 60 MB: more than the kernel's buffers of the stalled socket hold (tcp_rmem allows 32 MB
+      // here), so the broker's writes to it wait; stopped early by the close.
+      const chunk = Buffer.alloc(200_000, 0x61);
+      let published = 0;
+      const t0 = Date.now();
+      while (!stalled.closed && published < 300 && Date.now() - t0 < 30_000) {
+        // Not awaited one by one: the broker stops reading the publisher while a delivery waits.
+        await Promise.race([pub.publishAsync('bulk/data', chunk, { qos: 0 }), new Promise((r) => setTimeout(r, 200))]);
+        published++;
+      }
+      await waitFor(() => stalled.closed, { what: 'the stalled client closed', timeoutMs: 10_000 });
+      expect(await x.metric('pulsegate_mqtt_connections_refused_total', { reason: 'not_reading' })).toBe(1);
+      expect(reader.closed).toBe(false);
+      // With it gone, the reading client gets what it was sent.
+      const got = (): number => reader.received.reduce((n, b) => n + b.length, 0);
+      await waitFor(() => got() >= published * chunk.length * 0.9, { what: 'the reading client got the deliveries', timeoutMs: 20_000 });
+    } finally {
+      if (pinger !== null) clearInterval(pinger);
+      stalled.socket.destroy();
+      reader.socket.destroy();
+      await pub.endAsync();
+      await x.close();
+    }
+  });
+});
