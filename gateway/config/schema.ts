@@ -362,7 +362,7 @@ export const configSchema = {
         writeRawReadings: { type: 'boolean', default: true },
         batchMaxPoints: { type: 'integer', minimum: 1, default: 5000 },
         /** While the embedded store lags, waiting batches written in one transaction; 1 = one at a time. */
-        maxBatchesPerWrite: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+        maxBatchesPerWrite: { type: 'integer', minimum: 1, maximum: 16, default: 4 },
         flushIntervalMs: { ...positiveMs, default: 1000 },
         retryInitialMs: { ...positiveMs, default: 200 },
         retryMaxMs: { ...positiveMs, default: 30_000 },

@@ -705,6 +705,9 @@ export async function createMqttIngest(options: MqttIngestOptions): Promise<Mqtt
     take(client, topic, payload, qos, messageId, done) {
       if (closed || topic.length === 0 || topic.indexOf('#') >= 0 || topic.indexOf('+') >= 0 || topicLevels(topic) > maxTopicLevels) return false;
       if (gate.mayMatch(topic) || broker.listenerCount('publish') > 0) return false;
+      // A publish of this connection still waits on the broker path: this one goes there too,
+      // behind it, so that its PUBACK cannot overtake [MQTT-4.6.0-2].
+      if (answerQueues.get(client as Client)?.busy === true) return false;
       if (!(options.sparkplug && isSparkplugTopic(topic)) && router.route(topic) === null) return false;
       const packet = { cmd: 'publish', topic, payload, qos, messageId, retain: false, dup: false } as PublishPacket;
       metrics.readInPlace();
@@ -883,37 +886,50 @@ function illFormedConnect(packet: ConnectPacket): string | null {
 
 type Answer = (error?: Error | null) => void;
 
+interface AnswerSlot {
+  done: Answer | null;
+  error: Error | null | undefined;
+  ready: boolean;
+}
+
 /** Answers released in the order they were taken: slot k waits for slots 0..k-1 (each answers once). */
 class InOrderAnswers {
-  private dones: Answer[] = [];
-  private errors: (Error | null | undefined)[] = [];
-  private ready: boolean[] = [];
+  private slots: AnswerSlot[] = [];
   private head = 0;
+
+  /** Whether an answer taken is not released yet. */
+  get busy(): boolean {
+    return this.head < this.slots.length;
+  }
 
   /** The answer of the next publish: calling it releases `done` once every earlier one is released. */
   next(done: Answer): Answer {
-    const slot = this.dones.length;
-    this.dones.push(done);
-    this.errors.push(undefined);
-    this.ready.push(false);
+    const slot: AnswerSlot = { done, error: undefined, ready: false };
+    this.slots.push(slot);
     return (err) => {
-      this.errors[slot] = err;
-      this.ready[slot] = true;
+      if (slot.ready) return;
+      slot.error = err;
+      slot.ready = true;
       this.release();
     };
   }
 
   private release(): void {
     // A released answer may make aedes take the next packets at once (re-entering next() and
-    // this): the head moves before each call, and the slots are reset only once all are released.
-    while (this.head < this.dones.length && this.ready[this.head]!) {
-      const i = this.head++;
-      this.dones[i]!(this.errors[i]);
+    // this): the head moves before each call, and each pass reads the current slots.
+    while (this.head < this.slots.length && this.slots[this.head]!.ready) {
+      const slot = this.slots[this.head++]!;
+      const done = slot.done!;
+      slot.done = null;
+      done(slot.error);
     }
-    if (this.head === this.dones.length && this.head > 0) {
-      this.dones = [];
-      this.errors = [];
-      this.ready = [];
+    // A client pipelining steadily may never have all its answers released at once: the
+    // released slots are dropped as they pile up, not only when the queue empties.
+    if (this.head === this.slots.length) {
+      this.slots = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.slots.length) {
+      this.slots = this.slots.slice(this.head);
       this.head = 0;
     }
   }

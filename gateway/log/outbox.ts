@@ -386,8 +386,11 @@ export function createOutbox(options: OutboxOptions): Outbox {
 
   async function fill(): Promise<void> {
     dirty = false;
+    // What is read ahead already counts (fill() also tops up a non-empty read-ahead).
     let bytes = 0;
+    for (const r of readAhead) bytes += r.payload.length;
     const full = (): boolean => readAhead.length >= readAheadRecords || bytes >= readAheadBytes;
+    if (full()) return;
     if (readPos < trackedFloor) {
       // The offsets here were forgotten (tracking overflow or a long backlog): scan the log.
       const end = Math.min(trackedFloor, log.nextOffset);

@@ -77,13 +77,18 @@ interface Harness {
 }
 
 /** A real ingest (broker, decoder, log on disk) with the given mqtt config and credentials. */
-async function startIngest(mqttOverrides: Record<string, unknown> = {}, credentialsFile: string | null = null, ingestOptions: { rateLimit?: RateLimitOptions } = {}): Promise<Harness> {
+async function startIngest(
+  mqttOverrides: Record<string, unknown> = {},
+  credentialsFile: string | null = null,
+  ingestOptions: { rateLimit?: RateLimitOptions } = {},
+  logOptions: { groupCommitIntervalMs?: number } = {},
+): Promise<Harness> {
   const config = loadConfig({ env: {}, overrides: { mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, ...mqttOverrides } } });
   const kinds = createKindRegistry();
   const registry = createRegistry();
   const metrics = createIngestMetrics(registry, [...kinds.keys()]);
   const dir = await tempDir();
-  const log = await createMessageLog({ dir: dir.dir });
+  const log = await createMessageLog({ dir: dir.dir, ...logOptions });
   await log.start();
   const ingest = await createMqttIngest({
     config: config.mqtt,
@@ -536,8 +541,9 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
 
   it('through the broker (fast path off), PUBACKs keep the order of their PUBLISHes when a later one is answered at once: an empty retained publish and a rate-limited refusal behind readings waiting for their fsync [MQTT-4.6.0-2]', async () => {
     const limited = await startIngest({ fastPublish: false }, null, { rateLimit: { publishesPerSecond: 0.001, burst: 1, maxDevices: 100 } });
-    const sub = await connect(limited.port);
+    let sub: MqttClient | null = null;
     try {
+      sub = await connect(limited.port);
       // And the publishes reach a subscriber in that order [MQTT-4.6.0-6] (the refused ones not at all).
       await sub.subscribeAsync('sensors/heart-rate/+', { qos: 0 });
       const got: string[] = [];
@@ -556,8 +562,32 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
       expect(await limited.metric('pulsegate_mqtt_publishes_read_in_place_total')).toBe(0);
       c.socket.destroy();
     } finally {
-      await sub.endAsync();
+      await sub?.endAsync();
       await limited.close();
+    }
+  });
+
+  it('a publish the fast path could take waits behind one of the same connection on the broker path: its PUBACK does not overtake [MQTT-4.6.0-2]', async () => {
+    // Group commits every 200 ms: the retained reading (the broker's) waits that long for its fdatasync.
+    const slow = await startIngest({}, null, { rateLimit: { publishesPerSecond: 0.001, burst: 1, maxDevices: 100 } }, { groupCommitIntervalMs: 200 });
+    try {
+      const c = await rawConnected(slow.port);
+      const limited = 'sensors/heart-rate/spent';
+      // Device "spent" uses its budget: 1 appended, 2 its first refusal (dead-lettered).
+      c.socket.write(Buffer.concat([publish(limited, 1, 1, 1), publish(limited, 2, 1, 2)]));
+      await waitFor(() => pubackIds(c).length === 2 || c.closed, { what: 'the first two PUBACKs' });
+      // A retained reading of another device (the broker's: the fast path takes no retained
+      // publish) waits up to 200 ms for its fdatasync...
+      c.socket.write(gen({ cmd: 'publish', topic: 'sensors/heart-rate/behind-broker', payload: Buffer.from(reading(1)), qos: 1, retain: true, dup: false, messageId: 3 }));
+      await new Promise((r) => setTimeout(r, 30));
+      // ...when, in a later read, "spent" publishes again: refused, counted only, answered at once.
+      c.socket.write(publish(limited, 3, 1, 4));
+      await waitFor(() => pubackIds(c).length === 4 || c.closed, { what: 'four PUBACKs' });
+      expect(pubackIds(c)).toEqual([1, 2, 3, 4]);
+      expect(await slow.metric('pulsegate_readings_rejected_total', { reason: 'rate_limited' })).toBe(2);
+      c.socket.destroy();
+    } finally {
+      await slow.close();
     }
   });
 
@@ -648,42 +678,46 @@ describe('publish fast path (mqtt.fastPublish): sensor publishes read off the co
 describe('a client that stops reading what it is sent, on a real socket', () => {
   it('is closed as not_reading once its deliveries back up for mqtt.packetTimeoutMs; a client that reads stays', async () => {
     const x = await startIngest({ passthrough: ['bulk/#'], packetTimeoutMs: 400 });
-    const pub = await connect(x.port);
-    const stalled = await rawConnected(x.port);
-    const reader = await rawConnected(x.port);
+    let pub: MqttClient | null = null;
+    let stalled: RawClient | null = null;
+    let reader: RawClient | null = null;
     // The stalled client keeps sending PINGREQs (its writes are not blocked), which the broker
     // stops reading once what it sends the client backs up.
     let pinger: NodeJS.Timeout | null = null;
     try {
-      for (const c of [stalled, reader]) {
+      pub = await connect(x.port);
+      stalled = await rawConnected(x.port);
+      reader = await rawConnected(x.port);
+      const [p, s, r] = [pub, stalled, reader];
+      for (const c of [s, r]) {
         c.socket.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'bulk/#', qos: 0 }] }));
         await waitFor(() => c.packets.some((p) => p.cmd === 'suback'), { what: 'the SUBACK' });
       }
-      stalled.socket.pause();
+      s.socket.pause();
       pinger = setInterval(() => {
-        if (!stalled.closed) stalled.socket.write(gen({ cmd: 'pingreq' }));
+        if (!s.closed) s.socket.write(gen({ cmd: 'pingreq' }));
       }, 100);
       // 60 MB: more than the kernel's buffers of the stalled socket hold (tcp_rmem allows 32 MB
       // here), so the broker's writes to it wait; stopped early by the close.
       const chunk = Buffer.alloc(200_000, 0x61);
       let published = 0;
       const t0 = Date.now();
-      while (!stalled.closed && published < 300 && Date.now() - t0 < 30_000) {
+      while (!s.closed && published < 300 && Date.now() - t0 < 15_000) {
         // Not awaited one by one: the broker stops reading the publisher while a delivery waits.
-        await Promise.race([pub.publishAsync('bulk/data', chunk, { qos: 0 }), new Promise((r) => setTimeout(r, 200))]);
+        await Promise.race([p.publishAsync('bulk/data', chunk, { qos: 0 }), new Promise((r) => setTimeout(r, 200))]);
         published++;
       }
-      await waitFor(() => stalled.closed, { what: 'the stalled client closed', timeoutMs: 10_000 });
+      await waitFor(() => s.closed, { what: 'the stalled client closed', timeoutMs: 10_000 });
       expect(await x.metric('pulsegate_mqtt_connections_refused_total', { reason: 'not_reading' })).toBe(1);
-      expect(reader.closed).toBe(false);
+      expect(r.closed).toBe(false);
       // With it gone, the reading client gets what it was sent.
-      const got = (): number => reader.received.reduce((n, b) => n + b.length, 0);
-      await waitFor(() => got() >= published * chunk.length * 0.9, { what: 'the reading client got the deliveries', timeoutMs: 20_000 });
+      const got = (): number => r.received.reduce((n, b) => n + b.length, 0);
+      await waitFor(() => got() >= published * chunk.length * 0.9, { what: 'the reading client got the deliveries', timeoutMs: 15_000 });
     } finally {
       if (pinger !== null) clearInterval(pinger);
-      stalled.socket.destroy();
-      reader.socket.destroy();
-      await pub.endAsync();
+      stalled?.socket.destroy();
+      reader?.socket.destroy();
+      await pub?.endAsync();
       await x.close();
     }
   });
