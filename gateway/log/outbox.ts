@@ -420,11 +420,16 @@ export function createOutbox(options: OutboxOptions): Outbox {
     }
   }
 
+  /** Appends the ack of a delivered record; resolves once it is durable. */
+  function deliveredAck(rec: Pending): Promise<number> {
+    return log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, rec.offset, ACK_OUTCOMES.delivered));
+  }
+
   async function deliver(rec: Pending): Promise<void> {
     for (let attempt = 1; !closing; attempt++) {
       try {
         await send(rec.payload, { offset: rec.offset, attempt, signal: stops.work });
-        await log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, rec.offset, ACK_OUTCOMES.delivered));
+        await deliveredAck(rec);
         delivered++;
         return finish(rec);
       } catch (err) {
@@ -483,7 +488,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
     // The acks are appended in order and become durable in order: those that did are finished,
     // so none is written twice; a log failure then propagates (run() backs off and reads the rest
     // again, resent: writes are idempotent).
-    const acked = await Promise.allSettled(recs.map((r) => log.appendDurable(RECORD_TYPES.outgoingAck, encodeOutgoingAck(dest, r.offset, ACK_OUTCOMES.delivered))));
+    const acked = await Promise.allSettled(recs.map(deliveredAck));
     for (let i = 0; i < recs.length; i++) {
       const a = acked[i]!;
       if (a.status === 'rejected') throw a.reason;

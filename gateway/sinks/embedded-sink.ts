@@ -251,6 +251,7 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       'INSERT OR REPLACE INTO alerts (id, rule, rule_kind, severity, state, kind, device_id, group_json, value, threshold, window_start, window_end, episode_start, fired_at, resolved_at, "offset", summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const insertBatch = (batch: SinkBatch): number => {
+      assertKinds(batch);
       let points = 0;
       // Every raw reading the batch holds: sinks.writeRawReadings chose them when batching (a
       // batch logged under another setting is stored as it was batched, see SinkBatch.covers).
@@ -274,17 +275,14 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
       }
       return points;
     };
-    const writeBatch = handle.transaction(insertBatch);
+    // One transaction for all: one WAL commit, and each B-tree page written once for all of
+    // them; a batch refused (an unknown kind) rolls back the ones before it.
     const writeBatches = handle.transaction((batches: Iterable<SinkBatch>): number => {
       let points = 0;
-      for (const b of batches) {
-        // Inside the transaction: a batch refused here rolls back the ones before it.
-        assertKinds(b);
-        points += insertBatch(b);
-      }
+      for (const b of batches) points += insertBatch(b);
       return points;
     });
-    return { writeBatch, writeBatches };
+    return { writeBatches };
   }
 
   function open(): Database.Database {
@@ -311,6 +309,19 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
     }
   }
 
+  /** One write, timed and counted: the batches in one transaction. */
+  function writeAll(batches: Iterable<SinkBatch>): void {
+    const startedAt = performance.now();
+    try {
+      open();
+      const points = statements!.writeBatches(batches);
+      metrics?.written(EMBEDDED_SINK_NAME, points, (performance.now() - startedAt) / 1000);
+    } catch (err) {
+      metrics?.failed(EMBEDDED_SINK_NAME, (performance.now() - startedAt) / 1000);
+      throw toSinkError(err, 'write');
+    }
+  }
+
   function assertKinds(batch: SinkBatch): void {
     for (const r of batch.readings) assertKind(r.kind);
     for (const w of batch.windows) assertKind(w.kind);
@@ -325,29 +336,11 @@ export function createEmbeddedSink(options: EmbeddedSinkOptions): EmbeddedSink {
     },
 
     async write(batch) {
-      const startedAt = performance.now();
-      try {
-        open();
-        assertKinds(batch);
-        const points = statements!.writeBatch(batch);
-        metrics?.written(EMBEDDED_SINK_NAME, points, (performance.now() - startedAt) / 1000);
-      } catch (err) {
-        metrics?.failed(EMBEDDED_SINK_NAME, (performance.now() - startedAt) / 1000);
-        throw toSinkError(err, 'write');
-      }
+      writeAll([batch]);
     },
 
-    // One transaction for all: one WAL commit, and each B-tree page written once for all of them.
     async writeMany(batches) {
-      const startedAt = performance.now();
-      try {
-        open();
-        const points = statements!.writeBatches(batches);
-        metrics?.written(EMBEDDED_SINK_NAME, points, (performance.now() - startedAt) / 1000);
-      } catch (err) {
-        metrics?.failed(EMBEDDED_SINK_NAME, (performance.now() - startedAt) / 1000);
-        throw toSinkError(err, 'write');
-      }
+      writeAll(batches);
     },
 
     async queryWindows(query: WindowQuery): Promise<WindowResult[]> {

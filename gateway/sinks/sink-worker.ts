@@ -80,16 +80,17 @@ export function serveSinkThread(expanderFor?: (context: PayloadExpanderContext) 
     return { gateway: false, code: typeof code === 'string' ? code : null, message: e.message + cause, retryable: false, details: null, stack };
   }
 
+  const decode = (p: Uint8Array) => decodeBatch(Buffer.from(p.buffer, p.byteOffset, p.byteLength), expand);
+
   async function handle(request: SinkThreadRequest): Promise<unknown> {
     if (sink === null) throw loadError!;
     switch (request.op) {
       case 'start':
         return sink.start();
       case 'write':
-        return sink.write(decodeBatch(Buffer.from(request.payload.buffer, request.payload.byteOffset, request.payload.byteLength), expand));
+        return sink.write(decode(request.payload));
       case 'writeMany': {
         // Decoded as the sink takes them: one decoded batch alive at a time.
-        const decode = (p: Uint8Array) => decodeBatch(Buffer.from(p.buffer, p.byteOffset, p.byteLength), expand);
         if (sink.writeMany !== undefined) {
           const payloads = request.payloads;
           return sink.writeMany({
